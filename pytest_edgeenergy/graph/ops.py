@@ -1,0 +1,649 @@
+"""The operations a layer graph is made of, each with its region arithmetic and its kernel.
+
+Every op answers three questions the planner and the backends need:
+
+* ``input_boxes(out, w)``: which (ideal, possibly out-of-bounds) region of each input is
+  needed to produce the region ``out`` of the output. Out-of-bounds parts are padding and are
+  filled with ``fill(i)``; this is how halos at a band's border get the model's own padding.
+* ``run(xs, out, w, kind)``: compute exactly ``out`` from inputs holding exactly those regions,
+  with only the weight slice ``w``. Returns the tensor, the MACs it really performed (counted
+  from the tensors it used) and the weight tensors it read.
+* ``macs(out, w)`` and ``weight_bytes(w)``: the same counts from box arithmetic, for plans.
+
+Ops that carry weights (conv, linear, affine) hold real tensors; planning only reads shapes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor
+
+from .box import Box, Range
+
+FP32_BYTES = 4
+NEG_INF = float("-inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """An element-wise non-linearity fused after a layer (applied after any reduction)."""
+
+    name: str  # relu, relu6, leaky_relu, silu, hardswish, sigmoid
+    slope: float = 0.01  # leaky_relu only
+
+    def apply(self, x: Tensor) -> Tensor:
+        """Apply in place where safe and return the result."""
+        if self.name == "relu":
+            return F.relu(x, inplace=True)
+        if self.name == "relu6":
+            return F.hardtanh(x, 0.0, 6.0, inplace=True)
+        if self.name == "leaky_relu":
+            return F.leaky_relu(x, self.slope, inplace=True)
+        if self.name == "silu":
+            return F.silu(x, inplace=True)
+        if self.name == "hardswish":
+            return F.hardswish(x, inplace=True)
+        if self.name == "sigmoid":
+            return torch.sigmoid_(x)
+        raise ValueError(f"unknown activation {self.name!r}")
+
+    def __str__(self) -> str:
+        return f"leaky_relu({self.slope})" if self.name == "leaky_relu" else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class WeightSlice:
+    """The part of a layer's parameters one task uses.
+
+    ``out`` is the range of output channels (features); ``inp`` the range of input channels
+    (features) for an input-channel partial sum, ``None`` for all of them. ``weights`` and
+    ``bias`` say which tensors the task reads: a partial sum reads weights but no bias, the
+    reduction that completes it reads only the bias.
+    """
+
+    out: Range
+    inp: Range | None = None
+    weights: bool = True
+    bias: bool = True
+
+    def key(self) -> tuple[object, ...]:
+        """Identity of the slice, for counting each slice's bytes once per device."""
+        return (self.out, self.inp, self.weights, self.bias)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form."""
+        return {"out": list(self.out), "inp": None if self.inp is None else list(self.inp),
+                "weights": self.weights, "bias": self.bias}
+
+    @staticmethod
+    def from_dict(d: dict[str, object]) -> WeightSlice:
+        """Inverse of :meth:`to_dict`."""
+        out = d["out"]
+        inp = d["inp"]
+        assert isinstance(out, list)
+        return WeightSlice(
+            out=(int(out[0]), int(out[1])),
+            inp=None if inp is None else (int(inp[0]), int(inp[1])),  # type: ignore[index]
+            weights=bool(d["weights"]),
+            bias=bool(d["bias"]),
+        )
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What one kernel call really did."""
+
+    out: Tensor
+    macs: int = 0
+    weights: list[Tensor] = field(default_factory=list)
+
+
+def _window(out: Range, k: int, s: int, p: int, d: int) -> Range:
+    """Ideal input range of a sliding window (kernel k, stride s, pad p, dilation d)."""
+    a, b = out
+    if b <= a:
+        return (0, 0)
+    return (a * s - p, (b - 1) * s - p + d * (k - 1) + 1)
+
+
+def _pad_amounts(ideal: Box, clipped: Box) -> list[int]:
+    """F.pad amounts (last dim first) that grow ``clipped`` back to ``ideal``."""
+    amounts: list[int] = []
+    for (ia, ib), (ca, cb) in reversed(list(zip(ideal.ranges, clipped.ranges, strict=True))):
+        amounts += [ca - ia, ib - cb]
+    return amounts
+
+
+def pad_to_ideal(x: Tensor, ideal: Box, clipped: Box, value: float) -> Tensor:
+    """Pad a tensor holding ``clipped`` so that it holds ``ideal`` (out-of-bounds = ``value``)."""
+    if ideal == clipped:
+        return x
+    amounts = _pad_amounts(ideal, clipped)
+    if not any(amounts):
+        return x
+    return F.pad(x, amounts, value=value)
+
+
+class Op:
+    """Base of all operations; see the module docstring for the contract."""
+
+    kind: ClassVar[str] = "op"
+    #: True when a band of output rows can be computed from a band of input rows.
+    spatial: ClassVar[bool] = True
+    #: True when the op mixes no channels: a channel slice of the output needs the same slice of
+    #: the input (pools, element-wise ops), so channel strategies let it follow its input.
+    has_weights: ClassVar[bool] = False
+
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...]) -> None:
+        self.in_shapes = [tuple(s) for s in in_shapes]
+        self.out_shape = tuple(out_shape)
+
+    def fill(self, i: int) -> float:
+        """Value of out-of-bounds input elements (the op's padding)."""
+        return 0.0
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        """Ideal input regions needed for ``out`` (None: that input is not needed)."""
+        return [out for _ in self.in_shapes]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        """The output region computable from a piece of input ``i`` alone, if the op maps it."""
+        return piece if not piece.empty else None
+
+    def macs(self, out: Box, w: WeightSlice | None) -> int:
+        """Multiply-accumulates per batch item to produce ``out`` (0 for ops without weights)."""
+        return 0
+
+    def weight_bytes(self, w: WeightSlice | None) -> int:
+        """Bytes of parameters the slice ``w`` reads."""
+        return 0
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+        """Compute exactly ``out``; inputs hold exactly the regions of :meth:`input_boxes`."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """A short human description for plans and errors."""
+        return self.kind
+
+
+class Conv(Op):
+    """2-D convolution with any kernel, stride, padding, dilation and groups (BN folded in)."""
+
+    kind = "conv"
+    has_weights = True
+
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
+                 weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
+                 padding: tuple[int, int], dilation: tuple[int, int], groups: int) -> None:
+        super().__init__(in_shapes, out_shape)
+        self.weight = weight
+        self.bias = bias
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+        self.out_channels = int(weight.shape[0])
+        self.in_channels = int(weight.shape[1]) * groups
+        self.kernel = (int(weight.shape[2]), int(weight.shape[3]))
+        self.out_per_group = self.out_channels // groups
+        self.in_per_group = self.in_channels // groups
+
+    def describe(self) -> str:
+        g = f", groups={self.groups}" if self.groups > 1 else ""
+        return (f"conv {self.in_channels}->{self.out_channels} k{self.kernel[0]}x{self.kernel[1]} "
+                f"s{self.stride[0]} p{self.padding[0]}{g}")
+
+    def _in_channels(self, out: Range, w: WeightSlice | None) -> Range:
+        if w is not None and w.inp is not None:
+            return w.inp
+        if self.groups == 1:
+            return (0, self.in_channels)
+        g0 = out[0] // self.out_per_group
+        g1 = (out[1] - 1) // self.out_per_group + 1
+        return (g0 * self.in_per_group, g1 * self.in_per_group)
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        c, h, wd = out.ranges
+        if w is not None and not w.weights:
+            return [None]
+        return [Box((
+            self._in_channels(c, w),
+            _window(h, self.kernel[0], self.stride[0], self.padding[0], self.dilation[0]),
+            _window(wd, self.kernel[1], self.stride[1], self.padding[1], self.dilation[1]),
+        ))]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        return None
+
+    def _fan_in(self, w: WeightSlice | None) -> int:
+        cin = self.in_per_group if w is None or w.inp is None else w.inp[1] - w.inp[0]
+        return cin * self.kernel[0] * self.kernel[1]
+
+    def macs(self, out: Box, w: WeightSlice | None) -> int:
+        if w is not None and not w.weights:
+            return 0
+        return out.numel * self._fan_in(w)
+
+    def weight_bytes(self, w: WeightSlice | None) -> int:
+        o = self.out_channels if w is None else w.out[1] - w.out[0]
+        n = 0
+        if w is None or w.weights:
+            n += o * self._fan_in(w)
+        if self.bias is not None and (w is None or w.bias):
+            n += o
+        return n * FP32_BYTES
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+        w = w or WeightSlice(out.ranges[0])
+        o0, o1 = w.out
+        if not w.weights:
+            raise ValueError("a convolution task without weights is a reduction, not a conv run")
+        x = xs[0]
+        assert x is not None
+        res = RunResult(out=x)
+        if w.inp is not None:  # input-channel partial sum (groups == 1): no bias here
+            wt = self.weight[o0:o1, w.inp[0]:w.inp[1]]
+            y = F.conv2d(x, wt, None, self.stride, 0, self.dilation, 1)
+            res.out, res.macs, res.weights = y, y.numel() * wt[0].numel(), [wt]
+            return res
+        bias = self.bias[o0:o1] if self.bias is not None and w.bias else None
+        if self.groups == 1:
+            wt = self.weight[o0:o1]
+            y = F.conv2d(x, wt, bias, self.stride, 0, self.dilation, 1)
+            res.out, res.macs, res.weights = y, y.numel() * wt[0].numel(), [wt]
+        else:
+            res = self._grouped(x, o0, o1, bias)
+        if bias is not None:
+            res.weights.append(bias)
+        return res
+
+    def _grouped(self, x: Tensor, o0: int, o1: int, bias: Tensor | None) -> RunResult:
+        """A grouped conv over output channels [o0, o1), which may cut groups at either end."""
+        opg, ipg = self.out_per_group, self.in_per_group
+        base_in = (o0 // opg) * ipg
+        # segments: a partial head group, whole groups, a partial tail group
+        cuts = sorted({o0, o1, min(o1, -(-o0 // opg) * opg), max(o0, (o1 // opg) * opg)})
+        outs: list[Tensor] = []
+        res = RunResult(out=x)
+        for a, b in zip(cuts, cuts[1:], strict=False):
+            if b <= a:
+                continue
+            g0, g1 = a // opg, (b - 1) // opg + 1
+            xin = x[:, g0 * ipg - base_in:g1 * ipg - base_in]
+            wt = self.weight[a:b]
+            bt = None if bias is None else bias[a - o0:b - o0]
+            y = F.conv2d(xin, wt, bt, self.stride, 0, self.dilation, g1 - g0)
+            outs.append(y)
+            res.macs += y.numel() * wt[0].numel()
+            res.weights.append(wt)
+        res.out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+        return res
+
+
+class Linear(Op):
+    """Fully connected layer over (N, F) tensors."""
+
+    kind = "linear"
+    spatial = False
+    has_weights = True
+
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
+                 weight: Tensor, bias: Tensor | None) -> None:
+        super().__init__(in_shapes, out_shape)
+        self.weight = weight
+        self.bias = bias
+        self.out_channels = int(weight.shape[0])
+        self.in_channels = int(weight.shape[1])
+        self.groups = 1
+
+    def describe(self) -> str:
+        return f"linear {self.in_channels}->{self.out_channels}"
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        if w is not None and not w.weights:
+            return [None]
+        inp = (0, self.in_channels) if w is None or w.inp is None else w.inp
+        return [Box((inp,))]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        return None
+
+    def _fan_in(self, w: WeightSlice | None) -> int:
+        return self.in_channels if w is None or w.inp is None else w.inp[1] - w.inp[0]
+
+    def macs(self, out: Box, w: WeightSlice | None) -> int:
+        if w is not None and not w.weights:
+            return 0
+        return out.numel * self._fan_in(w)
+
+    def weight_bytes(self, w: WeightSlice | None) -> int:
+        o = self.out_channels if w is None else w.out[1] - w.out[0]
+        n = 0
+        if w is None or w.weights:
+            n += o * self._fan_in(w)
+        if self.bias is not None and (w is None or w.bias):
+            n += o
+        return n * FP32_BYTES
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+        w = w or WeightSlice(out.ranges[0])
+        x = xs[0]
+        assert x is not None
+        o0, o1 = w.out
+        i0, i1 = (0, self.in_channels) if w.inp is None else w.inp
+        wt = self.weight[o0:o1, i0:i1]
+        bias = self.bias[o0:o1] if self.bias is not None and w.bias and w.inp is None else None
+        y = F.linear(x, wt, bias)
+        used = [wt] + ([bias] if bias is not None else [])
+        return RunResult(out=y, macs=y.numel() * wt.shape[1], weights=used)
+
+
+class Affine(Op):
+    """Per-channel scale and shift: an eval-mode BatchNorm that could not be folded."""
+
+    kind = "affine"
+    has_weights = True
+
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
+                 scale: Tensor, shift: Tensor) -> None:
+        super().__init__(in_shapes, out_shape)
+        self.scale = scale
+        self.shift = shift
+        self.out_channels = int(scale.shape[0])
+
+    def weight_bytes(self, w: WeightSlice | None) -> int:
+        o = self.out_channels if w is None else w.out[1] - w.out[0]
+        return 2 * o * FP32_BYTES
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+        x = xs[0]
+        assert x is not None
+        c0, c1 = out.ranges[0]
+        s, t = self.scale[c0:c1], self.shift[c0:c1]
+        shape = (1, c1 - c0) + (1,) * (x.dim() - 2)
+        return RunResult(out=torch.addcmul(t.view(shape), x, s.view(shape)), weights=[s, t])
+
+
+class Elementwise(Op):
+    """A stand-alone activation chain (when it could not be fused into its producer)."""
+
+    kind = "act"
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+        x = xs[0]
+        assert x is not None
+        return RunResult(out=x.clone())
+
+
+class Add(Op):
+    """Element-wise sum of two or more tensors of one shape (residual connections)."""
+
+    kind = "add"
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        return piece if i == 0 and not piece.empty else None
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+        acc = xs[0]
+        assert acc is not None
+        acc = acc.clone()
+        for x in xs[1:]:
+            assert x is not None
+            acc.add_(x)
+        return RunResult(out=acc)
+
+
+class Cat(Op):
+    """Concatenation along channels (dim 1)."""
+
+    kind = "cat"
+
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...]) -> None:
+        super().__init__(in_shapes, out_shape)
+        self.offsets: list[int] = []
+        off = 0
+        for s in self.in_shapes:
+            self.offsets.append(off)
+            off += s[0]
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        c0, c1 = out.ranges[0]
+        boxes: list[Box | None] = []
+        for off, s in zip(self.offsets, self.in_shapes, strict=True):
+            a, b = max(c0, off), min(c1, off + s[0])
+            boxes.append(out.with_range(0, (a - off, b - off)) if a < b else None)
+        return boxes
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        if piece.empty:
+            return None
+        a, b = piece.ranges[0]
+        return piece.with_range(0, (a + self.offsets[i], b + self.offsets[i]))
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+        parts = [x for x in xs if x is not None]
+        return RunResult(out=parts[0].clone() if len(parts) == 1 else torch.cat(parts, dim=1))
+
+
+class Pool(Op):
+    """Max or average pooling with any kernel, stride, padding, dilation (max) and ceil_mode."""
+
+    kind = "pool"
+
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
+                 mode: str, kernel: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int], dilation: tuple[int, int] = (1, 1),
+                 ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: int | None = None) -> None:
+        super().__init__(in_shapes, out_shape)
+        self.mode = mode
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        self.divisor_override = divisor_override
+
+    def describe(self) -> str:
+        ceil = " ceil" if self.ceil_mode else ""
+        return f"{self.mode}pool k{self.kernel[0]} s{self.stride[0]} p{self.padding[0]}{ceil}"
+
+    def fill(self, i: int) -> float:
+        return NEG_INF if self.mode == "max" else 0.0
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        c, h, wd = out.ranges
+        return [Box((
+            c,
+            _window(h, self.kernel[0], self.stride[0], self.padding[0], self.dilation[0]),
+            _window(wd, self.kernel[1], self.stride[1], self.padding[1], self.dilation[1]),
+        ))]
+
+    def _divisor(self, rng: Range, dim: int) -> Tensor:
+        """PyTorch's avg-pool divisor along one dimension for output positions ``rng``."""
+        size = self.in_shapes[0][1 + dim]
+        k, s, p = self.kernel[dim], self.stride[dim], self.padding[dim]
+        counts = []
+        for o in range(*rng):
+            start = o * s - p
+            end = min(start + k, size + p)
+            if self.count_include_pad:
+                counts.append(end - start)
+            else:
+                counts.append(min(end, size) - max(start, 0))
+        return torch.tensor(counts, dtype=torch.float32)
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+        x = xs[0]
+        assert x is not None
+        if self.mode == "max":
+            y = F.max_pool2d(x, self.kernel, self.stride, 0, self.dilation)
+            return RunResult(out=y)
+        total = F.avg_pool2d(x, self.kernel, self.stride, 0, divisor_override=1)
+        if self.divisor_override is not None:
+            return RunResult(out=total / self.divisor_override)
+        dh = self._divisor(out.ranges[1], 0)
+        dw = self._divisor(out.ranges[2], 1)
+        return RunResult(out=total / (dh[:, None] * dw[None, :]))
+
+
+class AdaptiveAvgPool(Op):
+    """Adaptive average pooling (global when the output is 1x1); never split by rows."""
+
+    kind = "adaptive_avgpool"
+    spatial = False
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        _, h, wd = self.in_shapes[0]
+        return [Box((out.ranges[0], (0, h), (0, wd)))]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        if piece.empty or piece.ranges[1:] != Box.full(self.in_shapes[0]).ranges[1:]:
+            return None
+        return Box((piece.ranges[0],) + Box.full(self.out_shape).ranges[1:])
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+        x = xs[0]
+        assert x is not None
+        return RunResult(out=F.adaptive_avg_pool2d(x, self.out_shape[1:]))
+
+
+class Flatten(Op):
+    """(N, C, H, W) -> (N, C*H*W); a channel slice maps to a contiguous feature range."""
+
+    kind = "flatten"
+    spatial = False
+
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...]) -> None:
+        super().__init__(in_shapes, out_shape)
+        self.plane = math.prod(self.in_shapes[0][1:])
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        f0, f1 = out.ranges[0]
+        full = Box.full(self.in_shapes[0])
+        c = (f0 // self.plane, -(-f1 // self.plane))
+        return [full.with_range(0, c)]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        full = Box.full(self.in_shapes[0])
+        if piece.empty or piece.ranges[1:] != full.ranges[1:]:
+            return None
+        c0, c1 = piece.ranges[0]
+        return Box(((c0 * self.plane, c1 * self.plane),))
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+        x = xs[0]
+        assert x is not None
+        f0, f1 = out.ranges[0]
+        base = (f0 // self.plane) * self.plane
+        return RunResult(out=x.flatten(1)[:, f0 - base:f1 - base].clone())
+
+
+class Reorg(Op):
+    """YOLOv2's reorg: space-to-depth with stride s (channel c*s*s + i*s + j, as pixel_unshuffle)."""
+
+    kind = "reorg"
+
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
+                 stride: int) -> None:
+        super().__init__(in_shapes, out_shape)
+        self.stride = stride
+
+    def describe(self) -> str:
+        return f"reorg s{self.stride}"
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        s = self.stride
+        (o0, o1), (h0, h1), (w0, w1) = out.ranges
+        return [Box(((o0 // (s * s), (o1 - 1) // (s * s) + 1), (h0 * s, h1 * s), (w0 * s, w1 * s)))]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        s = self.stride
+        (c0, c1), (h0, h1), (w0, w1) = piece.ranges
+        if piece.empty or h0 % s or h1 % s or w0 % s or w1 % s:
+            return None
+        return Box(((c0 * s * s, c1 * s * s), (h0 // s, h1 // s), (w0 // s, w1 // s)))
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+        x = xs[0]
+        assert x is not None
+        s2 = self.stride * self.stride
+        o0, o1 = out.ranges[0]
+        base = (o0 // s2) * s2
+        y = F.pixel_unshuffle(x, self.stride)
+        return RunResult(out=y[:, o0 - base:o1 - base].contiguous())
+
+
+class Pad(Op):
+    """Constant padding of the last two dimensions (may be negative-free only)."""
+
+    kind = "pad"
+
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
+                 left: int, right: int, top: int, bottom: int, value: float) -> None:
+        super().__init__(in_shapes, out_shape)
+        self.left, self.right, self.top, self.bottom = left, right, top, bottom
+        self.value = value
+
+    def describe(self) -> str:
+        return f"pad l{self.left} r{self.right} t{self.top} b{self.bottom} value={self.value}"
+
+    def fill(self, i: int) -> float:
+        return self.value
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        c, (h0, h1), (w0, w1) = out.ranges
+        return [Box((c, (h0 - self.top, h1 - self.top), (w0 - self.left, w1 - self.left)))]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        full = Box.full(self.in_shapes[0])
+        if piece.empty or piece.ranges[1:] != full.ranges[1:]:
+            return None
+        return Box((piece.ranges[0],) + Box.full(self.out_shape).ranges[1:])
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+        x = xs[0]
+        assert x is not None
+        return RunResult(out=x.clone())
+
+
+class Reduce(Op):
+    """Sum of input-channel partial results, then bias and the layer's fused activations.
+
+    Not a layer of the model: the planner creates it to finish a layer split by input channel.
+    Its inputs are the partial tensors of the devices that contributed.
+    """
+
+    kind = "reduce"
+
+    def __init__(self, layer_op: Op, n_parts: int) -> None:
+        super().__init__([layer_op.out_shape] * n_parts, layer_op.out_shape)
+        self.layer_op = layer_op
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        return None
+
+    def weight_bytes(self, w: WeightSlice | None) -> int:
+        return self.layer_op.weight_bytes(w)
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+        parts = [x for x in xs if x is not None]
+        acc = parts[0].clone()
+        for x in parts[1:]:
+            acc.add_(x)
+        res = RunResult(out=acc)
+        bias = getattr(self.layer_op, "bias", None)
+        if bias is not None and w is not None and w.bias:
+            b = bias[w.out[0]:w.out[1]]
+            shape = (1, b.shape[0]) + (1,) * (acc.dim() - 2)
+            acc.add_(b.view(shape))
+            res.weights.append(b)
+        return res

@@ -1,0 +1,91 @@
+"""``partition()``: a model, a strategy and a cluster in, a runnable partitioned model out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .backends.local import run_local
+from .cluster import Cluster, as_cluster
+from .errors import PartitionError
+from .graph.build import build_graph
+from .graph.layergraph import LayerGraph
+from .plan import Plan
+from .strategies.protocol import Strategy
+from .strategies.registry import get_strategy
+from .trace import Trace
+
+
+def resolve_strategy(strategy: str | Strategy) -> Strategy:
+    """A strategy object from a name or an object implementing the protocol."""
+    if isinstance(strategy, str):
+        return get_strategy(strategy)
+    if not callable(getattr(strategy, "plan", None)) or not isinstance(
+            getattr(strategy, "name", None), str):
+        raise PartitionError(f"strategy {strategy!r} is neither a strategy name nor an object with "
+                             f"a 'name' and a 'plan(graph, cluster)' method")
+    return strategy
+
+
+class PartitionedModel(nn.Module):
+    """A model split over a cluster. Calling it runs the partitioned inference.
+
+    ``plan`` is what will run; ``trace`` what the last call measured; ``graph`` the layer graph
+    the plan was made from (weights are the model's own tensors, or one folded copy of a conv
+    whose BatchNorm was folded into it).
+    """
+
+    def __init__(self, graph: LayerGraph, plan: Plan, cluster: Cluster, strategy: Strategy,
+                 backend: str = "local") -> None:
+        super().__init__()
+        self.graph = graph
+        self.plan = plan
+        self.cluster = cluster
+        self.strategy = strategy
+        self.backend = backend
+        self._trace: Trace | None = None
+
+    @property
+    def trace(self) -> Trace:
+        """The trace of the last run (an error before the first run)."""
+        if self._trace is None:
+            raise PartitionError("the partitioned model has not run yet: call it on an input first")
+        return self._trace
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Run the partitioned inference on the local backend; device 0 ends with the output."""
+        if self.backend != "local":
+            raise PartitionError(f"unknown backend '{self.backend}'; known backends: local")
+        out, self._trace = run_local(self.plan, self.graph, x)
+        return out
+
+    def extra_repr(self) -> str:
+        return (f"strategy={self.plan.strategy}, devices={self.plan.n_devices}, "
+                f"input={tuple(self.plan.input_shape)}")
+
+
+def partition(model: nn.Module, strategy: str | Strategy, cluster: int | Cluster,
+              input_shape: Sequence[int], **strategy_params: Any) -> PartitionedModel:
+    """Partition ``model`` with ``strategy`` over ``cluster`` for inputs of ``input_shape``.
+
+    ``cluster`` is a device count (that many identical default devices) or a :class:`Cluster`.
+    ``strategy`` is a registered name (parameters as keyword arguments) or a strategy object.
+    Nothing real is computed: the graph is traced on meta tensors and the plan is pure data.
+    """
+    if strategy_params:
+        if not isinstance(strategy, str):
+            raise PartitionError("strategy parameters go with a strategy name, not an object")
+        strat = get_strategy(strategy, **strategy_params)
+    else:
+        strat = resolve_strategy(strategy)
+    devices = as_cluster(cluster)
+    for name, p in model.named_parameters():
+        if p.dtype != torch.float32:
+            raise PartitionError(f"parameter '{name}' has dtype {p.dtype}; only float32 models "
+                                 f"are supported (strategy '{strat.name}')")
+    graph = build_graph(model, input_shape, strat.name)
+    plan = strat.plan(graph, devices)
+    return PartitionedModel(graph, plan, devices, strat)

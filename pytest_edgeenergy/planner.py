@@ -1,0 +1,212 @@
+"""The one mechanism every strategy shares: placing tasks and deriving the transfers they need.
+
+A strategy only says *which device computes which region of which layer* (and, for input-channel
+splits, which partial sums are reduced where). :class:`PlanBuilder` does the rest, identically
+for all strategies: before a task runs it makes sure the device holds every input region the
+task needs, by sending the missing parts from the devices that computed them (this is where
+halos, all-gathers, scatters and reduce-scatters come from); at the end it gathers the output
+on device 0 and marks the last use of every piece.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import PartitionError
+from .graph.box import Box, subtract_all
+from .graph.layergraph import Layer, LayerGraph
+from .graph.ops import FP32_BYTES, Op, Reduce, WeightSlice
+from .plan import Piece, Plan, Step, Task, Transfer
+
+
+def partial_name(layer: str, device: int) -> str:
+    """Name of the partial-sum tensor ``device`` computes for ``layer``."""
+    return f"{layer}~p{device}"
+
+
+class PlanBuilder:
+    """Accumulates tasks and the transfers they imply, then freezes them into a :class:`Plan`."""
+
+    def __init__(self, graph: LayerGraph, speeds: Sequence[float], strategy: str,
+                 params: dict[str, Any]) -> None:
+        self.graph = graph
+        self.n = len(speeds)
+        self.speeds = tuple(float(s) for s in speeds)
+        self.strategy = strategy
+        self.params = dict(params)
+        self.batch = graph.batch
+        self.shapes: dict[str, tuple[int, ...]] = {graph.input_name: graph.shape(graph.input_name)}
+        for layer in graph.layers:
+            self.shapes[layer.name] = layer.out_shape
+        self.pieces: list[Piece] = []
+        self.steps: list[Step] = []
+        self.held: dict[tuple[str, int], list[int]] = {}
+        self.produced: dict[str, list[int]] = {}
+        self.notes: dict[str, str] = {}
+        self._new_piece(0, graph.input_name, Box.full(self.shapes[graph.input_name]), -1,
+                        produced=True)
+
+    # ---- pieces and transfers -----------------------------------------------------------
+    def nbytes(self, box: Box) -> int:
+        """Bytes of a region, batch included."""
+        return box.numel * self.batch * FP32_BYTES
+
+    def _new_piece(self, device: int, tensor: str, box: Box, step: int, *, produced: bool) -> int:
+        pid = len(self.pieces)
+        self.pieces.append(Piece(pid, device, tensor, box, self.nbytes(box), step))
+        self.held.setdefault((tensor, device), []).append(pid)
+        if produced:
+            self.produced.setdefault(tensor, []).append(pid)
+        return pid
+
+    def produced_pieces(self, tensor: str) -> list[Piece]:
+        """The pieces of ``tensor`` computed by a task (not copies), in creation order."""
+        return [self.pieces[i] for i in self.produced.get(tensor, [])]
+
+    def ensure(self, device: int, tensor: str, box: Box) -> list[int]:
+        """Make ``device`` hold ``box`` of ``tensor``; return its pieces that overlap ``box``.
+
+        Missing parts come from the devices that computed them, one message per source region,
+        preferring the source that covers most of what is missing.
+        """
+        box = box.clip(self.shapes[tensor])
+        if box.empty:
+            return []
+        mine = [p for p in self.held.get((tensor, device), [])
+                if not self.pieces[p].box.intersect(box).empty]
+        missing = subtract_all(box, [self.pieces[p].box for p in mine])
+        sources = self.produced_pieces(tensor)
+        while missing:
+            best = max(sources, default=None,
+                       key=lambda s: (sum(m.intersect(s.box).numel for m in missing), -s.device))
+            if best is None or all(m.intersect(best.box).empty for m in missing):
+                raise PartitionError(
+                    f"internal planning error ({self.strategy}): region {box} of '{tensor}' "
+                    f"needed on device {device} is not computed anywhere")
+            rest: list[Box] = []
+            for m in missing:
+                part = m.intersect(best.box)
+                if part.empty:
+                    rest.append(m)
+                    continue
+                mine.append(self._transfer(best, device, part))
+                rest.extend(m.subtract(best.box))
+            missing = rest
+        return mine
+
+    def _transfer(self, src: Piece, dst: int, box: Box) -> int:
+        step = len(self.steps)
+        pid = self._new_piece(dst, src.tensor, box, step, produced=False)
+        self.steps.append(Transfer(step, src.device, dst, src.id, pid, box, self.nbytes(box)))
+        return pid
+
+    # ---- tasks --------------------------------------------------------------------------
+    def _task(self, device: int, layer: Layer, kind: str, op: Op, inputs: Sequence[str],
+              out_tensor: str, out_box: Box, weight: WeightSlice | None) -> int:
+        if not 0 <= device < self.n:
+            raise PartitionError(f"strategy '{self.strategy}' placed layer '{layer.name}' on "
+                                 f"device {device}, but the cluster has {self.n} devices")
+        in_boxes = op.input_boxes(out_box, weight)
+        reads: list[tuple[int, ...]] = []
+        read_bytes = 0
+        for tensor, ideal in zip(inputs, in_boxes, strict=True):
+            if ideal is None:
+                reads.append(())
+                continue
+            reads.append(tuple(self.ensure(device, tensor, ideal)))
+            read_bytes += self.nbytes(ideal.clip(self.shapes[tensor]))
+        step = len(self.steps)
+        pid = self._new_piece(device, out_tensor, out_box, step, produced=True)
+        self.steps.append(Task(
+            step=step, device=device, layer=layer.name, kind=kind, out=pid, inputs=tuple(inputs),
+            in_boxes=tuple(in_boxes), reads=tuple(reads), weight=weight,
+            macs=op.macs(out_box, weight) * self.batch, read_bytes=read_bytes,
+            write_bytes=self.nbytes(out_box), weight_bytes=op.weight_bytes(weight)))
+        return pid
+
+    def compute(self, device: int, layer: Layer, out_box: Box | None = None) -> int:
+        """``device`` computes ``out_box`` (default: all) of ``layer``, activations included."""
+        box = Box.full(layer.out_shape) if out_box is None else out_box
+        weight = WeightSlice(box.ranges[0]) if layer.op.has_weights else None
+        return self._task(device, layer, "compute", layer.op, layer.inputs, layer.name, box, weight)
+
+    def partial(self, device: int, layer: Layer, inp: tuple[int, int]) -> int:
+        """``device`` computes the partial sum of ``layer`` over input channels ``inp``."""
+        tensor = partial_name(layer.name, device)
+        self.shapes[tensor] = layer.out_shape
+        full = Box.full(layer.out_shape)
+        weight = WeightSlice(full.ranges[0], inp=inp, weights=True, bias=False)
+        return self._task(device, layer, "partial", layer.op, layer.inputs, tensor, full, weight)
+
+    def reduce(self, device: int, layer: Layer, out_box: Box, contributors: Sequence[int]) -> int:
+        """``device`` sums the partial sums of ``contributors`` over ``out_box``, then bias and
+        activations."""
+        inputs = [partial_name(layer.name, d) for d in contributors]
+        weight = WeightSlice(out_box.ranges[0], weights=False, bias=True)
+        op = Reduce(layer.op, len(inputs))
+        return self._task(device, layer, "reduce", op, inputs, layer.name, out_box, weight)
+
+    def follow(self, layer: Layer) -> bool:
+        """Compute ``layer`` where its inputs' pieces already are (channel-wise ops).
+
+        Each piece a task produced of an input yields the output region the op maps it to, on
+        the same device. Returns False, planning nothing, when some piece cannot be mapped or
+        the mapped regions do not tile the output exactly.
+        """
+        regions: list[tuple[int, Box]] = []
+        for i, tensor in enumerate(layer.inputs):
+            for p in self.produced_pieces(tensor):
+                out = layer.op.follow(p.box, i)
+                if out is None:
+                    if layer.op.kind == "add" and i > 0:
+                        continue
+                    return False
+                regions.append((p.device, out))
+        full = Box.full(layer.out_shape)
+        if sum(b.numel for _, b in regions) != full.numel:
+            return False
+        for k, (_, a) in enumerate(regions):
+            if not full.contains(a) or any(not a.intersect(b).empty for _, b in regions[k + 1:]):
+                return False
+        for device, box in regions:
+            self.compute(device, layer, box)
+        return True
+
+    def note(self, layer: Layer, text: str) -> None:
+        """Record how ``layer`` is split, for the plan's summary."""
+        self.notes[layer.name] = text
+
+    # ---- finishing ----------------------------------------------------------------------
+    def finish(self) -> Plan:
+        """Gather the output on device 0, mark last uses, and return the frozen plan."""
+        out = self.graph.output
+        output_pieces = tuple(self.ensure(0, out, Box.full(self.shapes[out])))
+        last: dict[int, int] = {}
+        for s in self.steps:
+            if isinstance(s, Task):
+                for r in s.reads:
+                    for pid in r:
+                        last[pid] = s.step
+                last.setdefault(s.out, s.step)
+            else:
+                last[s.src_piece] = s.step
+                last.setdefault(s.piece, s.step)
+        keep = set(output_pieces)
+        frees: list[list[int]] = [[] for _ in self.steps]
+        for pid, step in last.items():
+            if pid not in keep and step >= 0:
+                frees[step].append(pid)
+        if self.pieces[0].id not in last and 0 not in keep:  # input never read: free at once
+            if frees:
+                frees[0].append(0)
+        return Plan(
+            strategy=self.strategy, params=self.params, n_devices=self.n, speeds=self.speeds,
+            input_name=self.graph.input_name, input_shape=tuple(self.graph.input_shape),
+            output=out, shapes=dict(self.shapes),
+            layer_kinds={layer.name: layer.describe() for layer in self.graph.layers},
+            graph_macs=self.graph.total_macs(),
+            graph_weight_bytes=self.graph.total_weight_bytes(),
+            pieces=list(self.pieces), steps=list(self.steps),
+            frees=[tuple(sorted(f)) for f in frees], output_pieces=output_pieces,
+            notes=dict(self.notes))

@@ -1,0 +1,84 @@
+"""Input-channel partitioning: each device holds a slice of every filter's input channels.
+
+A device convolves its slice of the input channels with the matching slice of every filter and
+produces a partial sum over the full output. Partial sums are then reduced: reduce-scattered by
+output channel (each device sums one channel slice, adds the bias, applies the activation), so
+that the next layer finds its input-channel slices where it needs them; the model's last layer
+is reduced on device 0. Bias and non-linearity come only after the reduction.
+
+A grouped or depthwise convolution is split along whole groups: every output is then complete
+on one device, and needs no reduction. Channel-wise layers follow the slices of their input.
+"""
+
+from __future__ import annotations
+
+from ..graph.box import Box, Range, split_ranges
+from ..graph.layergraph import Layer, LayerGraph
+from ..graph.ops import Conv, Linear
+from ..planner import PlanBuilder
+from .protocol import BuilderStrategy
+
+
+class InputChannelStrategy(BuilderStrategy):
+    """Split every filter's input channels across devices; reduce partial sums."""
+
+    name = "input-channel"
+
+    def assign(self, b: PlanBuilder, graph: LayerGraph) -> None:
+        for layer in graph.layers:
+            op = layer.op
+            full = Box.full(layer.out_shape)
+            if isinstance(op, Conv) and op.groups > 1:
+                ranges = split_ranges(op.out_channels, b.speeds, unit=op.out_per_group)
+                for d, r in enumerate(ranges):
+                    if r[1] > r[0]:
+                        b.compute(d, layer, full.with_range(0, r))
+                sizes = "/".join(str((r[1] - r[0]) // op.out_per_group) for r in ranges)
+                b.note(layer, f"grouped: whole groups split {sizes}, no reduction")
+            elif isinstance(op, Conv | Linear):
+                self._split(b, graph, layer, op.in_channels, op.out_channels)
+            elif b.follow(layer):
+                b.note(layer, "follows its input's channel slices")
+            else:
+                b.compute(0, layer)
+                b.note(layer, "cannot follow its input's slices: whole on device 0")
+
+    def _input_ranges(self, b: PlanBuilder, layer: Layer, in_channels: int) -> list[Range]:
+        """Input-channel slices: where the input already lies when it is a clean split over as
+        many devices as a speed-proportional split would use, else speed-proportional."""
+        wanted = split_ranges(in_channels, b.speeds)
+        pieces = b.produced_pieces(layer.inputs[0])
+        full = Box.full(b.shapes[layer.inputs[0]])
+        by_device: dict[int, Range] = {}
+        for p in pieces:
+            if p.device in by_device or p.box.ranges[1:] != full.ranges[1:]:
+                return wanted
+            by_device[p.device] = p.box.ranges[0]
+        covered = sorted(by_device.values())
+        contiguous = all(a[1] == c[0] for a, c in zip(covered, covered[1:], strict=False))
+        if (len(by_device) != sum(1 for r in wanted if r[1] > r[0]) or not covered
+                or covered[0][0] != 0 or covered[-1][1] != in_channels or not contiguous):
+            return wanted
+        return [by_device.get(d, (0, 0)) for d in range(b.n)]
+
+    def _split(self, b: PlanBuilder, graph: LayerGraph, layer: Layer, cin: int, cout: int) -> None:
+        ranges = self._input_ranges(b, layer, cin)
+        contributors = [d for d, r in enumerate(ranges) if r[1] > r[0]]
+        if len(contributors) == 1:
+            b.compute(contributors[0], layer)
+            b.note(layer, f"one input slice only: whole on device {contributors[0]}")
+            return
+        for d in contributors:
+            b.partial(d, layer, ranges[d])
+        full = Box.full(layer.out_shape)
+        sizes = "/".join(str(r[1] - r[0]) for r in ranges)
+        if layer.name == graph.output:
+            b.reduce(0, layer, full, contributors)
+            b.note(layer, f"input channels split {sizes}; partial sums reduced on device 0")
+            return
+        out_ranges = split_ranges(cout, b.speeds)
+        for d, r in enumerate(out_ranges):
+            if r[1] > r[0]:
+                b.reduce(d, layer, full.with_range(0, r), contributors)
+        b.note(layer, f"input channels split {sizes}; partial sums reduce-scattered "
+                      f"{'/'.join(str(r[1] - r[0]) for r in out_ranges)}")

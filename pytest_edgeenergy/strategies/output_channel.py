@@ -1,0 +1,39 @@
+"""Output-channel partitioning: each device holds a slice of every layer's filters.
+
+A convolution or linear layer is split by output channels in proportion to device speed; the
+device computes its slice from the layer's full input, which it gathers from the others (an
+all-gather). Channel-wise layers (pools, activations, residual adds, concatenations, flatten,
+reorg) follow the slices of their input, so they need no communication. A grouped or depthwise
+convolution needs only the input channels of its own groups.
+"""
+
+from __future__ import annotations
+
+from ..graph.box import Box, split_ranges
+from ..graph.layergraph import LayerGraph
+from ..graph.ops import Conv, Linear
+from ..planner import PlanBuilder
+from .protocol import BuilderStrategy
+
+
+class OutputChannelStrategy(BuilderStrategy):
+    """Split filters (output channels) of every conv and linear layer across devices."""
+
+    name = "output-channel"
+
+    def assign(self, b: PlanBuilder, graph: LayerGraph) -> None:
+        for layer in graph.layers:
+            op = layer.op
+            if isinstance(op, Conv | Linear):
+                ranges = split_ranges(op.out_channels, b.speeds)
+                full = Box.full(layer.out_shape)
+                for d, r in enumerate(ranges):
+                    if r[1] > r[0]:
+                        b.compute(d, layer, full.with_range(0, r))
+                sizes = "/".join(str(r[1] - r[0]) for r in ranges)
+                b.note(layer, f"output channels split {sizes}")
+            elif b.follow(layer):
+                b.note(layer, "follows its input's channel slices")
+            else:
+                b.compute(0, layer)
+                b.note(layer, "cannot follow its input's slices: whole on device 0")
