@@ -6,6 +6,11 @@ for all strategies: before a task runs it makes sure the device holds every inpu
 task needs, by sending the missing parts from the devices that computed them (this is where
 halos, all-gathers, scatters and reduce-scatters come from); at the end it gathers the output
 on device 0 and marks the last use of every piece.
+
+One refinement applies to every strategy alike: a region of a layer without MACs (a
+concatenation, a pool, a BatchNorm that could not be folded, ...) that a device lacks is
+recomputed by that device from the layer's inputs when getting those inputs costs fewer bytes
+than getting the region itself. Recomputation never adds MACs.
 """
 
 from __future__ import annotations
@@ -18,6 +23,14 @@ from .graph.box import Box, subtract_all
 from .graph.layergraph import Layer, LayerGraph
 from .graph.ops import FP32_BYTES, Op, Reduce, WeightSlice
 from .plan import Piece, Plan, Step, Task, Transfer
+
+
+#: Layers with no MACs that a device may recompute from their inputs instead of receiving
+#: their output, when the inputs cost fewer bytes to get (e.g. a concatenation whose older
+#: channels the device already holds).
+RECOMPUTABLE = frozenset({"cat", "flatten", "affine", "act", "add", "pool", "pad", "reorg",
+                          "adaptive_avgpool"})
+MAX_RECOMPUTE_DEPTH = 4
 
 
 def partial_name(layer: str, device: int) -> str:
@@ -43,6 +56,7 @@ class PlanBuilder:
         self.steps: list[Step] = []
         self.held: dict[tuple[str, int], list[int]] = {}
         self.produced: dict[str, list[int]] = {}
+        self.primary: dict[str, list[int]] = {}
         self.notes: dict[str, str] = {}
         self._new_piece(0, graph.input_name, Box.full(self.shapes[graph.input_name]), -1,
                         produced=True)
@@ -52,17 +66,51 @@ class PlanBuilder:
         """Bytes of a region, batch included."""
         return box.numel * self.batch * FP32_BYTES
 
-    def _new_piece(self, device: int, tensor: str, box: Box, step: int, *, produced: bool) -> int:
+    def _new_piece(self, device: int, tensor: str, box: Box, step: int, *, produced: bool,
+                   primary: bool = False) -> int:
         pid = len(self.pieces)
         self.pieces.append(Piece(pid, device, tensor, box, self.nbytes(box), step))
         self.held.setdefault((tensor, device), []).append(pid)
         if produced:
             self.produced.setdefault(tensor, []).append(pid)
+        if primary:
+            self.primary.setdefault(tensor, []).append(pid)
         return pid
 
     def produced_pieces(self, tensor: str) -> list[Piece]:
-        """The pieces of ``tensor`` computed by a task (not copies), in creation order."""
-        return [self.pieces[i] for i in self.produced.get(tensor, [])]
+        """The pieces of ``tensor`` the strategy placed (not copies, not recomputations)."""
+        return [self.pieces[i] for i in self.primary.get(tensor, [])]
+
+    def _missing(self, device: int, tensor: str, box: Box) -> tuple[list[int], list[Box]]:
+        """The pieces ``device`` holds that overlap ``box``, and the parts of ``box`` it lacks."""
+        mine = [p for p in self.held.get((tensor, device), [])
+                if not self.pieces[p].box.intersect(box).empty]
+        return mine, subtract_all(box, [self.pieces[p].box for p in mine])
+
+    def _fetch_bytes(self, device: int, tensor: str, box: Box, depth: int) -> int:
+        """Bytes ``device`` must receive to hold ``box``, recomputing cheap layers where that is
+        cheaper (see :meth:`_recompute_bytes`)."""
+        _, missing = self._missing(device, tensor, box.clip(self.shapes[tensor]))
+        direct = sum(self.nbytes(m) for m in missing)
+        if direct == 0:
+            return 0
+        again = self._recompute_bytes(device, tensor, missing, depth)
+        return direct if again is None else min(direct, again)
+
+    def _recompute_bytes(self, device: int, tensor: str, missing: list[Box],
+                         depth: int) -> int | None:
+        """Bytes ``device`` must receive to compute ``missing`` of ``tensor`` itself, or None when
+        ``tensor`` comes from a layer with MACs (or the input, or a partial sum)."""
+        layer = self.graph.by_name.get(tensor)
+        if layer is None or layer.op.kind not in RECOMPUTABLE or depth >= MAX_RECOMPUTE_DEPTH:
+            return None
+        total = 0
+        for m in missing:
+            weight = WeightSlice(m.ranges[0]) if layer.op.has_weights else None
+            for t, ideal in zip(layer.inputs, layer.op.input_boxes(m, weight), strict=True):
+                if ideal is not None:
+                    total += self._fetch_bytes(device, t, ideal, depth + 1)
+        return total
 
     def ensure(self, device: int, tensor: str, box: Box) -> list[int]:
         """Make ``device`` hold ``box`` of ``tensor``; return its pieces that overlap ``box``.
@@ -73,10 +121,18 @@ class PlanBuilder:
         box = box.clip(self.shapes[tensor])
         if box.empty:
             return []
-        mine = [p for p in self.held.get((tensor, device), [])
-                if not self.pieces[p].box.intersect(box).empty]
-        missing = subtract_all(box, [self.pieces[p].box for p in mine])
-        sources = self.produced_pieces(tensor)
+        mine, missing = self._missing(device, tensor, box)
+        layer = self.graph.by_name.get(tensor)
+        if layer is not None and missing:
+            kept: list[Box] = []
+            for m in missing:
+                again = self._recompute_bytes(device, tensor, [m], 0)
+                if again is not None and again < self.nbytes(m):
+                    mine.append(self.compute(device, layer, m, primary=False))
+                else:
+                    kept.append(m)
+            missing = kept
+        sources = [self.pieces[i] for i in self.produced.get(tensor, [])]
         while missing:
             best = max(sources, default=None,
                        key=lambda s: (sum(m.intersect(s.box).numel for m in missing), -s.device))
@@ -103,7 +159,8 @@ class PlanBuilder:
 
     # ---- tasks --------------------------------------------------------------------------
     def _task(self, device: int, layer: Layer, kind: str, op: Op, inputs: Sequence[str],
-              out_tensor: str, out_box: Box, weight: WeightSlice | None) -> int:
+              out_tensor: str, out_box: Box, weight: WeightSlice | None,
+              primary: bool = True) -> int:
         if not 0 <= device < self.n:
             raise PartitionError(f"strategy '{self.strategy}' placed layer '{layer.name}' on "
                                  f"device {device}, but the cluster has {self.n} devices")
@@ -117,7 +174,7 @@ class PlanBuilder:
             reads.append(tuple(self.ensure(device, tensor, ideal)))
             read_bytes += self.nbytes(ideal.clip(self.shapes[tensor]))
         step = len(self.steps)
-        pid = self._new_piece(device, out_tensor, out_box, step, produced=True)
+        pid = self._new_piece(device, out_tensor, out_box, step, produced=True, primary=primary)
         self.steps.append(Task(
             step=step, device=device, layer=layer.name, kind=kind, out=pid, inputs=tuple(inputs),
             in_boxes=tuple(in_boxes), reads=tuple(reads), weight=weight,
@@ -125,11 +182,17 @@ class PlanBuilder:
             write_bytes=self.nbytes(out_box), weight_bytes=op.weight_bytes(weight)))
         return pid
 
-    def compute(self, device: int, layer: Layer, out_box: Box | None = None) -> int:
-        """``device`` computes ``out_box`` (default: all) of ``layer``, activations included."""
+    def compute(self, device: int, layer: Layer, out_box: Box | None = None, *,
+                primary: bool = True) -> int:
+        """``device`` computes ``out_box`` (default: all) of ``layer``, activations included.
+
+        ``primary=False`` marks a recomputation made to avoid a transfer: it can feed other
+        devices but is not part of the layer's split (which :meth:`follow` reads).
+        """
         box = Box.full(layer.out_shape) if out_box is None else out_box
         weight = WeightSlice(box.ranges[0]) if layer.op.has_weights else None
-        return self._task(device, layer, "compute", layer.op, layer.inputs, layer.name, box, weight)
+        return self._task(device, layer, "compute", layer.op, layer.inputs, layer.name, box, weight,
+                          primary)
 
     def partial(self, device: int, layer: Layer, inp: tuple[int, int]) -> int:
         """``device`` computes the partial sum of ``layer`` over input channels ``inp``."""

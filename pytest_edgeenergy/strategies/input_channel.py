@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..graph.box import Box, Range, split_ranges
 from ..graph.layergraph import Layer, LayerGraph
-from ..graph.ops import Conv, Linear
+from ..graph.ops import Cat, Conv, Linear
 from ..planner import PlanBuilder
 from .protocol import BuilderStrategy
 
@@ -37,6 +37,12 @@ class InputChannelStrategy(BuilderStrategy):
                 b.note(layer, f"grouped: whole groups split {sizes}, no reduction")
             elif isinstance(op, Conv | Linear):
                 self._split(b, graph, layer, op.in_channels, op.out_channels)
+            elif isinstance(op, Cat):
+                ranges = split_ranges(layer.out_shape[0], b.speeds)
+                for d, r in enumerate(ranges):
+                    if r[1] > r[0]:
+                        b.compute(d, layer, full.with_range(0, r))
+                b.note(layer, f"channels split {'/'.join(str(r[1] - r[0]) for r in ranges)}")
             elif b.follow(layer):
                 b.note(layer, "follows its input's channel slices")
             else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..graph.box import Box, split_ranges
 from ..graph.layergraph import LayerGraph
-from ..graph.ops import Conv, Linear
+from ..graph.ops import Cat, Conv, Linear
 from ..planner import PlanBuilder
 from .protocol import BuilderStrategy
 
@@ -24,8 +24,8 @@ class OutputChannelStrategy(BuilderStrategy):
     def assign(self, b: PlanBuilder, graph: LayerGraph) -> None:
         for layer in graph.layers:
             op = layer.op
-            if isinstance(op, Conv | Linear):
-                ranges = split_ranges(op.out_channels, b.speeds)
+            if isinstance(op, Conv | Linear | Cat):
+                ranges = split_ranges(layer.out_shape[0], b.speeds)
                 full = Box.full(layer.out_shape)
                 for d, r in enumerate(ranges):
                     if r[1] > r[0]:

@@ -1,0 +1,91 @@
+"""Command line: ``python -m pytest_edgeenergy <subcommand> ...``.
+
+A small dispatcher: each subcommand has one function here that turns parsed arguments
+into a call of its own module, where the work is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pytest_edgeenergy.errors import EdgeEnergyError
+
+Command = Callable[[argparse.Namespace, Sequence[str]], int]
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _calibrate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from pytest_edgeenergy import calibrate  # deferred: it imports torch when it runs
+
+    return calibrate.run(out=args.out, name=args.name, seconds=args.seconds, argv=argv)
+
+
+def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="measure this host's fp32 conv rate and memory bandwidth into a device profile",
+        description=(
+            "Time a few ResNet-style conv2d layers and a large tensor copy with torch and "
+            "write a device profile. Power and network fields are left as FILL IN lines: "
+            "the profile will not load until you fill them in from a power meter."
+        ),
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="profile file to write (NAME.toml), or an existing folder to write NAME.toml in",
+    )
+    parser.add_argument(
+        "--name",
+        help="device name; defaults to the file name, or 'host' when --out is a folder",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="S",
+        help="about how long to measure, in seconds (default: 10)",
+    )
+    parser.set_defaults(command=_calibrate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_edgeenergy",
+        description="Tools around pytest-edgeenergy's device profiles and results.",
+    )
+    subparsers = parser.add_subparsers(title="subcommands", metavar="SUBCOMMAND", required=True)
+    _add_calibrate(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand and return its exit status (2 for bad input, as argparse does)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(arguments)
+    command: Command = args.command
+    try:
+        return command(args, arguments)
+    except EdgeEnergyError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
