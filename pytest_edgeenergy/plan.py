@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .graph.box import Box
+from .graph.box import Box, subtract_all
 from .graph.ops import WeightSlice
 
 
@@ -138,8 +138,32 @@ class Plan:
 
     @property
     def redundant_macs(self) -> int:
-        """MACs computed beyond the unpartitioned model (halo recompute under spatial splits)."""
-        return self.total_macs - self.graph_macs
+        """MACs spent recomputing regions another task also computed (the halo recompute of
+        spatial splits): each task's MACs minus those of the union of the regions computed
+        with the same weight slice of the same layer."""
+        groups: dict[tuple[object, ...], list[Task]] = {}
+        for t in self.tasks:
+            key = (t.layer, t.kind) + (t.weight.key() if t.weight is not None else ())
+            groups.setdefault(key, []).append(t)
+        extra = 0
+        for tasks in groups.values():
+            if len(tasks) < 2:
+                continue
+            seen: list[Box] = []
+            for t in tasks:
+                box = self.pieces[t.out].box
+                if box.numel == 0:
+                    continue
+                new = sum(b.numel for b in subtract_all(box, seen))
+                extra += t.macs - (t.macs // box.numel) * new
+                seen.append(box)
+        return extra
+
+    @property
+    def skipped_macs(self) -> int:
+        """MACs of the model that no device computes because nothing reads their result (rows a
+        strided layer skips, under spatial splits): model MACs + redundant - planned."""
+        return self.graph_macs + self.redundant_macs - self.total_macs
 
     @property
     def comm_bytes(self) -> int:
@@ -191,8 +215,9 @@ class Plan:
         stats = self.device_stats()
         head = (f"plan: strategy={self.strategy} params={self.params} devices={self.n_devices} "
                 f"input={self.input_shape} steps={len(self.steps)}")
-        lines = [head, f"  MACs {self.total_macs:,} (model {self.graph_macs:,}, "
-                       f"redundant {self.redundant_macs:,}); transferred {self.comm_bytes:,} B"]
+        lines = [head, f"  MACs {self.total_macs:,} (model {self.graph_macs:,}, recomputed "
+                       f"{self.redundant_macs:,}, skipped {self.skipped_macs:,}); transferred "
+                       f"{self.comm_bytes:,} B"]
         idle = set(self.idle_devices())
         for d, st in enumerate(stats):
             n_tasks = sum(1 for t in self.tasks if t.device == d)

@@ -32,6 +32,8 @@ def _assemble(store: dict[int, Tensor], pieces: Sequence[Piece], pids: Sequence[
               box: Box, batch: int, what: str) -> Tensor:
     """The region ``box`` of a tensor, from the listed pieces (a view when one piece holds it)."""
     held = [pieces[p] for p in pids]
+    if box.empty:  # the region lies wholly in the padding
+        return torch.empty((batch, *box.shape), dtype=torch.float32)
     for p in held:
         if p.box.contains(box):
             return store[p.id][box.relative_to(p.box)]

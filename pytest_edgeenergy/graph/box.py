@@ -57,8 +57,17 @@ class Box:
         return Box(tuple((max(a, c), min(b, d)) for (a, b), (c, d) in zip(self.ranges, other.ranges, strict=True)))
 
     def clip(self, shape: Sequence[int]) -> Box:
-        """The part inside a tensor of non-batch ``shape``."""
-        return self.intersect(Box.full(shape))
+        """The part inside a tensor of non-batch ``shape``.
+
+        Each range stays within this box's own range even when nothing is inside (then it is
+        empty, at the border nearest the tensor), so the padding that grows the clipped region
+        back to this one is never negative.
+        """
+        out = []
+        for (a, b), s in zip(self.ranges, shape, strict=True):
+            lo = min(max(a, 0), b)
+            out.append((lo, max(min(b, int(s)), lo)))
+        return Box(tuple(out))
 
     def contains(self, other: Box) -> bool:
         """True when ``other`` lies inside this box (an empty box lies anywhere)."""
