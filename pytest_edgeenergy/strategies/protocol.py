@@ -45,8 +45,10 @@ class BuilderStrategy:
 
     name: str = "base"
 
-    def __init__(self, **params: Any) -> None:
-        self.params: dict[str, Any] = dict(params)
+    def __init__(self) -> None:
+        #: the strategy's parameters, shown in plans and reports; subclasses that take
+        #: parameters set them here
+        self.params: dict[str, Any] = {}
 
     def plan(self, graph: LayerGraph, cluster: ClusterLike) -> Plan:
         """Build a plan by calling :meth:`assign` on a fresh builder."""

@@ -16,8 +16,6 @@ and the plan says so.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import PartitionError
 from ..graph.box import Box, split_ranges
 from ..graph.layergraph import Layer, LayerGraph
@@ -33,11 +31,12 @@ class SpatialStrategy(BuilderStrategy):
 
     name = "spatial"
 
-    def __init__(self, fuse: int = DEFAULT_FUSE, **params: Any) -> None:
+    def __init__(self, fuse: int = DEFAULT_FUSE) -> None:
         if isinstance(fuse, bool) or not isinstance(fuse, int) or fuse < 1:
             raise PartitionError(
                 f"strategy 'spatial' parameter fuse must be a whole number >= 1, got {fuse!r}")
-        super().__init__(fuse=fuse, **params)
+        super().__init__()
+        self.params = {"fuse": fuse}
         self.fuse = fuse
 
     @staticmethod
