@@ -17,4 +17,5 @@ settings.register_profile(
 settings.register_profile(
     "ci", max_examples=120, deadline=None, derandomize=True, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "fast"))
+_default = "ci" if os.environ.get("CI") else "fast"
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))

@@ -10,9 +10,18 @@ The public API::
     y = pm(x)                       # runs the partitioned inference (local backend)
     pm.plan.device_stats()          # planned per-device counts
     pm.trace.device_stats()         # measured by the last run
+    estimate_energy(pm).devices     # per-device energy (J) on the cluster's profiles
 """
 
 from .cluster import Cluster, as_cluster
+from .energy import (
+    DeviceEnergy,
+    EnergyError,
+    EnergyEstimate,
+    estimate_energy,
+    list_energy_models,
+    register_energy_model,
+)
 from .errors import EdgeEnergyError, PartitionError, ProfileError
 from .graph import LayerGraph, build_graph
 from .partitioned import PartitionedModel, partition
@@ -33,9 +42,12 @@ __version__ = "0.1.0"
 __all__ = [
     "BuilderStrategy",
     "Cluster",
+    "DeviceEnergy",
     "DeviceProfile",
     "DeviceStats",
     "EdgeEnergyError",
+    "EnergyError",
+    "EnergyEstimate",
     "LayerGraph",
     "PartitionError",
     "PartitionedModel",
@@ -47,13 +59,16 @@ __all__ = [
     "as_cluster",
     "build_graph",
     "build_model",
+    "estimate_energy",
     "get_strategy",
     "list_devices",
+    "list_energy_models",
     "list_models",
     "list_strategies",
     "load_device",
     "model_input_shape",
     "partition",
+    "register_energy_model",
     "register_model",
     "register_strategy",
 ]

@@ -69,7 +69,8 @@ class Task:
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
-    """``src`` sends region ``box`` of its piece ``src_piece``; ``dst`` then holds piece ``piece``."""
+    """``src`` sends region ``box`` of its piece ``src_piece``; ``dst`` then holds the new piece
+    ``piece``."""
 
     step: int
     src: int
@@ -179,7 +180,7 @@ class Plan:
             if isinstance(s, Task):
                 macs[s.device] += s.macs
                 if s.weight is not None:
-                    weights[s.device][(s.layer,) + s.weight.key()] = s.weight_bytes
+                    weights[s.device][(s.layer, *s.weight.key())] = s.weight_bytes
             else:
                 sent[s.src] += s.bytes
                 recv[s.dst] += s.bytes

@@ -24,7 +24,6 @@ from .graph.layergraph import Layer, LayerGraph
 from .graph.ops import FP32_BYTES, Op, Reduce, WeightSlice
 from .plan import Piece, Plan, Step, Task, Transfer
 
-
 #: Layers with no MACs that a device may recompute from their inputs instead of receiving
 #: their output, when the inputs cost fewer bytes to get (e.g. a concatenation whose older
 #: channels the device already holds).
@@ -260,9 +259,8 @@ class PlanBuilder:
         for pid, step in last.items():
             if pid not in keep and step >= 0:
                 frees[step].append(pid)
-        if self.pieces[0].id not in last and 0 not in keep:  # input never read: free at once
-            if frees:
-                frees[0].append(0)
+        if 0 not in last and 0 not in keep and frees:  # input never read: free at once
+            frees[0].append(0)
         return Plan(
             strategy=self.strategy, params=self.params, n_devices=self.n, speeds=self.speeds,
             input_name=self.graph.input_name, input_shape=tuple(self.graph.input_shape),

@@ -54,7 +54,8 @@ class Box:
 
     def intersect(self, other: Box) -> Box:
         """The common part (possibly empty)."""
-        return Box(tuple((max(a, c), min(b, d)) for (a, b), (c, d) in zip(self.ranges, other.ranges, strict=True)))
+        pairs = zip(self.ranges, other.ranges, strict=True)
+        return Box(tuple((max(a, c), min(b, d)) for (a, b), (c, d) in pairs))
 
     def clip(self, shape: Sequence[int]) -> Box:
         """The part inside a tensor of non-batch ``shape``.
@@ -73,7 +74,8 @@ class Box:
         """True when ``other`` lies inside this box (an empty box lies anywhere)."""
         if other.empty:
             return True
-        return all(a <= c and d <= b for (a, b), (c, d) in zip(self.ranges, other.ranges, strict=True))
+        pairs = zip(self.ranges, other.ranges, strict=True)
+        return all(a <= c and d <= b for (a, b), (c, d) in pairs)
 
     def union_bounds(self, other: Box) -> Box:
         """The smallest box holding both (an empty operand is ignored)."""
@@ -81,13 +83,13 @@ class Box:
             return other
         if other.empty:
             return self
-        return Box(tuple((min(a, c), max(b, d)) for (a, b), (c, d) in zip(self.ranges, other.ranges, strict=True)))
+        pairs = zip(self.ranges, other.ranges, strict=True)
+        return Box(tuple((min(a, c), max(b, d)) for (a, b), (c, d) in pairs))
 
     def relative_to(self, origin: Box) -> tuple[slice, ...]:
         """Slices (batch dimension first) that cut this box out of a tensor holding ``origin``."""
-        return (slice(None),) + tuple(
-            slice(a - o, b - o) for (a, b), (o, _) in zip(self.ranges, origin.ranges, strict=True)
-        )
+        pairs = zip(self.ranges, origin.ranges, strict=True)
+        return (slice(None), *(slice(a - o, b - o) for (a, b), (o, _) in pairs))
 
     def subtract(self, other: Box) -> list[Box]:
         """This box minus ``other``, as disjoint boxes."""
@@ -128,7 +130,8 @@ def subtract_all(box: Box, others: Iterable[Box]) -> list[Box]:
 
 
 def split_sizes(total: int, weights: Sequence[float]) -> list[int]:
-    """Split ``total`` items in proportion to ``weights`` (largest remainder, ties to the lower index).
+    """Split ``total`` items in proportion to ``weights`` (largest remainder, ties go to the
+    lower index).
 
     Sizes sum to ``total``; a device whose share rounds to nothing gets 0 and stays idle.
     """
@@ -145,7 +148,8 @@ def split_sizes(total: int, weights: Sequence[float]) -> list[int]:
 
 
 def split_ranges(total: int, weights: Sequence[float], unit: int = 1) -> list[Range]:
-    """Contiguous ranges over ``[0, total)`` sized by :func:`split_sizes`, in multiples of ``unit``."""
+    """Contiguous ranges over ``[0, total)`` sized by :func:`split_sizes`, in multiples of
+    ``unit``."""
     if total % unit:
         raise ValueError(f"{total} is not a multiple of the split unit {unit}")
     sizes = split_sizes(total // unit, weights)

@@ -235,7 +235,7 @@ def _classify(gm: fx.GraphModule, shapes: dict[str, Any], strategy: str) -> list
 def _module(raw: _Raw, mod: nn.Module, n: fx.Node, ref: Callable[[Any], str],
             shapes: dict[str, Any], unsupported: Callable[..., PartitionError]) -> None:
     raw.inputs = [ref(n.args[0])] if n.args else []
-    in_shape = tuple(int(s) for s in shapes[n.args[0].name].shape) if n.args else ()  # type: ignore[union-attr]
+    in_shape = _shape_of_arg(shapes, n.args[0]) if n.args else ()
     if isinstance(mod, _IDENTITY_MODULES):
         raw.kind = "identity"
     elif type(mod) in _ACT_MODULES:
@@ -324,13 +324,19 @@ def _flatten(raw: _Raw, n: fx.Node, ref: Callable[[Any], str], shapes: dict[str,
     raw.inputs = [ref(n.args[0])]
     start = int(kwargs.get("start_dim", args[0] if args else 0))
     end = int(kwargs.get("end_dim", args[1] if len(args) > 1 else -1))
-    in_shape = tuple(shapes[n.args[0].name].shape)  # type: ignore[union-attr]
+    in_shape = _shape_of_arg(shapes, n.args[0])
     if start != 1 or end not in (-1, len(in_shape) - 1):
         raise unsupported(f"flatten(start_dim={start}, end_dim={end}); only flatten from dim 1")
     if len(in_shape) == 2:
         raw.kind = "identity"
     else:
         raw.make = lambda ins, o: Flatten(ins, o)
+
+
+def _shape_of_arg(shapes: dict[str, Any], arg: Any) -> tuple[int, ...]:
+    """Shape (with batch) of the tensor an fx argument refers to."""
+    assert isinstance(arg, fx.Node)
+    return tuple(int(s) for s in shapes[arg.name].shape)
 
 
 def _arg(n: fx.Node, i: int, name: str, default: Any = None) -> Any:
@@ -345,7 +351,7 @@ def _function(raw: _Raw, n: fx.Node, ref: Callable[[Any], str], shapes: dict[str
     first = n.args[0] if n.args else None
     if t in _ACT_FUNCTIONS:
         slope = float(_arg(n, 1, "negative_slope", 0.01)) if t is F.leaky_relu else 0.01
-        raw.kind, raw.act = "act", Activation(_ACT_FUNCTIONS[t], slope)  # type: ignore[index]
+        raw.kind, raw.act = "act", Activation(_ACT_FUNCTIONS[t], slope)
         raw.inputs = [ref(first)]
     elif t in _IDENTITY_FUNCTIONS:
         if _arg(n, 2, "training", True):
@@ -363,7 +369,8 @@ def _function(raw: _Raw, n: fx.Node, ref: Callable[[Any], str], shapes: dict[str
         tensors = list(_arg(n, 0, "tensors"))
         dim = int(_arg(n, 1, "dim", 0))
         if dim not in (1, -3) or len(shapes[n.name].shape) != 4:
-            raise unsupported(f"concatenation along dim {dim}; only channels (dim 1) of 4-D tensors")
+            raise unsupported(
+                f"concatenation along dim {dim}; only channels (dim 1) of 4-D tensors")
         raw.inputs = [ref(a) for a in tensors]
         raw.make = lambda ins, o: Cat(ins, o)
     elif t is torch.flatten:

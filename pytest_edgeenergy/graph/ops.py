@@ -15,6 +15,7 @@ Ops that carry weights (conv, linear, affine) hold real tensors; planning only r
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -272,7 +273,7 @@ class Conv(Op):
         cuts = sorted({o0, o1, min(o1, -(-o0 // opg) * opg), max(o0, (o1 // opg) * opg)})
         outs: list[Tensor] = []
         res = RunResult(out=x)
-        for a, b in zip(cuts, cuts[1:], strict=False):
+        for a, b in itertools.pairwise(cuts):
             if b <= a:
                 continue
             g0, g1 = a // opg, (b - 1) // opg + 1
@@ -508,12 +509,12 @@ class AdaptiveAvgPool(Op):
     def follow(self, piece: Box, i: int) -> Box | None:
         if piece.empty or piece.ranges[1:] != Box.full(self.in_shapes[0]).ranges[1:]:
             return None
-        return Box((piece.ranges[0],) + Box.full(self.out_shape).ranges[1:])
+        return Box((piece.ranges[0], *Box.full(self.out_shape).ranges[1:]))
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
         x = xs[0]
         assert x is not None
-        return RunResult(out=F.adaptive_avg_pool2d(x, self.out_shape[1:]))
+        return RunResult(out=F.adaptive_avg_pool2d(x, (self.out_shape[1], self.out_shape[2])))
 
 
 class Flatten(Op):
@@ -548,7 +549,8 @@ class Flatten(Op):
 
 
 class Reorg(Op):
-    """YOLOv2's reorg: space-to-depth with stride s (channel c*s*s + i*s + j, as pixel_unshuffle)."""
+    """YOLOv2's reorg: space-to-depth with stride s (channel c*s*s + i*s + j, as in
+    pixel_unshuffle)."""
 
     kind = "reorg"
 
@@ -607,7 +609,7 @@ class Pad(Op):
         full = Box.full(self.in_shapes[0])
         if piece.empty or piece.ranges[1:] != full.ranges[1:]:
             return None
-        return Box((piece.ranges[0],) + Box.full(self.out_shape).ranges[1:])
+        return Box((piece.ranges[0], *Box.full(self.out_shape).ranges[1:]))
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
         x = xs[0]

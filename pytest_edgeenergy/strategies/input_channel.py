@@ -12,6 +12,8 @@ on one device, and needs no reduction. Channel-wise layers follow the slices of 
 
 from __future__ import annotations
 
+import itertools
+
 from ..graph.box import Box, Range, split_ranges
 from ..graph.layergraph import Layer, LayerGraph
 from ..graph.ops import Cat, Conv, Linear
@@ -61,7 +63,7 @@ class InputChannelStrategy(BuilderStrategy):
                 return wanted
             by_device[p.device] = p.box.ranges[0]
         covered = sorted(by_device.values())
-        contiguous = all(a[1] == c[0] for a, c in zip(covered, covered[1:], strict=False))
+        contiguous = all(a[1] == c[0] for a, c in itertools.pairwise(covered))
         if (len(by_device) != sum(1 for r in wanted if r[1] > r[0]) or not covered
                 or covered[0][0] != 0 or covered[-1][1] != in_channels or not contiguous):
             return wanted

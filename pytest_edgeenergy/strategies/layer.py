@@ -57,10 +57,11 @@ def block_cuts(graph: LayerGraph, speeds: tuple[float, ...]) -> list[int]:
         lo = cuts[-1]
         cand = range(lo, n + 1)
         near = [i for i in cand if abs(cum[i] - target) <= CUT_WINDOW * total]
+        # ties go to the later cut: the earlier device (device 0 holds the image) keeps more
         if near:
-            best = min(near, key=lambda i: (crossing[i], abs(cum[i] - target), i))
+            best = min(near, key=lambda i: (crossing[i], abs(cum[i] - target), -i))
         else:
-            best = min(cand, key=lambda i: (abs(cum[i] - target), i))
+            best = min(cand, key=lambda i: (abs(cum[i] - target), -i))
         cuts.append(best)
     return cuts
 
@@ -71,7 +72,7 @@ class LayerStrategy(BuilderStrategy):
     name = "layer"
 
     def assign(self, b: PlanBuilder, graph: LayerGraph) -> None:
-        cuts = block_cuts(graph, b.speeds) + [len(graph.layers)]
+        cuts = [*block_cuts(graph, b.speeds), len(graph.layers)]
         for d in range(b.n):
             block = graph.layers[cuts[d]:cuts[d + 1]]
             for layer in block:

@@ -71,10 +71,13 @@ class SpatialStrategy(BuilderStrategy):
             outside = any(c.name not in names for c, _ in graph.consumers(layer.name))
             if layer.name == graph.output or outside:
                 exported.add(layer.name)
-                full = Box.full(layer.out_shape)
-                for d, rows in enumerate(split_ranges(layer.out_shape[1], b.speeds)):
-                    if rows[1] > rows[0]:
-                        need[(layer.name, d)] = full.with_range(1, rows)
+            # Every device computes at least its own band of every layer, so every row the
+            # unpartitioned model computes is computed (even one no later layer reads), and
+            # the only extra work is the halo.
+            full = Box.full(layer.out_shape)
+            for d, rows in enumerate(split_ranges(layer.out_shape[1], b.speeds)):
+                if rows[1] > rows[0]:
+                    need[(layer.name, d)] = full.with_range(1, rows)
         for layer in reversed(stack):
             for d in range(b.n):
                 box = need.get((layer.name, d))
@@ -89,13 +92,13 @@ class SpatialStrategy(BuilderStrategy):
                     need[key] = clipped if key not in need else need[key].union_bounds(clipped)
         first, last = stack[0].name, stack[-1].name
         for layer in stack:
-            rows = []
+            spans = []
             for d in range(b.n):
                 box = need.get((layer.name, d))
                 if box is not None and not box.empty:
                     b.compute(d, layer, box)
-                    rows.append(f"{box.ranges[1][0]}:{box.ranges[1][1]}")
+                    spans.append(f"{box.ranges[1][0]}:{box.ranges[1][1]}")
                 else:
-                    rows.append("-")
-            role = "band" if layer.name in exported else "band+halo"
-            b.note(layer, f"rows {' '.join(rows)} ({role}; fused stack {first}..{last})")
+                    spans.append("-")
+            role = "bands" if layer.name in exported else "bands with halos"
+            b.note(layer, f"rows {' '.join(spans)} ({role}; fused stack {first}..{last})")

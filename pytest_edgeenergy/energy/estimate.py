@@ -1,0 +1,167 @@
+"""``estimate_energy()``: a plan and a cluster in, each device's energy out.
+
+The estimate is a pure function of the plan's counts and the device profiles: the plan's
+schedule is simulated (:mod:`.schedule`), each device's usage is handed to an energy model
+(:mod:`.board` by default), and the per-device terms are collected with the model's name and
+version. Nothing is run or timed, so the same plan and profiles always give the same joules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..cluster import Cluster, as_cluster
+from ..plan import Plan, Task
+from .errors import EnergyError
+from .protocol import DeviceUsage, EnergyModel
+from .registry import DEFAULT_ENERGY_MODEL, get_energy_model
+from .schedule import check_cluster, simulate
+
+if TYPE_CHECKING:
+    from ..partitioned import PartitionedModel
+
+__all__ = ["DeviceEnergy", "EnergyEstimate", "estimate_energy"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEnergy:
+    """One device's share of an inference: its times, counts and joules.
+
+    ``fits`` says whether its planned peak memory (weights plus the most activation bytes held
+    at once) is within its profile's ``memory_bytes``.
+    """
+
+    device: str  # the profile's name
+    busy_s: float
+    comm_s: float
+    compute_j: float
+    comm_j: float
+    static_j: float
+    total_j: float
+    peak_bytes: int
+    fits: bool
+    macs: int
+    bytes_touched: int
+    bytes_sent: int
+    bytes_received: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyEstimate:
+    """The energy of one partitioned inference, per device, from one energy model.
+
+    ``devices[d]`` is device ``d``'s record (a tuple, indexed by device); ``model`` and
+    ``model_version`` name the energy model that produced it; ``strategy`` and ``cluster``
+    (the cluster's signature) say what was estimated.
+    """
+
+    model: str
+    model_version: str
+    strategy: str
+    cluster: str
+    makespan_s: float
+    devices: tuple[DeviceEnergy, ...]
+
+    @property
+    def total_j(self) -> float:
+        """Joules over all devices."""
+        return sum(d.total_j for d in self.devices)
+
+    @property
+    def max_device_j(self) -> float:
+        """Joules of the device that spends the most."""
+        return max(d.total_j for d in self.devices)
+
+    @property
+    def mean_device_j(self) -> float:
+        """Joules per device, idle devices included (they are powered too)."""
+        return self.total_j / len(self.devices)
+
+    @property
+    def comm_bytes(self) -> int:
+        """Bytes that crossed between devices (each counted once, at its sender)."""
+        return sum(d.bytes_sent for d in self.devices)
+
+    @property
+    def fits(self) -> bool:
+        """Whether every device's peak memory is within its profile's memory."""
+        return all(d.fits for d in self.devices)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, the per-device records and the totals included."""
+        return {
+            "model": self.model, "model_version": self.model_version,
+            "strategy": self.strategy, "cluster": self.cluster,
+            "makespan_s": self.makespan_s, "total_j": self.total_j,
+            "max_device_j": self.max_device_j, "mean_device_j": self.mean_device_j,
+            "comm_bytes": self.comm_bytes, "fits": self.fits,
+            "devices": [d.to_dict() for d in self.devices],
+        }
+
+
+def _resolve(target: Plan | PartitionedModel,
+             cluster: Cluster | int | str | None) -> tuple[Plan, Cluster]:
+    if isinstance(target, Plan):
+        if cluster is None:
+            raise EnergyError(
+                f"estimating a bare plan ({target.strategy}, {target.n_devices} device(s)) "
+                f"needs the cluster it runs on: pass cluster=, or pass the PartitionedModel")
+        return target, as_cluster(cluster)
+    plan = getattr(target, "plan", None)
+    own = getattr(target, "cluster", None)
+    if not isinstance(plan, Plan) or not isinstance(own, Cluster):
+        raise EnergyError(f"cannot estimate the energy of {type(target).__name__}: expected a "
+                          f"Plan or a PartitionedModel (with .plan and .cluster)")
+    return plan, own if cluster is None else as_cluster(cluster)
+
+
+def estimate_energy(target: Plan | PartitionedModel, cluster: Cluster | int | str | None = None,
+                    model: str | EnergyModel = DEFAULT_ENERGY_MODEL) -> EnergyEstimate:
+    """Estimate each device's energy for one inference of ``target``.
+
+    ``target`` is a :class:`~pytest_edgeenergy.partitioned.PartitionedModel`, which brings its
+    plan and cluster (a ``cluster`` given here replaces its own: "what if the devices were
+    these?"), or a :class:`~pytest_edgeenergy.plan.Plan`, which needs ``cluster`` (a
+    :class:`~pytest_edgeenergy.cluster.Cluster`, a device count or a cluster spec). ``model``
+    is a registered energy model's name or a model object.
+
+    Raises :class:`~pytest_edgeenergy.energy.errors.EnergyError` for a missing cluster, a
+    cluster whose device count differs from the plan's, or an unknown model name or object.
+    """
+    if isinstance(model, str):
+        energy_model = get_energy_model(model)
+    elif isinstance(model, EnergyModel):
+        energy_model = model
+    else:
+        raise EnergyError(f"model must be an energy model's name or an object with 'name', "
+                          f"'version' and 'device_energy', got {model!r}")
+    plan, devices = _resolve(target, cluster)
+    check_cluster(plan, devices)
+    schedule = simulate(plan, devices)
+    stats = plan.device_stats()
+    touched = [0] * plan.n_devices
+    for step in plan.steps:
+        if isinstance(step, Task):
+            touched[step.device] += step.bytes_touched
+    records = []
+    for d, (profile, st) in enumerate(zip(devices.devices, stats, strict=True)):
+        usage = DeviceUsage(
+            macs=st.macs, bytes_touched=touched[d], bytes_sent=st.bytes_sent,
+            bytes_received=st.bytes_received, busy_s=schedule.busy_s[d],
+            comm_s=schedule.comm_s[d], makespan_s=schedule.makespan_s)
+        terms = energy_model.device_energy(profile, usage)
+        records.append(DeviceEnergy(
+            device=profile.name, busy_s=usage.busy_s, comm_s=usage.comm_s,
+            compute_j=terms.compute_j, comm_j=terms.comm_j, static_j=terms.static_j,
+            total_j=terms.total_j, peak_bytes=st.peak_bytes,
+            fits=st.peak_bytes <= profile.memory_bytes, macs=st.macs,
+            bytes_touched=touched[d], bytes_sent=st.bytes_sent,
+            bytes_received=st.bytes_received))
+    return EnergyEstimate(
+        model=energy_model.name, model_version=energy_model.version, strategy=plan.strategy,
+        cluster=devices.signature, makespan_s=schedule.makespan_s, devices=tuple(records))

@@ -1,0 +1,68 @@
+"""What an energy model is: per-device joules from what a device did during one inference.
+
+The schedule (:mod:`.schedule`) and the plan's counts give, for every device, a
+:class:`DeviceUsage`; an energy model turns a usage and the device's profile into
+:class:`EnergyTerms`. Models are registered by name (:mod:`.registry`) and carry a
+``version`` that baselines record, so a changed model never passes for a changed plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ..profiles import DeviceProfile
+
+__all__ = ["DeviceUsage", "EnergyModel", "EnergyTerms"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceUsage:
+    """What one device did in one inference: the plan's counts and the simulated times.
+
+    ``bytes_touched`` is the memory traffic of its tasks (activations read and written plus
+    weights read, summed over tasks); ``busy_s`` the sum of its task durations; ``comm_s`` the
+    time its network interface was busy; ``makespan_s`` the inference's, the same for every
+    device.
+    """
+
+    macs: int
+    bytes_touched: int
+    bytes_sent: int
+    bytes_received: int
+    busy_s: float
+    comm_s: float
+    makespan_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyTerms:
+    """One device's energy in joules, split into what it computed, sent and idled."""
+
+    compute_j: float
+    comm_j: float
+    static_j: float
+
+    @property
+    def total_j(self) -> float:
+        """``compute_j + comm_j + static_j``."""
+        return self.compute_j + self.comm_j + self.static_j
+
+
+@runtime_checkable
+class EnergyModel(Protocol):
+    """The protocol every energy model implements."""
+
+    @property
+    def name(self) -> str:
+        """The name the model is registered and reported under."""
+        ...
+
+    @property
+    def version(self) -> str:
+        """Changes whenever the model's formulas or constants change; baselines record it."""
+        ...
+
+    def device_energy(self, profile: DeviceProfile, usage: DeviceUsage) -> EnergyTerms:
+        """The energy of one device with ``profile`` that did ``usage``."""
+        ...

@@ -1,0 +1,103 @@
+"""Benchmarks of the engine (pytest-benchmark): figures to report, not timed assertions.
+
+Run ``pytest tests/benchmarks --benchmark-columns=min,mean,rounds`` to see them. Targets from
+the engine issue: partitioned / unpartitioned time <= 1.25 for the channel and layer
+strategies (<= 1.25 + halo recompute fraction for spatial); planning ResNet-101 under 1 s;
+peak RSS of a partitioned VGG-16 run with N = 8 under 2x the unpartitioned run's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+import torch
+
+from pytest_edgeenergy import build_model, list_models, model_input_shape, partition
+from pytest_edgeenergy.graph.ops import Conv
+
+STRATEGIES = ["layer", "spatial", "output-channel", "input-channel"]
+
+
+def _best_of(fn: Any, rounds: int = 3) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("name", ["vgg16", "resnet50"])
+def test_partitioned_inference_time_against_the_unpartitioned_forward(
+        benchmark: Any, name: str, strategy: str) -> None:
+    model = build_model(name)
+    x = torch.randn(model_input_shape(name))
+    pm = partition(model, strategy, 4, x.shape)
+    with torch.no_grad():
+        model(x)
+        reference_s = _best_of(lambda: model(x))
+    out = benchmark.pedantic(pm, args=(x,), rounds=3, warmup_rounds=1)
+    assert out.shape == model(x).shape
+    partitioned_s = benchmark.stats.stats.min if benchmark.stats else _best_of(lambda: pm(x))
+    benchmark.extra_info.update({
+        "reference_s": reference_s,
+        "time_ratio": partitioned_s / reference_s,
+        "halo_recompute_fraction": pm.plan.redundant_macs / pm.plan.graph_macs,
+    })
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_planning_time_of_every_zoo_model(benchmark: Any, name: str) -> None:
+    model = build_model(name)
+    shape = model_input_shape(name)
+    pm = benchmark.pedantic(partition, args=(model, "output-channel", 4, shape), rounds=3,
+                            warmup_rounds=0)
+    assert pm.plan.total_macs == pm.plan.graph_macs
+
+
+# Peak RSS of the inference alone: the model is built (and partitioned) first, then the
+# kernel's high-water mark is reset (Linux /proc/self/clear_refs, "5") and read after the run
+# (VmHWM). Weights stay resident, so they are in both figures.
+_RSS_SCRIPT = """
+import json, sys, torch
+from pytest_edgeenergy import build_model, model_input_shape, partition
+model = build_model("vgg16")
+x = torch.randn(model_input_shape("vgg16"))
+run = model if sys.argv[1] == "reference" else partition(model, sys.argv[1], 8, x.shape)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+with torch.no_grad():
+    y = run(x)
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+print(json.dumps({"peak_rss_kib": int(hwm.split()[1])}))
+"""
+
+
+def _peak_rss_kib(mode: str) -> int:
+    res = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, mode], capture_output=True,
+                         text=True, check=True, timeout=600)
+    return int(json.loads(res.stdout.strip().splitlines()[-1])["peak_rss_kib"])
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_peak_memory_of_a_partitioned_vgg16_on_8_devices(benchmark: Any, strategy: str) -> None:
+    reference = _peak_rss_kib("reference")
+    partitioned = benchmark.pedantic(_peak_rss_kib, args=(strategy,), rounds=1, warmup_rounds=0)
+    benchmark.extra_info.update({"reference_peak_rss_kib": reference,
+                                 "partitioned_peak_rss_kib": partitioned,
+                                 "rss_ratio": partitioned / reference})
+    assert partitioned > 0
+
+
+def test_weights_are_the_models_own_tensors_not_copies() -> None:
+    model = build_model("vgg16")  # no BatchNorm: nothing is folded, nothing may be copied
+    pm = partition(model, "output-channel", 8, model_input_shape("vgg16"))
+    params = {p.data_ptr() for p in model.parameters()}
+    convs = [layer.op for layer in pm.graph.layers if isinstance(layer.op, Conv)]
+    assert convs and all(op.weight.data_ptr() in params for op in convs)
