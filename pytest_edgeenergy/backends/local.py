@@ -86,7 +86,7 @@ def run_local(plan: Plan, graph: LayerGraph, x: Tensor) -> tuple[Tensor, Trace]:
                 trace.macs[step.device] += res.macs
                 if step.weight is not None:
                     used = sum(w.numel() * w.element_size() for w in res.weights)
-                    seen_weights[step.device][(step.layer,) + step.weight.key()] = used
+                    seen_weights[step.device][(step.layer, *step.weight.key())] = used
                 hold(step.out, res.out)
             else:
                 src = pieces[step.src_piece]
