@@ -1,0 +1,115 @@
+"""A user strategy: Megatron-style pairs of an output-channel and an input-channel split.
+
+Megatron-LM splits a transformer's two-layer MLP so that the first layer is split by output
+columns and the second by input rows: the first layer's output slices are exactly the input
+slices the second needs, so a pair costs one all-gather (of the pair's input) and one
+reduction (of its output) instead of an all-gather per layer. The same pairing applies to the
+convolutions and linear layers of a CNN:
+
+* a layer whose input is full (or comes from a reduction) is split by **output channels**:
+  every device computes its slice of the filters from the full input, which the planner
+  gathers; its output is "fresh": channel slices, one per device;
+* the next layer, if its input is such a fresh channel split, is split by **input channels**
+  along those very slices: no transfer at all; each device computes a partial sum, and the
+  partial sums are reduce-scattered by output channel (the model's last layer is reduced on
+  device 0);
+* depthwise and grouped convolutions split along whole groups and keep their input's
+  freshness; channel-wise layers (activations, pools, adds, concatenations, flatten) follow
+  their input's slices; anything else runs whole on device 0.
+
+It is written as a :class:`~pytest_edgeenergy.strategies.BuilderStrategy`: the strategy only
+says which device computes which region; the planner derives every transfer.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from pytest_edgeenergy.graph.box import Box, Range, split_ranges
+from pytest_edgeenergy.graph.layergraph import Layer, LayerGraph
+from pytest_edgeenergy.graph.ops import Conv, Linear
+from pytest_edgeenergy.planner import PlanBuilder
+from pytest_edgeenergy.strategies import BuilderStrategy
+
+__all__ = ["MegatronStrategy"]
+
+
+class MegatronStrategy(BuilderStrategy):
+    """Pair an output-channel split with the next layer's input-channel split."""
+
+    name = "megatron"
+
+    def assign(self, b: PlanBuilder, graph: LayerGraph) -> None:
+        """Place every layer; ``fresh`` holds the tensors split by an output-channel layer."""
+        fresh: set[str] = set()
+        for layer in graph.layers:
+            op = layer.op
+            if isinstance(op, Conv) and op.groups > 1:
+                self._grouped(b, layer, op)
+                if layer.inputs[0] in fresh:
+                    fresh.add(layer.name)
+            elif isinstance(op, Conv | Linear):
+                slices = self._channel_slices(b, layer) if layer.inputs[0] in fresh else None
+                if slices is not None:
+                    self._reduce(b, graph, layer, slices, op.out_channels)
+                else:
+                    self._split_outputs(b, layer, op.out_channels)
+                    fresh.add(layer.name)
+            elif b.follow(layer):
+                b.note(layer, "follows its input's channel slices")
+                if all(t in fresh for t in layer.inputs):
+                    fresh.add(layer.name)
+            else:
+                b.compute(0, layer)
+                b.note(layer, "cannot follow its input's slices: whole on device 0")
+
+    @staticmethod
+    def _split_outputs(b: PlanBuilder, layer: Layer, out_channels: int) -> None:
+        full = Box.full(layer.out_shape)
+        ranges = split_ranges(out_channels, b.speeds)
+        for d, r in enumerate(ranges):
+            if r[1] > r[0]:
+                b.compute(d, layer, full.with_range(0, r))
+        b.note(layer, "pair opens: output channels split "
+                      + "/".join(str(r[1] - r[0]) for r in ranges))
+
+    @staticmethod
+    def _grouped(b: PlanBuilder, layer: Layer, op: Conv) -> None:
+        full = Box.full(layer.out_shape)
+        for d, r in enumerate(split_ranges(op.out_channels, b.speeds, unit=op.out_per_group)):
+            if r[1] > r[0]:
+                b.compute(d, layer, full.with_range(0, r))
+        b.note(layer, "grouped: whole groups split, no reduction")
+
+    @staticmethod
+    def _channel_slices(b: PlanBuilder, layer: Layer) -> list[Range] | None:
+        """Each device's input-channel slice, when the input is a clean channel split."""
+        tensor = layer.inputs[0]
+        full = Box.full(b.shapes[tensor])
+        slices: dict[int, Range] = {}
+        for piece in b.produced_pieces(tensor):
+            if piece.device in slices or piece.box.ranges[1:] != full.ranges[1:]:
+                return None
+            slices[piece.device] = piece.box.ranges[0]
+        ordered = sorted(slices.values())
+        covers = (bool(ordered) and ordered[0][0] == 0 and ordered[-1][1] == full.ranges[0][1]
+                  and all(a[1] == c[0] for a, c in itertools.pairwise(ordered)))
+        if not covers or len(slices) < 2:
+            return None
+        return [slices.get(d, (0, 0)) for d in range(b.n)]
+
+    @staticmethod
+    def _reduce(b: PlanBuilder, graph: LayerGraph, layer: Layer, slices: list[Range],
+                out_channels: int) -> None:
+        contributors = [d for d, r in enumerate(slices) if r[1] > r[0]]
+        for d in contributors:
+            b.partial(d, layer, slices[d])
+        full = Box.full(layer.out_shape)
+        if layer.name == graph.output:
+            b.reduce(0, layer, full, contributors)
+            b.note(layer, "pair closes: input-channel partial sums reduced on device 0")
+            return
+        for d, r in enumerate(split_ranges(out_channels, b.speeds)):
+            if r[1] > r[0]:
+                b.reduce(d, layer, full.with_range(0, r), contributors)
+        b.note(layer, "pair closes: input-channel partial sums reduce-scattered")

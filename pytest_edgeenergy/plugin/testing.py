@@ -1,0 +1,45 @@
+"""Helpers for pytester tests of this plugin (and of plugins built on it)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+__all__ = ["REPO_ROOT", "plugin_args"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The folder that holds the ``pytest_edgeenergy`` package (for ``PYTHONPATH``)."""
+
+
+def plugin_args() -> list[str]:
+    """``["-p", "pytest_edgeenergy.plugin"]`` unless the installed entry point loads it already.
+
+    Loading the plugin twice (by entry point and by ``-p``) is an error, and running from a
+    source checkout that is not installed has no entry point: this works in both.
+    """
+    installed = any(ep.name == "edgeenergy" and ep.value == "pytest_edgeenergy.plugin"
+                    for ep in importlib.metadata.entry_points(group="pytest11"))
+    return [] if installed else ["-p", "pytest_edgeenergy.plugin"]
+
+
+def warm_up() -> None:
+    """Import, in this process, every module a partitioned run imports lazily.
+
+    ``pytester.runpytest`` (in-process) removes the modules a nested run imported when it
+    ends; torch registers operator libraries on import and refuses to do so twice, so a
+    nested run must find them imported already. Call this once at the top of a test module.
+    """
+    import torch
+
+    from ..cluster import Cluster
+    from ..energy import estimate_energy
+    from ..partitioned import partition
+    from ..zoo import build_model, model_input_shape
+
+    shape = model_input_shape("tinycnn")
+    model = build_model("tinycnn")
+    x = torch.zeros(shape)
+    for strategy in ("layer", "spatial", "output-channel", "input-channel"):
+        pm = partition(model, strategy, Cluster.homogeneous("rpi4", 2), shape)
+        torch.testing.assert_close(pm(x), model(x), rtol=0.0, atol=1e-5)
+        estimate_energy(pm)
