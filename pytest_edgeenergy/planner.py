@@ -209,6 +209,15 @@ class PlanBuilder:
         op = Reduce(layer.op, len(inputs))
         return self._task(device, layer, "reduce", op, inputs, layer.name, out_box, weight)
 
+    def split_channels(self, layer: Layer, ranges: Sequence[tuple[int, int]]) -> str:
+        """Device d computes output channels ``ranges[d]`` of ``layer`` (empty: nothing);
+        returns the split sizes, e.g. ``"16/16/16/16"``, for the plan's notes."""
+        full = Box.full(layer.out_shape)
+        for d, r in enumerate(ranges):
+            if r[1] > r[0]:
+                self.compute(d, layer, full.with_range(0, r))
+        return "/".join(str(r[1] - r[0]) for r in ranges)
+
     def follow(self, layer: Layer) -> bool:
         """Compute ``layer`` where its inputs' pieces already are (channel-wise ops).
 

@@ -409,21 +409,8 @@ def _function(raw: _Raw, n: fx.Node, ref: Callable[[Any], str], shapes: dict[str
         raise unsupported()
 
 
-def _fold_bn(conv_w: Tensor, conv_b: Tensor | None, bn: nn.Module) -> tuple[Tensor, Tensor]:
-    """Eval-mode BatchNorm after a convolution, folded into its weight and bias."""
-    assert isinstance(bn, nn.BatchNorm2d)
-    assert bn.running_var is not None and bn.running_mean is not None
-    with torch.no_grad():
-        scale = (bn.weight.detach() if bn.weight is not None else torch.ones_like(bn.running_var))
-        scale = scale / torch.sqrt(bn.running_var + bn.eps)
-        shift = bn.bias.detach() if bn.bias is not None else torch.zeros_like(bn.running_mean)
-        b = conv_b if conv_b is not None else torch.zeros_like(bn.running_mean)
-        w = conv_w * scale.view(-1, 1, 1, 1)
-        return w.contiguous(), (b - bn.running_mean) * scale + shift
-
-
 def _bn_affine(bn: nn.Module) -> tuple[Tensor, Tensor]:
-    """A lone eval-mode BatchNorm as per-channel scale and shift."""
+    """An eval-mode BatchNorm as per-channel ``scale`` and ``shift``: y = x * scale + shift."""
     assert isinstance(bn, nn.BatchNorm2d)
     assert bn.running_var is not None and bn.running_mean is not None
     with torch.no_grad():
@@ -431,6 +418,14 @@ def _bn_affine(bn: nn.Module) -> tuple[Tensor, Tensor]:
         scale = scale / torch.sqrt(bn.running_var + bn.eps)
         shift = bn.bias.detach() if bn.bias is not None else torch.zeros_like(bn.running_mean)
         return scale, shift - bn.running_mean * scale
+
+
+def _fold_bn(conv_w: Tensor, conv_b: Tensor | None, bn: nn.Module) -> tuple[Tensor, Tensor]:
+    """Eval-mode BatchNorm after a convolution, folded into its weight and bias."""
+    scale, shift = _bn_affine(bn)
+    with torch.no_grad():
+        b = conv_b if conv_b is not None else torch.zeros_like(shift)
+        return (conv_w * scale.view(-1, 1, 1, 1)).contiguous(), b * scale + shift
 
 
 def _rewrite(raws: list[_Raw], input_shape: tuple[int, ...]) -> LayerGraph:

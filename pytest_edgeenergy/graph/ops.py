@@ -174,11 +174,36 @@ class Op:
         return self.kind
 
 
-class Conv(Op):
+class _Weighted(Op):
+    """Counts shared by convolution and linear layers: MACs = outputs x fan-in."""
+
+    has_weights = True
+    out_channels: int
+    bias: Tensor | None
+
+    def _fan_in(self, w: WeightSlice | None) -> int:
+        """Input elements one output element reads (with the slice's input channels)."""
+        raise NotImplementedError
+
+    def macs(self, out: Box, w: WeightSlice | None) -> int:
+        if w is not None and not w.weights:
+            return 0
+        return out.numel * self._fan_in(w)
+
+    def weight_bytes(self, w: WeightSlice | None) -> int:
+        o = self.out_channels if w is None else w.out[1] - w.out[0]
+        n = 0
+        if w is None or w.weights:
+            n += o * self._fan_in(w)
+        if self.bias is not None and (w is None or w.bias):
+            n += o
+        return n * FP32_BYTES
+
+
+class Conv(_Weighted):
     """2-D convolution with any kernel, stride, padding, dilation and groups (BN folded in)."""
 
     kind = "conv"
-    has_weights = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
                  weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
@@ -227,20 +252,6 @@ class Conv(Op):
         cin = self.in_per_group if w is None or w.inp is None else w.inp[1] - w.inp[0]
         return cin * self.kernel[0] * self.kernel[1]
 
-    def macs(self, out: Box, w: WeightSlice | None) -> int:
-        if w is not None and not w.weights:
-            return 0
-        return out.numel * self._fan_in(w)
-
-    def weight_bytes(self, w: WeightSlice | None) -> int:
-        o = self.out_channels if w is None else w.out[1] - w.out[0]
-        n = 0
-        if w is None or w.weights:
-            n += o * self._fan_in(w)
-        if self.bias is not None and (w is None or w.bias):
-            n += o
-        return n * FP32_BYTES
-
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
         w = w or WeightSlice(out.ranges[0])
         o0, o1 = w.out
@@ -288,12 +299,11 @@ class Conv(Op):
         return res
 
 
-class Linear(Op):
+class Linear(_Weighted):
     """Fully connected layer over (N, F) tensors."""
 
     kind = "linear"
     spatial = False
-    has_weights = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
                  weight: Tensor, bias: Tensor | None) -> None:
@@ -318,20 +328,6 @@ class Linear(Op):
 
     def _fan_in(self, w: WeightSlice | None) -> int:
         return self.in_channels if w is None or w.inp is None else w.inp[1] - w.inp[0]
-
-    def macs(self, out: Box, w: WeightSlice | None) -> int:
-        if w is not None and not w.weights:
-            return 0
-        return out.numel * self._fan_in(w)
-
-    def weight_bytes(self, w: WeightSlice | None) -> int:
-        o = self.out_channels if w is None else w.out[1] - w.out[0]
-        n = 0
-        if w is None or w.weights:
-            n += o * self._fan_in(w)
-        if self.bias is not None and (w is None or w.bias):
-            n += o
-        return n * FP32_BYTES
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
         w = w or WeightSlice(out.ranges[0])

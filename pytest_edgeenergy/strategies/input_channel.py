@@ -29,22 +29,16 @@ class InputChannelStrategy(BuilderStrategy):
     def assign(self, b: PlanBuilder, graph: LayerGraph) -> None:
         for layer in graph.layers:
             op = layer.op
-            full = Box.full(layer.out_shape)
             if isinstance(op, Conv) and op.groups > 1:
                 ranges = split_ranges(op.out_channels, b.speeds, unit=op.out_per_group)
-                for d, r in enumerate(ranges):
-                    if r[1] > r[0]:
-                        b.compute(d, layer, full.with_range(0, r))
-                sizes = "/".join(str((r[1] - r[0]) // op.out_per_group) for r in ranges)
-                b.note(layer, f"grouped: whole groups split {sizes}, no reduction")
+                sizes = b.split_channels(layer, ranges)
+                b.note(layer, f"grouped: output channels split {sizes} on whole groups of "
+                              f"{op.out_per_group}, no reduction")
             elif isinstance(op, Conv | Linear):
                 self._split(b, graph, layer, op.in_channels, op.out_channels)
             elif isinstance(op, Cat):
-                ranges = split_ranges(layer.out_shape[0], b.speeds)
-                for d, r in enumerate(ranges):
-                    if r[1] > r[0]:
-                        b.compute(d, layer, full.with_range(0, r))
-                b.note(layer, f"channels split {'/'.join(str(r[1] - r[0]) for r in ranges)}")
+                sizes = b.split_channels(layer, split_ranges(layer.out_shape[0], b.speeds))
+                b.note(layer, f"channels split {sizes}")
             elif b.follow(layer):
                 b.note(layer, "follows its input's channel slices")
             else:

@@ -9,7 +9,7 @@ convolution needs only the input channels of its own groups.
 
 from __future__ import annotations
 
-from ..graph.box import Box, split_ranges
+from ..graph.box import split_ranges
 from ..graph.layergraph import LayerGraph
 from ..graph.ops import Cat, Conv, Linear
 from ..planner import PlanBuilder
@@ -25,12 +25,7 @@ class OutputChannelStrategy(BuilderStrategy):
         for layer in graph.layers:
             op = layer.op
             if isinstance(op, Conv | Linear | Cat):
-                ranges = split_ranges(layer.out_shape[0], b.speeds)
-                full = Box.full(layer.out_shape)
-                for d, r in enumerate(ranges):
-                    if r[1] > r[0]:
-                        b.compute(d, layer, full.with_range(0, r))
-                sizes = "/".join(str(r[1] - r[0]) for r in ranges)
+                sizes = b.split_channels(layer, split_ranges(layer.out_shape[0], b.speeds))
                 b.note(layer, f"output channels split {sizes}")
             elif b.follow(layer):
                 b.note(layer, "follows its input's channel slices")
