@@ -13,6 +13,16 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from energy_cases import (
+    CONV_INPUT,
+    STRATEGIES,
+    P,
+    conv_model,
+    conv_plan,
+    link_s,
+    make_profile,
+    small_cnn,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -39,65 +49,7 @@ from pytest_edgeenergy.profiles import DeviceProfile, load_device
 from pytest_edgeenergy.strategies import get_strategy
 from pytest_edgeenergy.zoo import build_model, model_input_shape
 
-STRATEGIES = ["layer", "spatial", "output-channel", "input-channel"]
 CHANNEL_STRATEGIES = ["output-channel", "input-channel"]
-CONV_INPUT = (1, 2, 4, 4)
-
-
-def make_profile(idle_w: float = 1.0, active_w: float = 3.0, macs_per_s: float = 1e6,
-                 mem_bytes_per_s: float = 1e6, net_bytes_per_s: float = 1e5,
-                 net_latency_s: float = 1e-3, tx_j_per_byte: float = 1e-6,
-                 rx_j_per_byte: float = 2e-6) -> DeviceProfile:
-    """A device with round figures (the defaults), any of which a test may change."""
-    return DeviceProfile(
-        name="pencil", description="a device with round figures", network="made up",
-        idle_w=idle_w, active_w=active_w, macs_per_s=macs_per_s,
-        mem_bytes_per_s=mem_bytes_per_s, memory_bytes=1_000_000,
-        net_bytes_per_s=net_bytes_per_s, net_latency_s=net_latency_s,
-        tx_j_per_byte=tx_j_per_byte, rx_j_per_byte=rx_j_per_byte)
-
-
-P = make_profile()
-
-
-def link_s(nbytes: int) -> float:
-    """A transfer's duration between two devices of profile ``P``."""
-    return P.net_latency_s + nbytes / P.net_bytes_per_s
-
-
-def conv_model() -> nn.Module:
-    """One 3x3 convolution with bias, 2 -> 4 channels, for a 4x4 image: 1152 MACs."""
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1)).eval()
-
-
-@functools.cache
-def conv_plan(strategy: str, n: int) -> Plan:
-    """The conv split over ``n`` devices."""
-    graph = build_graph(conv_model(), CONV_INPUT, strategy)
-    return get_strategy(strategy).plan(graph, Cluster((P,) * n))
-
-
-def small_cnn() -> nn.Module:
-    """Convs (one strided), a pool, a residual add and a linear head."""
-
-    class Small(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.c1 = nn.Conv2d(3, 8, 3, padding=1)
-            self.pool = nn.MaxPool2d(2)
-            self.c2 = nn.Conv2d(8, 8, 3, padding=1)
-            self.c3 = nn.Conv2d(8, 4, 3, stride=2, padding=1)
-            self.fc = nn.Linear(4 * 2 * 2, 5)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            y = self.pool(torch.relu(self.c1(x)))
-            y = torch.relu(self.c2(y)) + y
-            out: torch.Tensor = self.fc(torch.flatten(self.c3(y), 1))
-            return out
-
-    torch.manual_seed(0)
-    return Small().eval()
 
 
 @functools.cache
