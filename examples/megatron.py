@@ -23,8 +23,6 @@ says which device computes which region; the planner derives every transfer.
 
 from __future__ import annotations
 
-import itertools
-
 from pytest_edgeenergy.graph.box import Box, Range, split_ranges
 from pytest_edgeenergy.graph.layergraph import Layer, LayerGraph
 from pytest_edgeenergy.graph.ops import Conv, Linear
@@ -65,38 +63,21 @@ class MegatronStrategy(BuilderStrategy):
 
     @staticmethod
     def _split_outputs(b: PlanBuilder, layer: Layer, out_channels: int) -> None:
-        full = Box.full(layer.out_shape)
-        ranges = split_ranges(out_channels, b.speeds)
-        for d, r in enumerate(ranges):
-            if r[1] > r[0]:
-                b.compute(d, layer, full.with_range(0, r))
-        b.note(layer, "pair opens: output channels split "
-                      + "/".join(str(r[1] - r[0]) for r in ranges))
+        sizes = b.split_channels(layer, split_ranges(out_channels, b.speeds))
+        b.note(layer, f"pair opens: output channels split {sizes}")
 
     @staticmethod
     def _grouped(b: PlanBuilder, layer: Layer, op: Conv) -> None:
-        full = Box.full(layer.out_shape)
-        for d, r in enumerate(split_ranges(op.out_channels, b.speeds, unit=op.out_per_group)):
-            if r[1] > r[0]:
-                b.compute(d, layer, full.with_range(0, r))
+        b.split_channels(layer, split_ranges(op.out_channels, b.speeds, unit=op.out_per_group))
         b.note(layer, "grouped: whole groups split, no reduction")
 
     @staticmethod
     def _channel_slices(b: PlanBuilder, layer: Layer) -> list[Range] | None:
         """Each device's input-channel slice, when the input is a clean channel split."""
-        tensor = layer.inputs[0]
-        full = Box.full(b.shapes[tensor])
-        slices: dict[int, Range] = {}
-        for piece in b.produced_pieces(tensor):
-            if piece.device in slices or piece.box.ranges[1:] != full.ranges[1:]:
-                return None
-            slices[piece.device] = piece.box.ranges[0]
-        ordered = sorted(slices.values())
-        covers = (bool(ordered) and ordered[0][0] == 0 and ordered[-1][1] == full.ranges[0][1]
-                  and all(a[1] == c[0] for a, c in itertools.pairwise(ordered)))
-        if not covers or len(slices) < 2:
+        slices = b.channel_split_of(layer.inputs[0])
+        if slices is None or sum(1 for r in slices if r[1] > r[0]) < 2:
             return None
-        return [slices.get(d, (0, 0)) for d in range(b.n)]
+        return slices
 
     @staticmethod
     def _reduce(b: PlanBuilder, graph: LayerGraph, layer: Layer, slices: list[Range],

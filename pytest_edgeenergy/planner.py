@@ -15,6 +15,7 @@ than getting the region itself. Recomputation never adds MACs.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -208,6 +209,23 @@ class PlanBuilder:
         weight = WeightSlice(out_box.ranges[0], weights=False, bias=True)
         op = Reduce(layer.op, len(inputs))
         return self._task(device, layer, "reduce", op, inputs, layer.name, out_box, weight)
+
+    def channel_split_of(self, tensor: str) -> list[tuple[int, int]] | None:
+        """Each device's channel range of ``tensor`` when the placed pieces split it cleanly
+        by channel (at most one piece per device, each whole in the other dimensions, together
+        tiling the channels), else None. Devices without a piece get an empty range."""
+        full = Box.full(self.shapes[tensor])
+        ranges: dict[int, tuple[int, int]] = {}
+        for p in self.produced_pieces(tensor):
+            if p.device in ranges or p.box.ranges[1:] != full.ranges[1:]:
+                return None
+            ranges[p.device] = p.box.ranges[0]
+        ordered = sorted(ranges.values())
+        if not ordered or ordered[0][0] != 0 or ordered[-1][1] != full.ranges[0][1]:
+            return None
+        if any(a[1] != c[0] for a, c in itertools.pairwise(ordered)):
+            return None
+        return [ranges.get(d, (0, 0)) for d in range(self.n)]
 
     def split_channels(self, layer: Layer, ranges: Sequence[tuple[int, int]]) -> str:
         """Device d computes output channels ``ranges[d]`` of ``layer`` (empty: nothing);

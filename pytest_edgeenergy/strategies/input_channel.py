@@ -12,8 +12,6 @@ on one device, and needs no reduction. Channel-wise layers follow the slices of 
 
 from __future__ import annotations
 
-import itertools
-
 from ..graph.box import Box, Range, split_ranges
 from ..graph.layergraph import Layer, LayerGraph
 from ..graph.ops import Cat, Conv, Linear
@@ -49,19 +47,11 @@ class InputChannelStrategy(BuilderStrategy):
         """Input-channel slices: where the input already lies when it is a clean split over as
         many devices as a speed-proportional split would use, else speed-proportional."""
         wanted = split_ranges(in_channels, b.speeds)
-        pieces = b.produced_pieces(layer.inputs[0])
-        full = Box.full(b.shapes[layer.inputs[0]])
-        by_device: dict[int, Range] = {}
-        for p in pieces:
-            if p.device in by_device or p.box.ranges[1:] != full.ranges[1:]:
-                return wanted
-            by_device[p.device] = p.box.ranges[0]
-        covered = sorted(by_device.values())
-        contiguous = all(a[1] == c[0] for a, c in itertools.pairwise(covered))
-        if (len(by_device) != sum(1 for r in wanted if r[1] > r[0]) or not covered
-                or covered[0][0] != 0 or covered[-1][1] != in_channels or not contiguous):
+        there = b.channel_split_of(layer.inputs[0])
+        used = sum(1 for r in wanted if r[1] > r[0])
+        if there is None or sum(1 for r in there if r[1] > r[0]) != used:
             return wanted
-        return [by_device.get(d, (0, 0)) for d in range(b.n)]
+        return there
 
     def _split(self, b: PlanBuilder, graph: LayerGraph, layer: Layer, cin: int, cout: int) -> None:
         ranges = self._input_ranges(b, layer, cin)
