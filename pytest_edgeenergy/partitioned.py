@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .backends.local import run_local
+from .backends import get_backend
 from .cluster import Cluster, as_cluster
 from .errors import PartitionError
 from .graph.build import build_graph
@@ -35,7 +35,8 @@ class PartitionedModel(nn.Module):
 
     ``plan`` is what will run; ``trace`` what the last call measured; ``graph`` the layer graph
     the plan was made from (weights are the model's own tensors, or one folded copy of a conv
-    whose BatchNorm was folded into it).
+    whose BatchNorm was folded into it); ``backend`` the backend that runs it (``local`` or
+    ``gloo``; it may be changed between calls).
     """
 
     def __init__(self, graph: LayerGraph, plan: Plan, cluster: Cluster, strategy: Strategy,
@@ -49,6 +50,16 @@ class PartitionedModel(nn.Module):
         self._trace: Trace | None = None
 
     @property
+    def backend(self) -> str:
+        """The name of the backend that runs the plan; setting an unknown one is an error."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, name: str) -> None:
+        get_backend(name)
+        self._backend = name
+
+    @property
     def trace(self) -> Trace:
         """The trace of the last run (an error before the first run)."""
         if self._trace is None:
@@ -56,10 +67,9 @@ class PartitionedModel(nn.Module):
         return self._trace
 
     def forward(self, x: Tensor) -> Tensor:
-        """Run the partitioned inference on the local backend; device 0 ends with the output."""
-        if self.backend != "local":
-            raise PartitionError(f"unknown backend '{self.backend}'; known backends: local")
-        out, self._trace = run_local(self.plan, self.graph, x)
+        """Run the partitioned inference on the selected backend; device 0 ends with the
+        output."""
+        out, self._trace = get_backend(self.backend)(self.plan, self.graph, x)
         return out
 
     def extra_repr(self) -> str:
@@ -73,8 +83,17 @@ def partition(model: nn.Module, strategy: str | Strategy, cluster: int | Cluster
 
     ``cluster`` is a device count (that many identical default devices) or a :class:`Cluster`.
     ``strategy`` is a registered name (parameters as keyword arguments) or a strategy object.
+    The keyword ``backend`` names what runs the plan when the model is called: ``local`` (the
+    default: every device in this process) or ``gloo`` (one process per device,
+    torch.distributed on 127.0.0.1, started for each call; to keep the processes across calls
+    use ``run_gloo(pm.plan, pm.graph, x, workers=...)`` with a
+    :class:`~pytest_edgeenergy.backends.GlooWorkers`).
     Nothing real is computed: the graph is traced on meta tensors and the plan is pure data.
     """
+    # Taken from the keywords rather than declared: a ``backend: str`` parameter would make
+    # callers' ``**params`` of another value type (``dict[str, int]``) ill-typed.
+    backend = strategy_params.pop("backend", "local")
+    get_backend(backend)
     if strategy_params:
         if not isinstance(strategy, str):
             raise PartitionError("strategy parameters go with a strategy name, not an object")
@@ -88,4 +107,4 @@ def partition(model: nn.Module, strategy: str | Strategy, cluster: int | Cluster
                                  f"are supported (strategy '{strat.name}')")
     graph = build_graph(model, input_shape, strat.name)
     plan = strat.plan(graph, devices)
-    return PartitionedModel(graph, plan, devices, strat)
+    return PartitionedModel(graph, plan, devices, strat, backend)

@@ -135,6 +135,27 @@ def test_spatial_replicates_the_weights_of_the_layers_it_splits() -> None:
     assert all(s.weight_bytes == conv_bytes for s in stats[1:])
 
 
+class HeavyFirst(nn.Module):
+    """A 7x7 conv with half the MACs, then six light 1x1 convs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Conv2d(3, 32, 7, padding=3)
+        self.rest = nn.Sequential(*[nn.Conv2d(32, 32, 1) for _ in range(6)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rest(self.first(x))  # type: ignore[no-any-return]
+
+
+def test_layer_wise_shares_what_a_heavy_first_layer_leaves_among_the_other_devices() -> None:
+    model = HeavyFirst().eval()
+    pm = partition(model, "layer", 4, (1, 3, 16, 16))
+    assert pm.plan.idle_devices() == []
+    macs = [s.macs for s in pm.plan.device_stats()]
+    assert macs[0] == 32 * 16 * 16 * 3 * 49  # the 7x7 conv alone
+    assert sorted(macs[1:]) == [2 * 32 * 16 * 16 * 32] * 3  # two 1x1 convs each
+
+
 def test_layer_wise_gives_each_weight_to_exactly_one_device() -> None:
     pm = partition(build_model("vgg16"), "layer", 4, model_input_shape("vgg16"))
     assert sum(s.weight_bytes for s in pm.plan.device_stats()) == pm.plan.graph_weight_bytes

@@ -7,11 +7,15 @@ exactly the planned region out of the sender's piece into a new tensor on the re
 are dropped after their last use. Every count in the :class:`Trace` is measured from these
 tensors (their element counts and the weights the kernels really read), never copied from the
 plan, so comparing the two checks the plan.
+
+:class:`Executor` is that machinery for any set of devices: ``run_local`` drives one executor
+for every device and copies transfers in memory; the ``gloo`` backend drives one per process,
+for its own device, and moves the bytes of its transfers over the network.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -20,12 +24,22 @@ from ..errors import PartitionError
 from ..graph.box import Box, subtract_all
 from ..graph.layergraph import LayerGraph
 from ..graph.ops import Op, Reduce, RunResult, pad_to_ideal
-from ..plan import Piece, Plan, Task
+from ..plan import Piece, Plan, Task, Transfer
 from ..trace import Trace
 
 
 class PlanExecutionError(PartitionError):
     """A plan that does not execute as planned (a bug in a strategy, never bad user input)."""
+
+
+def check_input(plan: Plan, x: Tensor) -> None:
+    """Raise :class:`PartitionError` unless ``x`` is a float32 tensor of the planned shape."""
+    expected = tuple(plan.input_shape)
+    if tuple(x.shape) != expected:
+        raise PartitionError(f"input of shape {tuple(x.shape)} does not match the planned input "
+                             f"shape {expected}")
+    if x.dtype != torch.float32:
+        raise PartitionError(f"input dtype {x.dtype} is not supported; use torch.float32")
 
 
 def _assemble(store: dict[int, Tensor], pieces: Sequence[Piece], pids: Sequence[int],
@@ -48,69 +62,124 @@ def _assemble(store: dict[int, Tensor], pieces: Sequence[Piece], pids: Sequence[
     return out
 
 
-def run_local(plan: Plan, graph: LayerGraph, x: Tensor) -> tuple[Tensor, Trace]:
-    """Execute ``plan`` for input ``x``; return device 0's output and the measured trace."""
-    expected = tuple(plan.input_shape)
-    if tuple(x.shape) != expected:
-        raise PartitionError(f"input of shape {tuple(x.shape)} does not match the planned input "
-                             f"shape {expected}")
-    if x.dtype != torch.float32:
-        raise PartitionError(f"input dtype {x.dtype} is not supported; use torch.float32")
-    n = plan.n_devices
-    trace = Trace(n_devices=n)
-    batch = expected[0]
-    store: dict[int, Tensor] = {}
-    live = [0] * n
-    seen_weights: list[dict[tuple[object, ...], int]] = [{} for _ in range(n)]
-    pieces = plan.pieces
-    peak_act = [0] * n
+class Executor:
+    """The pieces that some devices of a plan hold, the steps they run, and what they measure.
 
-    def hold(pid: int, t: Tensor) -> None:
-        p = pieces[pid]
-        if tuple(t.shape) != (batch, *p.box.shape):
+    ``devices`` are the devices this executor plays. It holds only their pieces, runs only their
+    tasks, and drops only their pieces after last use; its :meth:`trace` has rows for them alone
+    (the others stay zero). Call the step methods in the plan's order, inside
+    ``torch.no_grad()``.
+    """
+
+    def __init__(self, plan: Plan, graph: LayerGraph, devices: Iterable[int]) -> None:
+        self.plan = plan
+        self.graph = graph
+        self.devices = frozenset(devices)
+        self.batch = plan.input_shape[0]
+        self.store: dict[int, Tensor] = {}
+        self._trace = Trace(n_devices=plan.n_devices)
+        self._live = [0] * plan.n_devices
+        self._peak_act = [0] * plan.n_devices
+        self._seen_weights: list[dict[tuple[object, ...], int]] = [
+            {} for _ in range(plan.n_devices)]
+        self._ops: dict[tuple[str, str, int], Op] = {}
+
+    def hold(self, pid: int, t: Tensor) -> None:
+        """Store ``t`` as piece ``pid`` (its planned shape checked) and count its bytes."""
+        p = self.plan.pieces[pid]
+        if tuple(t.shape) != (self.batch, *p.box.shape):
             raise PlanExecutionError(
                 f"piece {pid} of '{p.tensor}' on device {p.device} has shape {tuple(t.shape)}, "
-                f"planned {(batch, *p.box.shape)}")
-        store[pid] = t
-        live[p.device] += t.numel() * t.element_size()
-        peak_act[p.device] = max(peak_act[p.device], live[p.device])
+                f"planned {(self.batch, *p.box.shape)}")
+        self.store[pid] = t
+        self._live[p.device] += t.numel() * t.element_size()
+        self._peak_act[p.device] = max(self._peak_act[p.device], self._live[p.device])
 
-    for p in pieces:
-        if p.step == -1:
-            hold(p.id, x.detach())
-    ops: dict[tuple[str, str, int], Op] = {}
+    def hold_input(self, x: Tensor) -> None:
+        """Hold the input pieces (made by step -1) of this executor's devices."""
+        for p in self.plan.pieces:
+            if p.step == -1 and p.device in self.devices:
+                self.hold(p.id, x.detach())
+
+    def needs_input(self) -> bool:
+        """True when one of this executor's devices holds a piece of the input."""
+        return any(p.step == -1 and p.device in self.devices for p in self.plan.pieces)
+
+    def run_task(self, task: Task) -> None:
+        """Compute ``task`` from the pieces it reads, count its MACs and weights, hold its
+        output."""
+        res = _run_task(task, self.plan, self.graph, self.store, self.batch, self._ops)
+        self._trace.macs[task.device] += res.macs
+        if task.weight is not None:
+            used = sum(w.numel() * w.element_size() for w in res.weights)
+            self._seen_weights[task.device][(task.layer, *task.weight.key())] = used
+        self.hold(task.out, res.out)
+
+    def region(self, transfer: Transfer) -> Tensor:
+        """Exactly the region ``transfer`` sends: a view into the sender's piece."""
+        src = self.plan.pieces[transfer.src_piece]
+        return self.store[src.id][transfer.box.relative_to(src.box)]
+
+    def sent(self, transfer: Transfer, data: Tensor) -> None:
+        """Count ``data`` as sent by the transfer's source: its bytes and one message."""
+        self._trace.bytes_sent[transfer.src] += data.numel() * data.element_size()
+        self._trace.messages[transfer.src] += 1
+
+    def received(self, transfer: Transfer, data: Tensor) -> None:
+        """Hold ``data`` as the transfer's new piece on its destination; count its bytes."""
+        self.hold(transfer.piece, data)
+        self._trace.bytes_received[transfer.dst] += data.numel() * data.element_size()
+
+    def release(self, step: int) -> None:
+        """Drop this executor's pieces whose last use was ``step``."""
+        for pid in self.plan.frees[step]:
+            device = self.plan.pieces[pid].device
+            if device in self.devices:
+                t = self.store.pop(pid)
+                self._live[device] -= t.numel() * t.element_size()
+
+    def output(self) -> Tensor:
+        """The final output, assembled (contiguous) from the output pieces, all held here."""
+        out_box = Box.full(self.plan.shapes[self.plan.output])
+        out = _assemble(self.store, self.plan.pieces, self.plan.output_pieces, out_box,
+                        self.batch, "final output")
+        return out.contiguous()
+
+    def trace(self, backend: str = "local") -> Trace:
+        """The measured trace: weights are each distinct slice read once, peak = weights + the
+        most activation bytes held at once."""
+        trace = self._trace
+        trace.backend = backend
+        for d in self.devices:
+            trace.weight_bytes[d] = sum(self._seen_weights[d].values())
+            trace.peak_bytes[d] = trace.weight_bytes[d] + self._peak_act[d]
+        return trace
+
+
+def run_local(plan: Plan, graph: LayerGraph, x: Tensor) -> tuple[Tensor, Trace]:
+    """Execute ``plan`` for input ``x``; return device 0's output and the measured trace."""
+    check_input(plan, x)
+    ex = Executor(plan, graph, range(plan.n_devices))
+    ex.hold_input(x)
     with torch.no_grad():
         for step in plan.steps:
             if isinstance(step, Task):
-                res = _run_task(step, plan, graph, store, batch, ops)
-                trace.macs[step.device] += res.macs
-                if step.weight is not None:
-                    used = sum(w.numel() * w.element_size() for w in res.weights)
-                    seen_weights[step.device][(step.layer, *step.weight.key())] = used
-                hold(step.out, res.out)
+                ex.run_task(step)
             else:
-                src = pieces[step.src_piece]
-                data = store[src.id][step.box.relative_to(src.box)].clone()
-                hold(step.piece, data)
-                size = data.numel() * data.element_size()
-                trace.bytes_sent[step.src] += size
-                trace.bytes_received[step.dst] += size
-                trace.messages[step.src] += 1
-            for pid in plan.frees[step.step]:
-                t = store.pop(pid)
-                live[pieces[pid].device] -= t.numel() * t.element_size()
-        out_box = Box.full(plan.shapes[plan.output])
-        output = _assemble(store, pieces, plan.output_pieces, out_box, batch, "final output")
-        output = output.contiguous()
-    for d in range(n):
-        trace.weight_bytes[d] = sum(seen_weights[d].values())
-        trace.peak_bytes[d] = trace.weight_bytes[d] + peak_act[d]
-    return output, trace
+                data = ex.region(step).clone()
+                ex.sent(step, data)
+                ex.received(step, data)
+            ex.release(step.step)
+        output = ex.output()
+    return output, ex.trace()
 
 
 def _run_task(task: Task, plan: Plan, graph: LayerGraph, store: dict[int, Tensor], batch: int,
               ops: dict[tuple[str, str, int], Op]) -> RunResult:
-    layer = graph.by_name[task.layer]
+    layer = graph.by_name.get(task.layer)
+    if layer is None:
+        raise PlanExecutionError(f"step {task.step} on device {task.device} names layer "
+                                 f"'{task.layer}', which the model does not have")
     if task.kind == "reduce":
         key = (task.layer, task.kind, len(task.inputs))
         if key not in ops:

@@ -1,8 +1,9 @@
 """Layer-wise (pipeline) partitioning: each device runs a contiguous block of layers.
 
-Blocks follow the topological order, device 0 first (it holds the image). Cuts are placed so
-that each device's share of the MACs follows its relative speed; among the cut positions within
-5 % of the total MACs of the ideal one, the one that sends the fewest bytes wins (a cut between
+Blocks follow the topological order, device 0 first (it holds the image). Cuts are placed one
+after another so that each device's share of the MACs still to place follows its relative speed
+among the devices still to fill; among the cut positions within 5 % of the total MACs of the
+ideal one, the one that sends the fewest bytes wins (a cut between
 residual blocks sends one tensor, a cut inside one sends two). The activations live across a cut
 are sent point to point; the last block's output is sent back to device 0. A device whose share
 rounds to no layer stays idle.
@@ -50,11 +51,11 @@ def block_cuts(graph: LayerGraph, speeds: tuple[float, ...]) -> list[int]:
     total = cum[-1]
     crossing = crossing_bytes(graph)
     cuts = [0]
-    share = 0.0
     for k in range(1, len(speeds)):
-        share += speeds[k - 1]
-        target = total * share / sum(speeds)
         lo = cuts[-1]
+        # device k-1's share of what is left, so that a heavy layer early on does not leave
+        # the next device with nothing to do
+        target = cum[lo] + (total - cum[lo]) * speeds[k - 1] / sum(speeds[k - 1:])
         cand = range(lo, n + 1)
         near = [i for i in cand if abs(cum[i] - target) <= CUT_WINDOW * total]
         # ties go to the later cut: the earlier device (device 0 holds the image) keeps more
