@@ -189,6 +189,7 @@ def _run_task(task: Task, plan: Plan, graph: LayerGraph, store: dict[int, Tensor
         op = layer.op
     out_box = plan.pieces[task.out].box
     xs: list[Tensor | None] = []
+    native: tuple[int, int] = (0, 0)
     for i, (tensor, ideal, reads) in enumerate(zip(task.inputs, task.in_boxes, task.reads,
                                                     strict=True)):
         if ideal is None:
@@ -201,8 +202,12 @@ def _run_task(task: Task, plan: Plan, graph: LayerGraph, store: dict[int, Tensor
                 raise PlanExecutionError(f"{what}: piece {pid} is on device "
                                          f"{plan.pieces[pid].device}")
         part = _assemble(store, plan.pieces, reads, clipped, batch, what)
-        xs.append(pad_to_ideal(part, ideal, clipped, op.fill(i)))
-    res = op.run(xs, out_box, task.weight)
+        padded, kept = pad_to_ideal(part, ideal, clipped, op.fill(i),
+                                    native=op.native_padding and i == 0)
+        xs.append(padded)
+        if i == 0:
+            native = kept
+    res = op.run(xs, out_box, task.weight, native)
     if task.kind != "partial":
         for act in layer.post:
             res.out = act.apply(res.out)

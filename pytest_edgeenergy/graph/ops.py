@@ -29,6 +29,7 @@ from .box import Box, Range
 
 FP32_BYTES = 4
 NEG_INF = float("-inf")
+Pad2 = tuple[int, int]  # symmetric (rows, columns) padding a kernel applies itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +122,25 @@ def _pad_amounts(ideal: Box, clipped: Box) -> list[int]:
     return amounts
 
 
-def pad_to_ideal(x: Tensor, ideal: Box, clipped: Box, value: float) -> Tensor:
-    """Pad a tensor holding ``clipped`` so that it holds ``ideal`` (out-of-bounds = ``value``)."""
+def pad_to_ideal(x: Tensor, ideal: Box, clipped: Box, value: float,
+                 native: bool = False) -> tuple[Tensor, Pad2]:
+    """Pad a tensor holding ``clipped`` so that it holds ``ideal`` (out-of-bounds = ``value``).
+
+    With ``native``, the symmetric part of the padding of the last two dimensions is left for
+    the kernel and returned as (rows, columns); only the rest is copied in here.
+    """
     if ideal == clipped:
-        return x
-    amounts = _pad_amounts(ideal, clipped)
+        return x, (0, 0)
+    amounts = _pad_amounts(ideal, clipped)  # left, right, top, bottom (, ...)
+    kept: Pad2 = (0, 0)
+    if native and len(amounts) >= 4:
+        rows, cols = min(amounts[2], amounts[3]), min(amounts[0], amounts[1])
+        amounts = [amounts[0] - cols, amounts[1] - cols, amounts[2] - rows, amounts[3] - rows,
+                   *amounts[4:]]
+        kept = (rows, cols)
     if not any(amounts):
-        return x
-    return F.pad(x, amounts, value=value)
+        return x, kept
+    return F.pad(x, amounts, value=value), kept
 
 
 class Op:
@@ -165,8 +177,15 @@ class Op:
         """Bytes of parameters the slice ``w`` reads."""
         return 0
 
-    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
-        """Compute exactly ``out``; inputs hold exactly the regions of :meth:`input_boxes`."""
+    #: True when the kernel can pad its first input itself (zeros for a conv, -inf for a max
+    #: pool): the backend then passes the symmetric part of the padding as ``pad`` instead of
+    #: copying the input into a padded tensor.
+    native_padding: bool = False
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
+        """Compute exactly ``out``; inputs hold exactly the regions of :meth:`input_boxes`,
+        less ``pad`` (rows, columns) on each side, which the kernel adds itself."""
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -204,6 +223,7 @@ class Conv(_Weighted):
     """2-D convolution with any kernel, stride, padding, dilation and groups (BN folded in)."""
 
     kind = "conv"
+    native_padding = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
                  weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
@@ -252,7 +272,8 @@ class Conv(_Weighted):
         cin = self.in_per_group if w is None or w.inp is None else w.inp[1] - w.inp[0]
         return cin * self.kernel[0] * self.kernel[1]
 
-    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
         w = w or WeightSlice(out.ranges[0])
         o0, o1 = w.out
         if not w.weights:
@@ -262,21 +283,22 @@ class Conv(_Weighted):
         res = RunResult(out=x)
         if w.inp is not None:  # input-channel partial sum (groups == 1): no bias here
             wt = self.weight[o0:o1, w.inp[0]:w.inp[1]]
-            y = F.conv2d(x, wt, None, self.stride, 0, self.dilation, 1)
+            y = F.conv2d(x, wt, None, self.stride, pad, self.dilation, 1)
             res.out, res.macs, res.weights = y, y.numel() * wt[0].numel(), [wt]
             return res
         bias = self.bias[o0:o1] if self.bias is not None and w.bias else None
         if self.groups == 1:
             wt = self.weight[o0:o1]
-            y = F.conv2d(x, wt, bias, self.stride, 0, self.dilation, 1)
+            y = F.conv2d(x, wt, bias, self.stride, pad, self.dilation, 1)
             res.out, res.macs, res.weights = y, y.numel() * wt[0].numel(), [wt]
         else:
-            res = self._grouped(x, o0, o1, bias)
+            res = self._grouped(x, o0, o1, bias, pad)
         if bias is not None:
             res.weights.append(bias)
         return res
 
-    def _grouped(self, x: Tensor, o0: int, o1: int, bias: Tensor | None) -> RunResult:
+    def _grouped(self, x: Tensor, o0: int, o1: int, bias: Tensor | None,
+                 pad: Pad2) -> RunResult:
         """A grouped conv over output channels [o0, o1), which may cut groups at either end."""
         opg, ipg = self.out_per_group, self.in_per_group
         base_in = (o0 // opg) * ipg
@@ -291,7 +313,7 @@ class Conv(_Weighted):
             xin = x[:, g0 * ipg - base_in:g1 * ipg - base_in]
             wt = self.weight[a:b]
             bt = None if bias is None else bias[a - o0:b - o0]
-            y = F.conv2d(xin, wt, bt, self.stride, 0, self.dilation, g1 - g0)
+            y = F.conv2d(xin, wt, bt, self.stride, pad, self.dilation, g1 - g0)
             outs.append(y)
             res.macs += y.numel() * wt[0].numel()
             res.weights.append(wt)
@@ -329,7 +351,8 @@ class Linear(_Weighted):
     def _fan_in(self, w: WeightSlice | None) -> int:
         return self.in_channels if w is None or w.inp is None else w.inp[1] - w.inp[0]
 
-    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
         w = w or WeightSlice(out.ranges[0])
         x = xs[0]
         assert x is not None
@@ -359,7 +382,8 @@ class Affine(Op):
         o = self.out_channels if w is None else w.out[1] - w.out[0]
         return 2 * o * FP32_BYTES
 
-    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
         x = xs[0]
         assert x is not None
         c0, c1 = out.ranges[0]
@@ -373,7 +397,8 @@ class Elementwise(Op):
 
     kind = "act"
 
-    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
         x = xs[0]
         assert x is not None
         return RunResult(out=x.clone())
@@ -387,7 +412,8 @@ class Add(Op):
     def follow(self, piece: Box, i: int) -> Box | None:
         return piece if i == 0 and not piece.empty else None
 
-    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
         acc = xs[0]
         assert acc is not None
         acc = acc.clone()
@@ -424,7 +450,8 @@ class Cat(Op):
         a, b = piece.ranges[0]
         return piece.with_range(0, (a + self.offsets[i], b + self.offsets[i]))
 
-    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
         parts = [x for x in xs if x is not None]
         return RunResult(out=parts[0].clone() if len(parts) == 1 else torch.cat(parts, dim=1))
 
@@ -441,6 +468,7 @@ class Pool(Op):
                  divisor_override: int | None = None) -> None:
         super().__init__(in_shapes, out_shape)
         self.mode = mode
+        self.native_padding = mode == "max"  # avg pools divide by counts: pad explicitly
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
@@ -478,11 +506,12 @@ class Pool(Op):
                 counts.append(min(end, size) - max(start, 0))
         return torch.tensor(counts, dtype=torch.float32)
 
-    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
         x = xs[0]
         assert x is not None
         if self.mode == "max":
-            y = F.max_pool2d(x, self.kernel, self.stride, 0, self.dilation)
+            y = F.max_pool2d(x, self.kernel, self.stride, pad, self.dilation)
             return RunResult(out=y)
         total = F.avg_pool2d(x, self.kernel, self.stride, 0, divisor_override=1)
         if self.divisor_override is not None:
@@ -507,7 +536,8 @@ class AdaptiveAvgPool(Op):
             return None
         return Box((piece.ranges[0], *Box.full(self.out_shape).ranges[1:]))
 
-    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
         x = xs[0]
         assert x is not None
         return RunResult(out=F.adaptive_avg_pool2d(x, (self.out_shape[1], self.out_shape[2])))
@@ -536,7 +566,8 @@ class Flatten(Op):
         c0, c1 = piece.ranges[0]
         return Box(((c0 * self.plane, c1 * self.plane),))
 
-    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
         x = xs[0]
         assert x is not None
         f0, f1 = out.ranges[0]
@@ -570,7 +601,8 @@ class Reorg(Op):
             return None
         return Box(((c0 * s * s, c1 * s * s), (h0 // s, h1 // s), (w0 // s, w1 // s)))
 
-    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
         x = xs[0]
         assert x is not None
         s2 = self.stride * self.stride
@@ -607,7 +639,8 @@ class Pad(Op):
             return None
         return Box((piece.ranges[0], *Box.full(self.out_shape).ranges[1:]))
 
-    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
         x = xs[0]
         assert x is not None
         return RunResult(out=x.clone())
@@ -632,7 +665,8 @@ class Reduce(Op):
     def weight_bytes(self, w: WeightSlice | None) -> int:
         return self.layer_op.weight_bytes(w)
 
-    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None) -> RunResult:
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
         parts = [x for x in xs if x is not None]
         acc = parts[0].clone()
         for x in parts[1:]:
