@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .backends import get_backend
+from .backends.local import run_local
 from .cluster import Cluster, as_cluster
 from .errors import PartitionError
 from .graph.build import build_graph
@@ -48,6 +49,7 @@ class PartitionedModel(nn.Module):
         self.strategy = strategy
         self.backend = backend
         self._trace: Trace | None = None
+        self._prepared: dict[int, object] = {}
 
     @property
     def backend(self) -> str:
@@ -69,7 +71,10 @@ class PartitionedModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Run the partitioned inference on the selected backend; device 0 ends with the
         output."""
-        out, self._trace = get_backend(self.backend)(self.plan, self.graph, x)
+        if self.backend == "local":  # keeps its per-step preparation between calls
+            out, self._trace = run_local(self.plan, self.graph, x, self._prepared)
+        else:
+            out, self._trace = get_backend(self.backend)(self.plan, self.graph, x)
         return out
 
     def extra_repr(self) -> str:
@@ -78,7 +83,8 @@ class PartitionedModel(nn.Module):
 
 
 def partition(model: nn.Module, strategy: str | Strategy, cluster: int | Cluster,
-              input_shape: Sequence[int], **strategy_params: Any) -> PartitionedModel:
+              input_shape: Sequence[int], *, backend: str = "local",
+              **strategy_params: Any) -> PartitionedModel:
     """Partition ``model`` with ``strategy`` over ``cluster`` for inputs of ``input_shape``.
 
     ``cluster`` is a device count (that many identical default devices) or a :class:`Cluster`.
@@ -90,9 +96,6 @@ def partition(model: nn.Module, strategy: str | Strategy, cluster: int | Cluster
     :class:`~pytest_edgeenergy.backends.GlooWorkers`).
     Nothing real is computed: the graph is traced on meta tensors and the plan is pure data.
     """
-    # Taken from the keywords rather than declared: a ``backend: str`` parameter would make
-    # callers' ``**params`` of another value type (``dict[str, int]``) ill-typed.
-    backend = strategy_params.pop("backend", "local")
     get_backend(backend)
     if strategy_params:
         if not isinstance(strategy, str):

@@ -6,6 +6,8 @@ are compared with ``rtol=1e-4`` and ``atol=1e-5 * max(1, max|reference|)``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,7 +25,7 @@ def assert_equivalent(out: torch.Tensor, ref: torch.Tensor) -> None:
 
 
 @st.composite
-def strategies_and_clusters(draw: st.DrawFn) -> tuple[str, dict[str, int], Cluster]:
+def strategies_and_clusters(draw: st.DrawFn) -> tuple[str, dict[str, Any], Cluster]:
     name = draw(st.sampled_from(["layer", "spatial", "output-channel", "input-channel"]))
     params = {"fuse": draw(st.integers(1, 4))} if name == "spatial" else {}
     n = draw(st.integers(1, 9))
@@ -37,7 +39,7 @@ def strategies_and_clusters(draw: st.DrawFn) -> tuple[str, dict[str, int], Clust
 
 @given(spec=cnn_specs(), case=strategies_and_clusters())
 def test_a_partitioned_random_cnn_equals_the_cnn_and_its_trace_equals_its_plan(
-        spec: CNNSpec, case: tuple[str, dict[str, int], Cluster]) -> None:
+        spec: CNNSpec, case: tuple[str, dict[str, Any], Cluster]) -> None:
     name, params, cluster = case
     model = RandomCNN(spec)
     x = torch.randn(spec.input_shape, generator=torch.Generator().manual_seed(spec.seed))

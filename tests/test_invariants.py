@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -29,7 +31,8 @@ class TwoConvs(nn.Module):
 SHAPE = (1, 3, 8, 8)
 
 
-def transfers(strategy: str, **params: int) -> list[tuple[int, int, int]]:
+def transfers(strategy: str, fuse: int | None = None) -> list[tuple[int, int, int]]:
+    params: dict[str, Any] = {} if fuse is None else {"fuse": fuse}
     pm = partition(TwoConvs().eval(), strategy, 2, SHAPE, **params)
     out = pm(torch.randn(SHAPE))
     assert out.shape == (1, 4, 8, 8)

@@ -16,14 +16,16 @@ for its own device, and moves the bytes of its transfers over the network.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from ..errors import PartitionError
 from ..graph.box import Box, subtract_all
-from ..graph.layergraph import LayerGraph
-from ..graph.ops import Op, Reduce, RunResult, pad_to_ideal
+from ..graph.layergraph import Layer, LayerGraph
+from ..graph.ops import Op, Pad2, Reduce, RunResult, pad_amounts
 from ..plan import Piece, Plan, Task, Transfer
 from ..trace import Trace
 
@@ -42,24 +44,88 @@ def check_input(plan: Plan, x: Tensor) -> None:
         raise PartitionError(f"input dtype {x.dtype} is not supported; use torch.float32")
 
 
-def _assemble(store: dict[int, Tensor], pieces: Sequence[Piece], pids: Sequence[int],
-              box: Box, batch: int, what: str) -> Tensor:
-    """The region ``box`` of a tensor, from the listed pieces (a view when one piece holds it)."""
+@dataclass(frozen=True, slots=True)
+class _Gather:
+    """How to get a region from a device's pieces: a view of one piece, or copies from several
+    into a new tensor (``parts``: piece, slices in the new tensor, slices in the piece)."""
+
+    shape: tuple[int, ...]  # without batch
+    view: tuple[int, tuple[slice, ...]] | None
+    parts: tuple[tuple[int, tuple[slice, ...], tuple[slice, ...]], ...] = ()
+
+    def run(self, store: dict[int, Tensor], batch: int) -> Tensor:
+        """The region, read from ``store``."""
+        if self.view is not None:
+            pid, slices = self.view
+            return store[pid][slices]
+        out = torch.empty((batch, *self.shape), dtype=torch.float32)
+        for pid, dst, src in self.parts:
+            out[dst] = store[pid][src]
+        return out
+
+
+def _gather(pieces: Sequence[Piece], pids: Sequence[int], box: Box, what: str) -> _Gather:
+    """Prepare reading ``box`` from the listed pieces; an error if they do not cover it."""
     held = [pieces[p] for p in pids]
     if box.empty:  # the region lies wholly in the padding
-        return torch.empty((batch, *box.shape), dtype=torch.float32)
+        return _Gather(box.shape, None)
     for p in held:
         if p.box.contains(box):
-            return store[p.id][box.relative_to(p.box)]
+            return _Gather(box.shape, (p.id, box.relative_to(p.box)))
     if subtract_all(box, [p.box for p in held]):
         raise PlanExecutionError(f"{what}: region {box} is not covered by the pieces read")
-    any_t = store[held[0].id]
-    out = torch.empty((batch, *box.shape), dtype=any_t.dtype)
+    parts = []
     for p in held:
         part = p.box.intersect(box)
         if not part.empty:
-            out[part.relative_to(box)] = store[p.id][part.relative_to(p.box)]
-    return out
+            parts.append((p.id, part.relative_to(box), part.relative_to(p.box)))
+    return _Gather(box.shape, None, tuple(parts))
+
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    """One input of a task: where to read it, and the padding to add (None: none)."""
+
+    gather: _Gather
+    pad: list[int] | None
+    fill: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What a task needs beyond the plan's data, worked out once per plan and step."""
+
+    op: Op
+    layer: Layer
+    out_box: Box
+    inputs: tuple[_Input | None, ...]
+    native: Pad2
+
+
+def _prepare(task: Task, plan: Plan, graph: LayerGraph) -> _Prepared:
+    layer = graph.by_name.get(task.layer)
+    if layer is None:
+        raise PlanExecutionError(f"step {task.step} on device {task.device} names layer "
+                                 f"'{task.layer}', which the model does not have")
+    op: Op = Reduce(layer.op, len(task.inputs)) if task.kind == "reduce" else layer.op
+    inputs: list[_Input | None] = []
+    native: Pad2 = (0, 0)
+    for i, (tensor, ideal, reads) in enumerate(zip(task.inputs, task.in_boxes, task.reads,
+                                                    strict=True)):
+        if ideal is None:
+            inputs.append(None)
+            continue
+        clipped = ideal.clip(plan.shapes[tensor])
+        what = f"step {task.step} ({task.layer} on device {task.device}) input '{tensor}'"
+        for pid in reads:
+            if plan.pieces[pid].device != task.device:
+                raise PlanExecutionError(f"{what}: piece {pid} is on device "
+                                         f"{plan.pieces[pid].device}")
+        amounts, kept = pad_amounts(ideal, clipped, native=op.native_padding and i == 0)
+        if i == 0:
+            native = kept
+        inputs.append(_Input(_gather(plan.pieces, reads, clipped, what), amounts, op.fill(i)))
+    return _Prepared(op, layer, plan.pieces[task.out].box, tuple(inputs), native)
 
 
 class Executor:
@@ -71,8 +137,12 @@ class Executor:
     ``torch.no_grad()``.
     """
 
-    def __init__(self, plan: Plan, graph: LayerGraph, devices: Iterable[int]) -> None:
+    def __init__(self, plan: Plan, graph: LayerGraph, devices: Iterable[int],
+                 prepared: dict[int, object] | None = None) -> None:
         self.plan = plan
+        # per-step preparation (where each input lies, its padding); a caller that runs the
+        # same plan again passes the same dict to skip this work
+        self._prepared: dict[int, object] = {} if prepared is None else prepared
         self.graph = graph
         self.devices = frozenset(devices)
         self.batch = plan.input_shape[0]
@@ -82,7 +152,6 @@ class Executor:
         self._peak_act = [0] * plan.n_devices
         self._seen_weights: list[dict[tuple[object, ...], int]] = [
             {} for _ in range(plan.n_devices)]
-        self._ops: dict[tuple[str, str, int], Op] = {}
 
     def hold(self, pid: int, t: Tensor) -> None:
         """Store ``t`` as piece ``pid`` (its planned shape checked) and count its bytes."""
@@ -108,7 +177,10 @@ class Executor:
     def run_task(self, task: Task) -> None:
         """Compute ``task`` from the pieces it reads, count its MACs and weights, hold its
         output."""
-        res = _run_task(task, self.plan, self.graph, self.store, self.batch, self._ops)
+        prep = self._prepared.get(task.step)
+        if not isinstance(prep, _Prepared):
+            prep = self._prepared[task.step] = _prepare(task, self.plan, self.graph)
+        res = _run_task(prep, task, self.store, self.batch)
         self._trace.macs[task.device] += res.macs
         if task.weight is not None:
             used = sum(w.numel() * w.element_size() for w in res.weights)
@@ -141,9 +213,8 @@ class Executor:
     def output(self) -> Tensor:
         """The final output, assembled (contiguous) from the output pieces, all held here."""
         out_box = Box.full(self.plan.shapes[self.plan.output])
-        out = _assemble(self.store, self.plan.pieces, self.plan.output_pieces, out_box,
-                        self.batch, "final output")
-        return out.contiguous()
+        gather = _gather(self.plan.pieces, self.plan.output_pieces, out_box, "final output")
+        return gather.run(self.store, self.batch).contiguous()
 
     def trace(self, backend: str = "local") -> Trace:
         """The measured trace: weights are each distinct slice read once, peak = weights + the
@@ -156,10 +227,14 @@ class Executor:
         return trace
 
 
-def run_local(plan: Plan, graph: LayerGraph, x: Tensor) -> tuple[Tensor, Trace]:
-    """Execute ``plan`` for input ``x``; return device 0's output and the measured trace."""
+def run_local(plan: Plan, graph: LayerGraph, x: Tensor,
+              prepared: dict[int, object] | None = None) -> tuple[Tensor, Trace]:
+    """Execute ``plan`` for input ``x``; return device 0's output and the measured trace.
+
+    ``prepared`` may be a dict kept by the caller between runs of the same plan and graph.
+    """
     check_input(plan, x)
-    ex = Executor(plan, graph, range(plan.n_devices))
+    ex = Executor(plan, graph, range(plan.n_devices), prepared)
     ex.hold_input(x)
     with torch.no_grad():
         for step in plan.steps:
@@ -174,41 +249,16 @@ def run_local(plan: Plan, graph: LayerGraph, x: Tensor) -> tuple[Tensor, Trace]:
     return output, ex.trace()
 
 
-def _run_task(task: Task, plan: Plan, graph: LayerGraph, store: dict[int, Tensor], batch: int,
-              ops: dict[tuple[str, str, int], Op]) -> RunResult:
-    layer = graph.by_name.get(task.layer)
-    if layer is None:
-        raise PlanExecutionError(f"step {task.step} on device {task.device} names layer "
-                                 f"'{task.layer}', which the model does not have")
-    if task.kind == "reduce":
-        key = (task.layer, task.kind, len(task.inputs))
-        if key not in ops:
-            ops[key] = Reduce(layer.op, len(task.inputs))
-        op = ops[key]
-    else:
-        op = layer.op
-    out_box = plan.pieces[task.out].box
+def _run_task(prep: _Prepared, task: Task, store: dict[int, Tensor], batch: int) -> RunResult:
     xs: list[Tensor | None] = []
-    native: tuple[int, int] = (0, 0)
-    for i, (tensor, ideal, reads) in enumerate(zip(task.inputs, task.in_boxes, task.reads,
-                                                    strict=True)):
-        if ideal is None:
+    for inp in prep.inputs:
+        if inp is None:
             xs.append(None)
             continue
-        clipped = ideal.clip(plan.shapes[tensor])
-        what = f"step {task.step} ({task.layer} on device {task.device}) input '{tensor}'"
-        for pid in reads:
-            if plan.pieces[pid].device != task.device:
-                raise PlanExecutionError(f"{what}: piece {pid} is on device "
-                                         f"{plan.pieces[pid].device}")
-        part = _assemble(store, plan.pieces, reads, clipped, batch, what)
-        padded, kept = pad_to_ideal(part, ideal, clipped, op.fill(i),
-                                    native=op.native_padding and i == 0)
-        xs.append(padded)
-        if i == 0:
-            native = kept
-    res = op.run(xs, out_box, task.weight, native)
+        x = inp.gather.run(store, batch)
+        xs.append(x if inp.pad is None else F.pad(x, inp.pad, value=inp.fill))
+    res = prep.op.run(xs, prep.out_box, task.weight, prep.native)
     if task.kind != "partial":
-        for act in layer.post:
+        for act in prep.layer.post:
             res.out = act.apply(res.out)
     return res

@@ -122,15 +122,15 @@ def _pad_amounts(ideal: Box, clipped: Box) -> list[int]:
     return amounts
 
 
-def pad_to_ideal(x: Tensor, ideal: Box, clipped: Box, value: float,
-                 native: bool = False) -> tuple[Tensor, Pad2]:
-    """Pad a tensor holding ``clipped`` so that it holds ``ideal`` (out-of-bounds = ``value``).
+def pad_amounts(ideal: Box, clipped: Box, native: bool = False) -> tuple[list[int] | None, Pad2]:
+    """The F.pad amounts that grow a tensor holding ``clipped`` into one holding ``ideal``
+    (None: no padding), and the symmetric (rows, columns) part left to the kernel.
 
     With ``native``, the symmetric part of the padding of the last two dimensions is left for
-    the kernel and returned as (rows, columns); only the rest is copied in here.
+    the kernel (a conv's zeros, a max pool's -inf) instead of being copied in.
     """
     if ideal == clipped:
-        return x, (0, 0)
+        return None, (0, 0)
     amounts = _pad_amounts(ideal, clipped)  # left, right, top, bottom (, ...)
     kept: Pad2 = (0, 0)
     if native and len(amounts) >= 4:
@@ -138,9 +138,7 @@ def pad_to_ideal(x: Tensor, ideal: Box, clipped: Box, value: float,
         amounts = [amounts[0] - cols, amounts[1] - cols, amounts[2] - rows, amounts[3] - rows,
                    *amounts[4:]]
         kept = (rows, cols)
-    if not any(amounts):
-        return x, kept
-    return F.pad(x, amounts, value=value), kept
+    return (amounts if any(amounts) else None), kept
 
 
 class Op:
