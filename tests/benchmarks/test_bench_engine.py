@@ -1,9 +1,10 @@
 """Benchmarks of the engine (pytest-benchmark): figures to report, not timed assertions.
 
 Run ``pytest tests/benchmarks --benchmark-columns=min,mean,rounds`` to see them. Targets from
-the engine issue, both timed on one thread: partitioned / unpartitioned time <= 1.25 for the channel and layer
-strategies (<= 1.25 + halo recompute fraction for spatial); planning ResNet-101 under 1 s;
-peak RSS of a partitioned VGG-16 run with N = 8 under 2x the unpartitioned run's.
+the engine issue (times on one thread): partitioned / unpartitioned time <= 1.25 for the
+channel and layer strategies (<= 1.25 + halo recompute fraction for spatial); planning
+ResNet-101 under 1 s; peak RSS of a partitioned VGG-16 run with N = 8 under 2x the
+unpartitioned run's.
 """
 
 from __future__ import annotations
