@@ -1,4 +1,4 @@
-"""Repository-wide test settings: hypothesis profiles.
+"""Repository-wide test settings: hypothesis profiles, and nested runs kept out of CI's summary.
 
 ``fast`` (the default) keeps local runs quick; ``ci`` (chosen when the environment variable CI
 is set, or with HYPOTHESIS_PROFILE=ci) is derandomised, so a CI run is reproducible, and tries
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -19,3 +20,17 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 _default = "ci" if os.environ.get("CI") else "fast"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
+
+
+@pytest.fixture(autouse=True)
+def _no_job_summary_in_nested_runs(request: pytest.FixtureRequest,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the nested pytest runs of pytester tests out of a CI job's summary.
+
+    GitHub Actions sets ``$GITHUB_STEP_SUMMARY`` for the whole job; a pytester run inherits
+    it and would append its report to the job's page. (The outer session appends its own
+    report at its end, after this fixture has restored the variable.) A test that checks the
+    summary sets its own file.
+    """
+    if "pytester" in request.fixturenames:
+        monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)

@@ -64,6 +64,71 @@ def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.set_defaults(command=_calibrate)
 
 
+def _positive_count(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return int(text)
+
+
+def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from pytest_edgeenergy import compare
+
+    return compare.run(args.runs, baseline=args.baseline, history_dir=args.dir,
+                       fail_on=args.fail_on, markdown=args.markdown)
+
+
+def _add_compare(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="compare two saved runs, or a saved run against the baseline",
+        description=(
+            "Compare the energy figures of two runs saved with pytest --edge-autosave (old "
+            "first), or of one run against a baseline file. A run is a number, 'latest', "
+            "'previous' or a file; with no run named, the previous run is compared with the "
+            "latest. Exit status 1 when a case regressed past a threshold."
+        ),
+    )
+    parser.add_argument("runs", nargs="*", metavar="RUN", help="old run, then new run")
+    parser.add_argument("--baseline", type=Path, metavar="PATH",
+                        help="compare the one RUN named against this baseline file")
+    parser.add_argument("--dir", type=Path, default=Path(".edgeenergy"), metavar="PATH",
+                        help="the history folder (default: .edgeenergy)")
+    parser.add_argument("--fail-on", action="append", metavar="EXPR",
+                        help="thresholds as pytest's --edge-fail-on, e.g. max_device_j:2%% "
+                             "(repeatable; default: the plugin's)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print GitHub Markdown (for a job summary or a comment)")
+    parser.set_defaults(command=_compare)
+
+
+def _history(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from pytest_edgeenergy import history
+
+    return history.run(history_dir=args.dir, case=args.case, metric=args.metric,
+                       last=args.last, markdown=args.markdown)
+
+
+def _add_history(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "history",
+        help="per-case trends across saved runs",
+        description=(
+            "Print, for each case, a metric across the runs saved with pytest --edge-autosave, "
+            "with each run's commit, branch and time and the change from the previous run."
+        ),
+    )
+    parser.add_argument("--dir", type=Path, default=Path(".edgeenergy"), metavar="PATH",
+                        help="the history folder (default: .edgeenergy)")
+    parser.add_argument("--case", metavar="SUBSTR",
+                        help="only cases whose key contains SUBSTR, e.g. 'tinycnn|layer'")
+    parser.add_argument("--metric", default="max_device_j",
+                        help="the case metric to follow (default: max_device_j)")
+    parser.add_argument("--last", type=_positive_count, metavar="N",
+                        help="only the N most recent runs")
+    parser.add_argument("--markdown", action="store_true", help="print GitHub Markdown")
+    parser.set_defaults(command=_history)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -72,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(title="subcommands", metavar="SUBCOMMAND", required=True)
     _add_calibrate(subparsers)
+    _add_compare(subparsers)
+    _add_history(subparsers)
     return parser
 
 

@@ -164,9 +164,12 @@ def test_every_option_shares_its_help_text_with_its_ini_key(pytester: pytest.Pyt
     assert "edge energy: partition CNNs across edge devices:" in text
     from pytest_edgeenergy.plugin import options
 
-    for dest, help_text, _action, ini_type in options._OPTIONS:
+    for dest, help_text, action, ini_type in options._OPTIONS:
         flag = "--" + dest.replace("_", "-")
-        assert f"{flag}={dest.removeprefix('edge_').upper()}" in text
+        if action == "store_true":  # a flag takes no value
+            assert f"{flag} " in text and f"{flag}=" not in text
+        else:
+            assert f"{flag}={dest.removeprefix('edge_').upper()}" in text
         assert f"{dest} ({ini_type}):" in text
         assert text.count(" ".join(help_text.split())) == 2, dest
 

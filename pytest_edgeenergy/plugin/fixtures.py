@@ -27,6 +27,7 @@ from ..plan import Plan
 from ..strategies.protocol import Strategy
 from ..trace import Trace
 from ..zoo import ModelSpec
+from .ci import record_case_properties
 from .registry import EdgeRegistry
 from .results import (
     ERROR,
@@ -37,6 +38,7 @@ from .results import (
     CaseResult,
 )
 from .state import STATE_KEY, EdgeState
+from .tracking import check_case
 
 __all__ = [
     "EDGE_ARGNAMES",
@@ -306,7 +308,9 @@ class EdgeRunner:
             estimate = estimate_energy(pm, model=settings.energy_model)
             energy = CaseEnergy.from_estimate(estimate, pm.plan, self.cluster)
         except Exception as exc:
-            collector.add(CaseResult(**base, status=ERROR, message=f"{type(exc).__name__}: {exc}"))
+            failed = CaseResult(**base, status=ERROR, message=f"{type(exc).__name__}: {exc}")
+            collector.add(failed)
+            record_case_properties(self._request.node, failed, "-")
             raise
         max_error, atol, problem = _compare(output, reference, tolerance)
         if problem is None and pm.plan.device_stats() != pm.trace.device_stats():
@@ -319,8 +323,16 @@ class EdgeRunner:
         if "benchmark" in self._request.fixturenames:
             extra = self._request.getfixturevalue("benchmark").extra_info
             extra["edgeenergy"] = case.to_dict()
+        # Against the committed baseline: a regression fails this test (the session's summary
+        # and the update of the file happen at the end, on the controller).
+        status, regression = check_case(case, self.cluster, self._state.baseline,
+                                        settings.fail_on, settings.strict,
+                                        self._request.config.rootpath)
+        record_case_properties(self._request.node, case, status)
         if problem is not None:
             pytest.fail(f"{case.key}: {problem}", pytrace=False)
+        if regression is not None and not settings.update_baseline:
+            pytest.fail(regression, pytrace=False)
         return EdgeResult(output, pm.trace, estimate, reference, pm.plan, pm, case)
 
 

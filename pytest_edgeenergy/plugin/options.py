@@ -19,6 +19,15 @@ import pytest
 from ..cluster import DEFAULT_DEVICE, MAX_DEVICES, Cluster
 from ..errors import EdgeEnergyError
 from ..profiles import load_device
+from .baseline import DEFAULT_BASELINE
+from .runs import DEFAULT_HISTORY_DIR
+from .thresholds import (
+    DEFAULT_FAIL_ON,
+    Threshold,
+    ThresholdError,
+    parse_thresholds,
+    valid_metrics_text,
+)
 
 __all__ = [
     "DEFAULT_DEVICE_COUNTS",
@@ -74,6 +83,33 @@ REPORT_HELP = (
     "write the comparison report to this file; the suffix picks the format "
     "(.md, .json or .csv); repeat the option for several files"
 )
+BASELINE_HELP = (
+    "the baseline file every case is compared with when it exists; a relative path is "
+    f"relative to the rootdir (default: {DEFAULT_BASELINE})"
+)
+FAIL_ON_HELP = (
+    "fail a case whose figure grows past a threshold, METRIC:N% (relative) or METRIC:N "
+    "(absolute, in the metric's unit), e.g. max_device_j:2% or comm_bytes:0; repeat the option "
+    "or separate with commas; 'none' fails on nothing (default: "
+    f"{', '.join(DEFAULT_FAIL_ON)})"
+)
+STRICT_HELP = (
+    "also fail on improvements past a threshold, new cases and unused baseline entries, until "
+    "the baseline is updated"
+)
+UPDATE_BASELINE_HELP = (
+    "record the figures of the cases that ran in the baseline (others are kept, unused ones "
+    "removed) instead of failing on a difference"
+)
+AUTOSAVE_HELP = "save this run's figures, with git commit, branch and time, in the history folder"
+HISTORY_DIR_HELP = (
+    "the folder --edge-autosave saves runs in; a relative path is relative to the rootdir "
+    f"(default: {DEFAULT_HISTORY_DIR})"
+)
+BENCHMARK_JSON_HELP = (
+    "write the cases' figures to this file in github-action-benchmark's customSmallerIsBetter "
+    "format"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +142,13 @@ class EdgeSettings:
     strategies: tuple[str, ...] | None
     energy_model: str
     reports: tuple[Path, ...]
+    baseline: Path = Path(DEFAULT_BASELINE)
+    fail_on: tuple[Threshold, ...] = ()
+    strict: bool = False
+    update_baseline: bool = False
+    autosave: bool = False
+    history_dir: Path = Path(DEFAULT_HISTORY_DIR)
+    benchmark_json: Path | None = None
     sources: dict[str, Source] = dataclasses.field(default_factory=dict, compare=False)
 
     def source(self, dest: str) -> Source:
@@ -127,6 +170,13 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("edge_strategies", STRATEGIES_HELP, "store", "string"),
     ("edge_energy_model", ENERGY_MODEL_HELP, "store", "string"),
     ("edge_report", REPORT_HELP, "append", "args"),
+    ("edge_baseline", BASELINE_HELP, "store", "string"),
+    ("edge_fail_on", FAIL_ON_HELP, "append", "linelist"),
+    ("edge_strict", STRICT_HELP, "store_true", "bool"),
+    ("edge_update_baseline", UPDATE_BASELINE_HELP, "store_true", "bool"),
+    ("edge_autosave", AUTOSAVE_HELP, "store_true", "bool"),
+    ("edge_history_dir", HISTORY_DIR_HELP, "store", "string"),
+    ("edge_benchmark_json", BENCHMARK_JSON_HELP, "store", "string"),
 )
 
 
@@ -134,9 +184,15 @@ def add_options(parser: pytest.Parser) -> None:
     """Register every option in the ``edgeenergy`` group and its ini twin."""
     group = parser.getgroup(GROUP, "edge energy: partition CNNs across edge devices")
     for dest, help_text, action, ini_type in _OPTIONS:
-        metavar = dest.removeprefix("edge_").upper()
-        group.addoption(_flag(dest), dest=dest, action=action, default=None, metavar=metavar,
-                        help=help_text)
+        # argparse expands %-formats in option help (not in ini help): "2%" is written "2%%".
+        option_help = help_text.replace("%", "%%")
+        if action == "store_true":  # a flag: None when absent, so the ini key can decide
+            group.addoption(_flag(dest), dest=dest, action=action, default=None,
+                            help=option_help)
+        else:
+            metavar = dest.removeprefix("edge_").upper()
+            group.addoption(_flag(dest), dest=dest, action=action, default=None,
+                            metavar=metavar, help=option_help)
         parser.addini(dest, help_text, type=ini_type, default=None)  # type: ignore[arg-type]
 
 
@@ -202,6 +258,34 @@ def _paths(config: pytest.Config, source: Source,
     return tuple((str(item), (base / Path(str(item))).resolve()) for item in raw)
 
 
+def _project_path(config: pytest.Config, dest: str, default: str) -> tuple[Path, Source]:
+    """A path that belongs to the project (baseline, history): relative to the rootdir from
+    the command line and by default, relative to the ini file from the ini file."""
+    text, source = _text(config, dest)
+    base = (config.inipath.parent if source.kind == "ini file" and config.inipath is not None
+            else config.rootpath)
+    path = (base / Path(text if text is not None else default)).resolve()
+    return path, source
+
+
+def _flag_value(config: pytest.Config, dest: str) -> tuple[bool, Source]:
+    value, source = _raw(config, dest)
+    return bool(value), source
+
+
+def _thresholds(config: pytest.Config) -> tuple[tuple[Threshold, ...], Source]:
+    value, source = _raw(config, "edge_fail_on")
+    items = (list(DEFAULT_FAIL_ON) if value is None
+             else [str(v) for v in value] if isinstance(value, list) else [str(value)])
+    try:
+        return parse_thresholds(items), source
+    except ThresholdError as exc:
+        raise _error(source, ",".join(items), str(exc),
+                     "expected METRIC:N% (relative growth) or METRIC:N (absolute growth, in the "
+                     "metric's unit), N a number of 0 or more, e.g. max_device_j:2% or "
+                     f"comm_bytes:0, or 'none'; valid metrics: {valid_metrics_text()}") from None
+
+
 def read_settings(config: pytest.Config) -> EdgeSettings:
     """Resolve every option (command line > ini > default) and check what needs no registry."""
     sources: dict[str, Source] = {}
@@ -252,11 +336,33 @@ def read_settings(config: pytest.Config) -> EdgeSettings:
                          "expected a file name ending in .md, .json or .csv")
     reports = tuple(path for _, path in report_items)
 
+    baseline, sources["edge_baseline"] = _project_path(config, "edge_baseline", DEFAULT_BASELINE)
+    if baseline.is_dir():
+        raise _error(sources["edge_baseline"], str(baseline), "is a folder",
+                     "expected the baseline's file name, such as " + DEFAULT_BASELINE)
+    fail_on, sources["edge_fail_on"] = _thresholds(config)
+    strict, sources["edge_strict"] = _flag_value(config, "edge_strict")
+    update, sources["edge_update_baseline"] = _flag_value(config, "edge_update_baseline")
+    autosave, sources["edge_autosave"] = _flag_value(config, "edge_autosave")
+    history, sources["edge_history_dir"] = _project_path(config, "edge_history_dir",
+                                                         DEFAULT_HISTORY_DIR)
+    if history.exists() and not history.is_dir():
+        raise _error(sources["edge_history_dir"], str(history), "is not a folder",
+                     "expected a folder to save runs in (it is created when missing)")
+    bench_text, sources["edge_benchmark_json"] = _text(config, "edge_benchmark_json")
+    bench = None
+    if bench_text is not None:
+        (_, bench), = _paths(config, sources["edge_benchmark_json"], bench_text)
+        if bench.is_dir():
+            raise _error(sources["edge_benchmark_json"], bench_text, "is a folder",
+                         "expected a file name such as edge-benchmark.json")
+
     return EdgeSettings(
         device_counts=counts, device=device or DEFAULT_DEVICE, cluster=cluster,
         device_dirs=dirs, models=models, strategies=strategies,
         energy_model=energy or DEFAULT_ENERGY_MODEL, reports=tuple(dict.fromkeys(reports)),
-        sources=sources)
+        baseline=baseline, fail_on=fail_on, strict=strict, update_baseline=update,
+        autosave=autosave, history_dir=history, benchmark_json=bench, sources=sources)
 
 
 def unknown_name_error(settings: EdgeSettings, dest: str, kind: str, name: str,

@@ -17,7 +17,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tabulate import tabulate
 
@@ -25,9 +25,13 @@ from .results import CaseEnergy, CaseResult
 
 __all__ = [
     "REPORT_FORMAT",
+    "BaselineSection",
     "GroupReport",
     "Report",
     "build_report",
+    "file_mode",
+    "format_number",
+    "group_title",
     "write_atomic",
     "write_reports",
 ]
@@ -54,6 +58,19 @@ def _mb(value: int) -> str:
     return _num(value / MB)
 
 
+def format_number(value: float) -> str:
+    """A figure as every table shows it: four significant figures."""
+    return _num(value)
+
+
+def group_title(model: str, cluster: str, input_shape: tuple[int, ...],
+                energy_model: str) -> str:
+    """A comparison group's heading: ``tinycnn on 4xrpi4 (input 1x3x32x32, energy model
+    board)``."""
+    shape = "x".join(map(str, input_shape))
+    return f"{model} on {cluster} (input {shape}, energy model {energy_model})"
+
+
 @dataclasses.dataclass(frozen=True)
 class Row:
     """One strategy in one group: its case and its rank (``None`` when it failed)."""
@@ -75,8 +92,7 @@ class GroupReport:
     @property
     def title(self) -> str:
         """E.g. ``tinycnn on 4xrpi4 (input 1x3x32x32, energy model board)``."""
-        shape = "x".join(map(str, self.input_shape))
-        return f"{self.model} on {self.cluster} (input {shape}, energy model {self.energy_model})"
+        return group_title(self.model, self.cluster, self.input_shape, self.energy_model)
 
     @property
     def ranked(self) -> list[Row]:
@@ -149,13 +165,26 @@ def _rank(cases: Sequence[CaseResult]) -> tuple[Row, ...]:
     return tuple(rows)
 
 
+class BaselineSection(Protocol):
+    """The comparison with the baseline, as the report shows it (see :mod:`.tracking`)."""
+
+    def to_markdown(self) -> str:
+        """A Markdown section (empty when there is nothing to say)."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Report:
-    """Every group of a session, and the cases that failed."""
+    """Every group of a session, the cases that failed, and the baseline comparison."""
 
     groups: tuple[GroupReport, ...]
     cases: tuple[CaseResult, ...]
     failures: tuple[CaseResult, ...]
+    baseline: BaselineSection | None = None
 
     def is_empty(self) -> bool:
         """Whether no case was recorded."""
@@ -209,6 +238,8 @@ class Report:
             parts.append("## Equivalence failures and errors\n\n" + "\n".join(
                 f"- `{c.nodeid}`: {c.status}: "
                 f"{c.message.splitlines()[0] if c.message else ''}" for c in self.failures))
+        if self.baseline is not None and self.baseline.to_markdown():
+            parts.append(self.baseline.to_markdown().rstrip("\n"))
         return "\n\n".join(parts) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
@@ -218,6 +249,7 @@ class Report:
             "groups": [g.to_dict() for g in self.groups],
             "cases": [c.to_dict() for c in self.cases],
             "failures": [c.to_dict() for c in self.failures],
+            "baseline": None if self.baseline is None else self.baseline.to_dict(),
         }
 
     def to_json(self) -> str:
@@ -278,14 +310,32 @@ def build_report(cases: Iterable[CaseResult], failures: Iterable[CaseResult]) ->
     return Report(groups, tuple(all_cases), tuple(failures))
 
 
+def file_mode(path: Path) -> int:
+    """The permissions a file written at ``path`` should get: those of the file it replaces,
+    or what ``open()`` would give a new file (0o666 less the umask).
+
+    A temporary file from :func:`tempfile.mkstemp` is private (0o600); renamed into place as
+    it is, a committed baseline or a report would become unreadable to others.
+    """
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename.
 
-    An interrupted write leaves the old file (or none), never a truncated one.
+    An interrupted write leaves the old file (or none), never a truncated one. The file keeps
+    the permissions of the one it replaces (a new one gets the usual ones).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = file_mode(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()

@@ -114,6 +114,11 @@ class CaseEnergy:
         """Whether every device's peak memory is within its memory."""
         return all(d.fits for d in self.devices)
 
+    @property
+    def unfit_devices(self) -> int:
+        """How many devices need more memory than they have."""
+        return sum(not d.fits for d in self.devices)
+
     @classmethod
     def from_estimate(cls, estimate: EnergyEstimate, plan: Plan, cluster: Cluster) -> CaseEnergy:
         """Collect the figures of an energy estimate, a plan and the cluster it ran on."""

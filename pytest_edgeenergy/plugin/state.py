@@ -10,8 +10,10 @@ import pytest
 from torch import Tensor
 
 from ..cluster import Cluster
+from .baseline import Baseline
 from .options import DEFAULT_MODELS, EdgeSettings, check_names
 from .registry import EdgeRegistry, EntryPoints, collect_registry, hook_plugins
+from .tracking import Selection
 
 __all__ = ["ALL", "STATE_KEY", "EdgeState"]
 
@@ -35,11 +37,14 @@ class Located(Protocol):
 
 @dataclasses.dataclass
 class EdgeState:
-    """Settings, the clusters they name, the registries and the reference-output cache."""
+    """Settings, the clusters they name, the registries, the reference-output cache, the
+    baseline read at start-up and which edge tests this run selected."""
 
     settings: EdgeSettings
     entry_points: EntryPoints
     clusters: tuple[Cluster, ...]
+    baseline: Baseline | None = None
+    selection: Selection = dataclasses.field(default_factory=Selection)
     # Registries by the plugins that implement the hooks: conftest files apply to their
     # own folder only, so two test files may see different registries.
     registries: dict[tuple[int, ...], EdgeRegistry] = dataclasses.field(default_factory=dict)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "plugin_args"]
+__all__ = ["REPO_ROOT", "plugin_args", "write_profile_variant"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The folder that holds the ``pytest_edgeenergy`` package (for ``PYTHONPATH``)."""
@@ -43,3 +44,26 @@ def warm_up() -> None:
         pm = partition(model, strategy, Cluster.homogeneous("rpi4", 2), shape)
         torch.testing.assert_close(pm(x), model(x), rtol=0.0, atol=1e-5)
         estimate_energy(pm)
+
+
+def write_profile_variant(folder: Path, device: str = "rpi4", **factors: float) -> Path:
+    """Copy a shipped profile into ``folder`` (same name) with fields scaled by ``factors``.
+
+    ``write_profile_variant(dev, active_w=1.1)`` writes ``dev/rpi4.toml`` with ``active_w``
+    10 % higher: with ``--edge-device-dir=dev`` the cluster keeps its name (and its cases
+    their keys) while the figures move, as when someone edits a profile.
+    """
+    from ..profiles import load_device, shipped_profiles_dir
+
+    source = Path(str(shipped_profiles_dir())) / f"{device}.toml"
+    profile = load_device(source)
+    text = source.read_text(encoding="utf-8")
+    for field, factor in factors.items():
+        value = getattr(profile, field) * factor
+        text, count = re.subn(rf"(?m)^{re.escape(field)}\s*=.*$", f"{field} = {value!r}", text)
+        if count != 1:
+            raise ValueError(f"{source} has no single '{field} = ...' line to change")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / source.name
+    target.write_text(text, encoding="utf-8")
+    return target

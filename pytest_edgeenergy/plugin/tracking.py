@@ -1,0 +1,503 @@
+"""Regression tracking in a session: each case against the baseline, new and unused entries,
+and the update of the baseline.
+
+The baseline is compared in two places, with the same pure functions:
+
+* in the test, by ``edge_run()`` (:func:`check_case`): a case whose figures grew past a
+  threshold fails *that test*, with the old and new figures per device and what moved since
+  the baseline (a profile, the plan, the energy model);
+* at the end of the session, on the controller (:func:`session_outcome`): the summary of
+  every case, the new cases, the unused entries, and with ``--edge-update-baseline`` the
+  rewrite of the file.
+
+**Unused entries.** As syrupy does for snapshots, an entry that no test produced is reported
+as unused only when this run could have produced it: one of the test functions that recorded
+it ran in full (none of its parametrisations deselected by ``-k``, ``-m``, ``--deselect`` or
+``--lf``, skipped, or left unrun by ``-x``; and no parametrised node id was named on the
+command line), for the entry's model, cluster and energy model; and, when ``--edge-strategies``
+names strategies, the entry's strategy is one of them. An entry is also unused when every test
+that recorded it is gone: its file was collected whole and no longer holds it. Anything else
+(another cluster, another model, a selection, a file not collected) leaves the entry alone: the
+run says nothing about it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..cluster import Cluster
+from .baseline import Baseline, BaselineError, Entry, function_id, load_baseline
+from .report import write_atomic
+from .results import CaseResult
+from .thresholds import Comparison, Threshold, compare_energy, format_change, format_value
+
+__all__ = [
+    "BaselineOutcome",
+    "CaseOutcome",
+    "Selection",
+    "check_case",
+    "display_path",
+    "is_edge_item",
+    "session_outcome",
+    "unused_keys",
+    "what_moved",
+]
+
+UPDATE_HINT = "pytest --edge-update-baseline"
+
+
+def is_edge_item(item: pytest.Item) -> bool:
+    """Whether a test item runs cases (uses ``edge_run``)."""
+    return "edge_run" in getattr(item, "fixturenames", ())
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+@dataclasses.dataclass
+class Selection:
+    """Which edge tests this run selected, by test function: what could produce which entry.
+
+    ``selected`` maps a test function (node id without parameters) to the node ids of its
+    selected parametrisations; ``deselected`` holds the functions some of whose
+    parametrisations were deselected; ``files`` the test files any item was collected from.
+    ``narrowed`` is set when the command line named a parametrised node
+    (``test_x.py::test_f[...]``), which selects without deselecting; ``nodes_named`` when it
+    named any node inside a file (``test_x.py::test_f``), so a file's other functions may be
+    missing from the run without being gone.
+    """
+
+    selected: dict[str, set[str]] = dataclasses.field(default_factory=dict)
+    deselected: set[str] = dataclasses.field(default_factory=set)
+    files: set[str] = dataclasses.field(default_factory=set)
+    narrowed: bool = False
+    nodes_named: bool = False
+
+    def note_args(self, args: Sequence[str]) -> None:
+        """Record whether the command line named nodes inside files."""
+        self.nodes_named = any("::" in a for a in args)
+        self.narrowed = any("::" in a and a.rstrip().endswith("]") for a in args)
+
+    def add_selected(self, items: Iterable[pytest.Item]) -> None:
+        """Record the items that will run (``session.items`` after collection)."""
+        for item in items:
+            self.files.add(_file_of(item.nodeid))
+            if is_edge_item(item):
+                self.selected.setdefault(function_id(item.nodeid), set()).add(item.nodeid)
+
+    def add_deselected(self, items: Iterable[pytest.Item]) -> None:
+        """Record items that ``-k``, ``-m``, ``--deselect``, ``--lf`` and the like dropped."""
+        for item in items:
+            self.files.add(_file_of(item.nodeid))
+            if is_edge_item(item):
+                self.deselected.add(function_id(item.nodeid))
+
+    def functions(self) -> set[str]:
+        """Every edge test function this run collected, selected or not."""
+        return set(self.selected) | self.deselected
+
+    def complete(self, recorded: set[str]) -> set[str]:
+        """The functions that ran in full: every parametrisation selected and recorded."""
+        if self.narrowed:
+            return set()
+        return {f for f, nodeids in self.selected.items()
+                if f not in self.deselected and nodeids <= recorded}
+
+    def gone(self, function: str) -> bool:
+        """Whether a test function no longer exists: its file was collected whole (no node
+        named on the command line) and holds no edge test of that name."""
+        return (not self.nodes_named and _file_of(function) in self.files
+                and function not in self.functions())
+
+    def to_json(self) -> str:
+        """JSON text, for a pytest-xdist worker to hand to the controller."""
+        return json.dumps({"selected": {f: sorted(n) for f, n in self.selected.items()},
+                           "deselected": sorted(self.deselected), "files": sorted(self.files),
+                           "narrowed": self.narrowed, "nodes_named": self.nodes_named},
+                          sort_keys=True)
+
+    def merge_json(self, text: str) -> None:
+        """Merge a worker's selection (every worker collects the same items)."""
+        data = json.loads(text)
+        for function, nodeids in data["selected"].items():
+            self.selected.setdefault(function, set()).update(nodeids)
+        self.deselected.update(data["deselected"])
+        self.files.update(data["files"])
+        self.narrowed = self.narrowed or bool(data["narrowed"])
+        self.nodes_named = self.nodes_named or bool(data["nodes_named"])
+
+
+def display_path(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it is inside it (shorter messages)."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _short(sha: str) -> str:
+    return sha[:12]
+
+
+def what_moved(old: Entry, new: Entry, profile_paths: Mapping[str, str] | None = None) -> str:
+    """Say what differs between two entries' inputs: energy model, profiles, model, plan.
+
+    So a user sees whether the device data, the model or the strategy moved. ``profile_paths``
+    (profile name to file) adds where a changed profile now comes from.
+    """
+    parts: list[str] = []
+    if old.energy.energy_model_version != new.energy.energy_model_version:
+        parts.append(f"energy model {new.energy_model} changed version "
+                     f"({old.energy.energy_model_version} -> {new.energy.energy_model_version})")
+    old_profiles, new_profiles = old.profiles, new.profiles
+    for name, sha in new_profiles.items():
+        before = old_profiles.get(name)
+        if before is not None and before != sha:
+            devices = [str(d.index) for d in new.energy.devices if d.profile == name]
+            path = (profile_paths or {}).get(name)
+            where = f"; now {path}" if path else ""
+            parts.append(f"device profile {name} changed (devices {', '.join(devices)}: sha256 "
+                         f"{_short(before)} -> {_short(sha)}{where})")
+    plan = _plan_changes(old, new)
+    if old.energy.graph_macs != new.energy.graph_macs:
+        parts.append(f"the model changed (MACs of the unpartitioned model "
+                     f"{old.energy.graph_macs} -> {new.energy.graph_macs})")
+    elif plan:
+        parts.append("the plan changed (strategy or partitioning): " + ", ".join(plan[:3])
+                     + (f" and {len(plan) - 3} more" if len(plan) > 3 else ""))
+    elif parts:
+        parts.append("the plan is unchanged (same MACs, bytes and memory on every device)")
+    if not parts and not old.same_figures(new):
+        parts.append("profiles, plan and energy model version are the same, so the energy "
+                     f"computation itself changed (recorded with pytest-edgeenergy "
+                     f"{old.plugin_version}, now {new.plugin_version})")
+    return "; ".join(parts)
+
+
+def _plan_changes(old: Entry, new: Entry) -> list[str]:
+    out = []
+    for name in ("comm_bytes", "redundant_macs"):
+        a, b = getattr(old.energy, name), getattr(new.energy, name)
+        if a != b:
+            out.append(f"{name.replace('_', ' ')} {a} -> {b}")
+    for before, after in zip(old.energy.devices, new.energy.devices, strict=False):
+        for name in ("macs", "bytes_sent", "bytes_received", "peak_bytes"):
+            a, b = getattr(before, name), getattr(after, name)
+            if a != b:
+                out.append(f"device {after.index} {name.replace('_', ' ')} {a} -> {b}")
+    return out
+
+
+def _finding_lines(comparison: Comparison, regressions: bool) -> list[str]:
+    findings = comparison.regressions if regressions else comparison.improvements
+    return [line for f in findings for line in f.lines()]
+
+
+def check_case(case: CaseResult, cluster: Cluster, baseline: Baseline | None,
+               thresholds: Sequence[Threshold], strict: bool,
+               root: Path) -> tuple[str, str | None]:
+    """Compare one case with the baseline: (status, failure message or ``None``).
+
+    ``status`` is ``regressed``, ``improved``, ``changed``, ``unchanged``, ``new`` or ``-``
+    (no baseline, or a case without figures). A regression fails; with ``strict`` so do an
+    improvement and a new case, until the baseline is updated.
+    """
+    if baseline is None or not case.ok or case.energy is None:
+        return "-", None
+    where = display_path(baseline.path, root)
+    old = baseline.get(case.key)
+    if old is None:
+        if strict:
+            return "new", (f"{case.key}: not in the baseline {where} (--edge-strict: record "
+                           f"it with {UPDATE_HINT})")
+        return "new", None
+    comparison = compare_energy(old.energy, case.energy, thresholds)
+    status = comparison.status
+    if status == "regressed":
+        head = f"{case.key}: regressed against the baseline {where}"
+        lines = _finding_lines(comparison, regressions=True)
+    elif status == "improved" and strict:
+        head = (f"{case.key}: improved past the thresholds against the baseline {where} "
+                f"(--edge-strict: acknowledge it)")
+        lines = _finding_lines(comparison, regressions=False)
+    else:
+        return status, None
+    new = Entry.from_case(case)
+    paths = {p.name: p.path for p in cluster if p.path}
+    moved = what_moved(old, new, paths)
+    body = [head, *(f"  {line}" for line in lines)]
+    if moved:
+        body.append(f"  since the baseline: {moved}")
+    body.append(f"  if the change is intended, accept it: {UPDATE_HINT}")
+    return status, "\n".join(body)
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseOutcome:
+    """One case of the run against the baseline (or what the update did with it)."""
+
+    key: str
+    status: str  # regressed, improved, changed, unchanged, new, unused, failed; update: added,
+    # updated, removed, kept
+    detail: str = ""
+    comparison: Comparison | None = None
+
+
+@dataclasses.dataclass
+class BaselineOutcome:
+    """What the session's comparison with (or update of) the baseline found and did."""
+
+    path: Path
+    shown_path: str
+    exists: bool
+    update: bool
+    strict: bool
+    thresholds: tuple[Threshold, ...]
+    cases: list[CaseOutcome] = dataclasses.field(default_factory=list)
+    written: bool = False
+    error: str | None = None
+    ran: bool = False  # whether any case ran
+
+    def count(self, status: str) -> int:
+        """How many cases have ``status``."""
+        return sum(c.status == status for c in self.cases)
+
+    @property
+    def failed_run(self) -> bool:
+        """Whether the comparison alone fails the run (set in ``pytest_sessionfinish``)."""
+        if self.error is not None:
+            return True
+        if self.update:
+            return False
+        if not self.exists:
+            return self.strict and self.ran
+        bad = {"regressed"} | ({"improved", "new", "unused"} if self.strict else set())
+        return any(c.status in bad for c in self.cases)
+
+    def is_empty(self) -> bool:
+        """Whether there is nothing to say (no case ran, nothing unused, no error)."""
+        return not self.ran and not self.cases and self.error is None
+
+    def summary(self) -> str:
+        """The one-line summary of the comparison or the update."""
+        where = self.shown_path
+        if self.update:
+            if self.error is not None:
+                return f"edge baseline {where} was NOT updated"
+            counts = _counts(self, ("added", "updated", "removed", "kept", "unchanged"))
+            if not self.written:
+                return f"edge baseline {where} is up to date ({counts or 'no case ran'})"
+            return f"edge baseline {where} {'updated' if self.exists else 'created'}: {counts}"
+        if not self.exists:
+            strict = " (--edge-strict: a baseline is required)" if self.strict else ""
+            return (f"edge baseline {where} does not exist: nothing compared; record one with "
+                    f"{UPDATE_HINT}{strict}")
+        compared = sum(c.status in ("regressed", "improved", "changed", "unchanged")
+                       for c in self.cases)
+        counts = _counts(self, ("regressed", "improved", "changed", "unchanged", "new", "unused",
+                                "failed"))
+        thresholds = ", ".join(t.text for t in self.thresholds) or "none"
+        return (f"edge baseline {where}: {compared} case(s) compared ({counts}); "
+                f"thresholds {thresholds}{'; strict' if self.strict else ''}")
+
+    def lines(self) -> list[tuple[str, bool]]:
+        """(line, is bad) for the terminal: the summary, then one line per notable case."""
+        out = [(self.summary(), self.failed_run)]
+        quiet = {"unchanged"}
+        for case in self.cases:
+            if case.status in quiet:
+                continue
+            label = _LABELS.get(case.status, case.status)
+            bad = case.status == "regressed" or (
+                self.strict and not self.update and case.status in ("improved", "new", "unused"))
+            out.append((f"  {label:<10} {case.key}{': ' + case.detail if case.detail else ''}",
+                        bad))
+        if self.error is not None:
+            out.append((self.error, True))
+        return out
+
+    def to_markdown(self) -> str:
+        """A Markdown section for the report and the CI job summary."""
+        if self.is_empty():
+            return ""
+        lines = ["## Baseline comparison", "", self.summary().replace("|", "\\|"), ""]
+        notable = [c for c in self.cases if c.status != "unchanged"]
+        if notable:
+            lines += ["| status | case | detail |", "|---|---|---|"]
+            for case in notable:
+                # GitHub splits table cells at every unescaped "|", code spans included.
+                detail = case.detail.replace("|", "\\|").replace("\n", " ")
+                key = case.key.replace("|", "\\|")
+                lines.append(f"| {_LABELS.get(case.status, case.status)} | `{key}` | {detail} |")
+            lines.append("")
+        if self.error is not None:
+            lines += [f"**{self.error}**", ""]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, for the JSON report."""
+        return {"path": self.shown_path, "exists": self.exists, "update": self.update,
+                "strict": self.strict, "thresholds": [t.text for t in self.thresholds],
+                "written": self.written, "error": self.error,
+                "cases": [{"key": c.key, "status": c.status, "detail": c.detail}
+                          for c in self.cases]}
+
+
+_LABELS = {"regressed": "REGRESSED", "improved": "improved", "changed": "changed",
+           "new": "new", "unused": "unused", "failed": "failed", "added": "added",
+           "updated": "updated", "removed": "removed", "kept": "kept"}
+
+
+def _counts(outcome: BaselineOutcome, statuses: Sequence[str]) -> str:
+    return ", ".join(f"{outcome.count(s)} {s}" for s in statuses if outcome.count(s))
+
+
+def _figures_text(old: Entry, new: Entry) -> str:
+    parts = []
+    for name, unit in (("max_device_j", "J"), ("total_j", "J"), ("makespan_s", "s"),
+                       ("comm_bytes", "bytes"), ("max_peak_bytes", "bytes")):
+        a, b = getattr(old.energy, name), getattr(new.energy, name)
+        if a != b:
+            parts.append(f"{name} {format_value(a, unit)} -> {format_value(b, unit)} "
+                         f"({format_change(a, b)})")
+    return ", ".join(parts)
+
+
+def _compare_detail(comparison: Comparison, old: Entry, new: Entry, strict: bool) -> str:
+    findings = comparison.regressions or comparison.improvements
+    text = "; ".join(f.headline() for f in findings) or _figures_text(old, new)
+    moved = what_moved(old, new)
+    if moved:
+        text += f"; {moved}"
+    if comparison.status == "improved":
+        text += (f" (--edge-strict: fails until acknowledged with {UPDATE_HINT})" if strict
+                 else f" (acknowledge with {UPDATE_HINT})")
+    return text
+
+
+def unused_keys(baseline: Baseline, produced: set[str], records: Sequence[CaseResult],
+                selection: Selection, strategies: Sequence[str] | None) -> list[str]:
+    """The entries no test produced although this run could have (see the module's doc)."""
+    recorded = {c.nodeid for c in records}
+    complete = selection.complete(recorded)
+    scope: dict[str, set[tuple[str, str, str]]] = {}
+    for case in records:
+        function = function_id(case.nodeid)
+        if function in complete:
+            scope.setdefault(function, set()).add((case.model, case.cluster, case.energy_model))
+    named = None if strategies is None or "all" in strategies else set(strategies)
+    out = []
+    for key, entry in sorted(baseline.entries.items()):
+        if key in produced:
+            continue
+        if entry.tests and all(selection.gone(test) for test in entry.tests):
+            out.append(key)  # every test that produced it is gone from its file
+            continue
+        if named is not None and entry.strategy not in named:
+            continue
+        where = (entry.model, entry.cluster, entry.energy_model)
+        if any(where in scope.get(test, ()) for test in entry.tests):
+            out.append(key)
+    return out
+
+
+def session_outcome(*, path: Path, root: Path, baseline: Baseline | None,
+                    records: Sequence[CaseResult], cases: Sequence[CaseResult],
+                    selection: Selection, thresholds: Sequence[Threshold], strict: bool,
+                    update: bool, strategies: Sequence[str] | None) -> BaselineOutcome:
+    """Compare the session's cases with the baseline, or update it (on the controller).
+
+    ``records`` are every record of the session (several tests may run one case), ``cases``
+    one record per case key. With ``update``, the file is re-read just before writing (so an
+    entry another process wrote meanwhile is kept), the entries of the cases that passed are
+    replaced, unused entries removed, every other entry kept, and the file written
+    atomically, only when its text changes.
+    """
+    outcome = BaselineOutcome(path=path, shown_path=display_path(path, root),
+                              exists=baseline is not None, update=update, strict=strict,
+                              thresholds=tuple(thresholds), ran=bool(records))
+    if update:
+        try:
+            baseline = load_baseline(path)  # again: the file as it is now
+        except BaselineError as exc:
+            outcome.error = f"{exc}; the baseline was not updated"
+            return outcome
+        outcome.exists = baseline is not None
+    if baseline is None and not update:
+        return outcome  # nothing to compare with: the summary says so
+    current = baseline.entries if baseline is not None else {}
+    produced = {c.key for c in cases}
+    producers: dict[str, set[str]] = {}
+    for record in records:
+        producers.setdefault(record.key, set()).add(function_id(record.nodeid))
+    unused = (unused_keys(baseline, produced, records, selection, None if strategies is None
+                          else list(strategies)) if baseline is not None else [])
+    if update:
+        _update(outcome, current, cases, producers, unused, selection)
+        return outcome
+    for case in cases:
+        old = current.get(case.key)
+        if not case.ok or case.energy is None:
+            outcome.cases.append(CaseOutcome(case.key, "failed", f"{case.status}: not compared"))
+        elif old is None:
+            outcome.cases.append(CaseOutcome(case.key, "new", "not in the baseline (record it "
+                                             f"with {UPDATE_HINT})"))
+        else:
+            comparison = compare_energy(old.energy, case.energy, thresholds)
+            new = Entry.from_case(case)
+            detail = ("" if comparison.status == "unchanged"
+                      else _compare_detail(comparison, old, new, strict))
+            outcome.cases.append(CaseOutcome(case.key, comparison.status, detail, comparison))
+    for key in unused:
+        outcome.cases.append(CaseOutcome(key, "unused", "no test produced it although this "
+                                         f"run could have ({UPDATE_HINT} removes it)"))
+    return outcome
+
+
+def _update(outcome: BaselineOutcome, current: Mapping[str, Entry],
+            cases: Sequence[CaseResult], producers: Mapping[str, set[str]],
+            unused: Sequence[str], selection: Selection) -> None:
+    collected = selection.functions()
+    entries = {k: e for k, e in current.items() if k not in unused}
+    # An entry keeps the tests this run did not collect (it says nothing about them) and
+    # forgets those that are gone from their files.
+    for case in cases:
+        old = current.get(case.key)
+        if not case.ok or case.energy is None:
+            if old is not None:
+                outcome.cases.append(CaseOutcome(case.key, "kept", f"the case {case.status}; "
+                                                 "its entry was left as it was"))
+            continue
+        kept_tests = {t for t in (old.tests if old else ())
+                      if t not in collected and not selection.gone(t)}
+        new = Entry.from_case(case, producers.get(case.key, set()) | kept_tests)
+        entries[case.key] = new
+        if old is None:
+            outcome.cases.append(CaseOutcome(case.key, "added"))
+        elif old.same_figures(new):
+            outcome.cases.append(CaseOutcome(case.key, "unchanged"))
+        else:
+            detail = "; ".join(p for p in (_figures_text(old, new), what_moved(old, new)) if p)
+            outcome.cases.append(CaseOutcome(case.key, "updated", detail))
+    for key in unused:
+        outcome.cases.append(CaseOutcome(key, "removed", "no test produced it although this run "
+                                         "could have"))
+    if not entries and not current:
+        return  # nothing ran and there is no file: do not create an empty baseline
+    text = Baseline(outcome.path, dict(sorted(entries.items()))).to_json()
+    try:
+        if outcome.path.is_file() and outcome.path.read_text(encoding="utf-8") == text:
+            return
+        write_atomic(outcome.path, text)
+    except OSError as exc:
+        outcome.error = (f"could not write the edge baseline {outcome.shown_path}: "
+                         f"{exc.strerror or exc}; the previous file is unchanged")
+        return
+    outcome.written = True
