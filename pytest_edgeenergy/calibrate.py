@@ -17,13 +17,13 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from pytest_edgeenergy.atomic import write_atomic
 from pytest_edgeenergy.errors import ProfileError
 from pytest_edgeenergy.profiles import NAME_PATTERN, PROFILE_SUFFIX
 
@@ -239,40 +239,10 @@ def _toml_escape(text: str) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename.
-
-    Readers see the old file or the new one, never a part; on failure the old file is
-    left as it was and the temporary file is removed.
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename:
+    on failure the old file is left as it was (see :func:`pytest_edgeenergy.atomic.write_atomic`).
     """
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, before the rename
-        "w",
-        encoding="utf-8",
-        dir=path.parent,
-        prefix=f".{path.name}.",
-        suffix=".tmp",
-        delete=False,
-    )
-    try:
-        with handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file private (0600); give it the mode a plain open() would,
-        # or keep the mode of the file it replaces.
-        os.chmod(handle.name, _target_mode(path))
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-
-
-def _target_mode(path: Path) -> int:
-    try:
-        return path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+    write_atomic(path, text)
 
 
 def _resolve_output(out: Path, name: str | None) -> tuple[Path, str]:

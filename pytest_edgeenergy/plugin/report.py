@@ -13,14 +13,13 @@ import csv
 import dataclasses
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from tabulate import tabulate
 
+from ..atomic import file_mode, write_atomic
 from .results import CaseEnergy, CaseResult
 
 __all__ = [
@@ -308,42 +307,6 @@ def build_report(cases: Iterable[CaseResult], failures: Iterable[CaseResult]) ->
                     _rank(sorted(by_group[key], key=lambda c: c.strategy)))
         for key in sorted(by_group, key=group_order))
     return Report(groups, tuple(all_cases), tuple(failures))
-
-
-def file_mode(path: Path) -> int:
-    """The permissions a file written at ``path`` should get: those of the file it replaces,
-    or what ``open()`` would give a new file (0o666 less the umask).
-
-    A temporary file from :func:`tempfile.mkstemp` is private (0o600); renamed into place as
-    it is, a committed baseline or a report would become unreadable to others.
-    """
-    try:
-        return path.stat().st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename.
-
-    An interrupted write leaves the old file (or none), never a truncated one. The file keeps
-    the permissions of the one it replaces (a new one gets the usual ones).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = file_mode(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_reports(report: Report, paths: Iterable[Path]) -> list[str]:
