@@ -19,6 +19,9 @@ from .strategies.protocol import Strategy
 from .strategies.registry import get_strategy
 from .trace import Trace
 
+#: Layers whose training-mode behaviour differs from inference (batch statistics, dropout).
+_MODE_SENSITIVE = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+
 
 def resolve_strategy(strategy: str | Strategy) -> Strategy:
     """A strategy object from a name or an object implementing the protocol."""
@@ -104,6 +107,14 @@ def partition(model: nn.Module, strategy: str | Strategy, cluster: int | Cluster
     else:
         strat = resolve_strategy(strategy)
     devices = as_cluster(cluster)
+    training = [name for name, m in model.named_modules()
+                if m.training and isinstance(m, _MODE_SENSITIVE)]
+    if training:
+        raise PartitionError(
+            f"model {type(model).__name__} is in training mode: layer '{training[0]}' "
+            f"({type(model.get_submodule(training[0])).__name__}) behaves differently in "
+            f"training, and a partitioned model runs inference: call model.eval() first "
+            f"(strategy '{strat.name}')")
     for name, p in model.named_parameters():
         if p.dtype != torch.float32:
             raise PartitionError(f"parameter '{name}' has dtype {p.dtype}; only float32 models "

@@ -104,6 +104,14 @@ def test_an_unknown_strategy_parameter_is_named() -> None:
         get_strategy("layer", fuse=2)
 
 
+def test_a_model_in_training_mode_is_refused_with_the_remedy() -> None:
+    model = build_model("tinycnn").train()
+    with pytest.raises(PartitionError, match=r"model TinyCNN is in training mode: layer "
+                                             r"'stem_bn' \(BatchNorm2d\) behaves differently "
+                                             r"in training.*call model.eval\(\) first"):
+        partition(model, "spatial", 2, (1, 3, 32, 32))
+
+
 def test_the_trace_before_the_first_run_is_an_error() -> None:
     pm = partition(build_model("tinycnn"), "layer", 2, (1, 3, 32, 32))
     with pytest.raises(PartitionError, match="has not run yet"):
