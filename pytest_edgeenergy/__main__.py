@@ -129,6 +129,31 @@ def _add_history(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.set_defaults(command=_history)
 
 
+def _worker(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from pytest_edgeenergy import worker_cli
+
+    return worker_cli.command(args)
+
+
+def _add_worker(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from pytest_edgeenergy import worker_cli
+
+    parser = subparsers.add_parser(
+        "worker",
+        help="run the ranks of devices 1..N-1 on other hosts (gloo backend, env:// rendezvous)",
+        description=(
+            "Play one device of a cluster: join rank 0 (the host running pytest "
+            "--edge-backend=gloo --edge-rendezvous=env, or your script) through "
+            "torch.distributed's env:// rendezvous, receive only this device's weight slices, "
+            "and run its share of every plan until rank 0 ends the session. A rank process "
+            "that fails or is killed is restarted and joins rank 0's next group. See "
+            "docs/distributed.md."
+        ),
+    )
+    worker_cli.add_arguments(parser)
+    parser.set_defaults(command=_worker)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -139,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_calibrate(subparsers)
     _add_compare(subparsers)
     _add_history(subparsers)
+    _add_worker(subparsers)
     return parser
 
 
