@@ -28,6 +28,12 @@ def _positive_seconds(text: str) -> float:
 
 
 def _calibrate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.from_trace is not None:
+        from pytest_edgeenergy import calibrate_trace
+
+        return calibrate_trace.run_from_trace(args.from_trace)
+    if args.out is None:
+        raise EdgeEnergyError("calibrate: give --out PATH (or --from-trace FILE)")
     from pytest_edgeenergy import calibrate  # deferred: it imports torch when it runs
 
     return calibrate.run(out=args.out, name=args.name, seconds=args.seconds, argv=argv)
@@ -46,9 +52,16 @@ def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument(
         "--out",
         type=Path,
-        required=True,
         metavar="PATH",
         help="profile file to write (NAME.toml), or an existing folder to write NAME.toml in",
+    )
+    parser.add_argument(
+        "--from-trace",
+        type=Path,
+        metavar="FILE",
+        help="instead of timing this host, derive each device's macs_per_s, net_bytes_per_s "
+             "and net_latency_s from a measured gloo trace (saved with --edge-trace-dir) and "
+             "print them as profile lines",
     )
     parser.add_argument(
         "--name",

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .backends import get_backend
+from .backends import Backend, get_backend
 from .backends.local import run_local
 from .cluster import Cluster, as_cluster
 from .errors import PartitionError
@@ -53,6 +53,9 @@ class PartitionedModel(nn.Module):
         self.backend = backend
         self._trace: Trace | None = None
         self._prepared: dict[int, object] = {}
+        #: When set, runs the plan on the gloo backend instead of starting processes for each
+        #: call: a started :class:`~pytest_edgeenergy.backends.pool.WorkerPool`'s ``run``.
+        self.runner: Backend | None = None
 
     @property
     def backend(self) -> str:
@@ -76,6 +79,8 @@ class PartitionedModel(nn.Module):
         output."""
         if self.backend == "local":  # keeps its per-step preparation between calls
             out, self._trace = run_local(self.plan, self.graph, x, self._prepared)
+        elif self.runner is not None and self.backend == "gloo":
+            out, self._trace = self.runner(self.plan, self.graph, x)
         else:
             out, self._trace = get_backend(self.backend)(self.plan, self.graph, x)
         return out

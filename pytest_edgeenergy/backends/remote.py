@@ -234,7 +234,7 @@ class RemoteWorkers:
             if now >= next_beat:
                 next_beat = now + HEARTBEAT_S / 2
                 for r in range(1, self.n_devices):
-                    died = f"{PREFIX}died/{r}"
+                    died = f"{PREFIX}g{g}/died/{r}"
                     if store.check([died]):
                         how, _, _ = loads(store.get(died))
                         store.delete_key(died)

@@ -11,7 +11,7 @@ The store carries the small control messages, under ``edgeenergy/``:
   run's start time); ``g<G>/done/<k>/<rank>`` its measured row and timeline;
   ``g<G>/error/<k>/<rank>`` where it failed and the traceback.
 * ``g<G>/alive/<rank>``: a heartbeat (time and current step) every :data:`HEARTBEAT_S`.
-* ``g<G>/abort``: rank 0 gave up on generation G; ``died/<rank>``: a supervisor saw its rank's
+* ``g<G>/abort``: rank 0 gave up on generation G; ``g<G>/died/<rank>``: a supervisor saw its rank's
   process end (how); ``stop``: the session is over, workers exit.
 
 The tensors of a run move over one ``ProcessGroupGloo`` per generation (its own prefix of the

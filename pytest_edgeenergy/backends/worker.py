@@ -59,8 +59,9 @@ def _exit_text(code: int | None) -> str:
 class _Rank:
     """The state of one rank process in one generation."""
 
-    def __init__(self, rv: Rendezvous, rank: int) -> None:
+    def __init__(self, rv: Rendezvous, rank: int, joined: Any) -> None:
         self.rv = rv
+        self.joined = joined  # shared with the supervisor: the generation this rank joined
         self.rank = rank
         self.host = socket.gethostname()
         self.where = "while joining"
@@ -108,6 +109,7 @@ class _Rank:
         """Join, then run jobs until the generation ends (exit status of the process)."""
         if not self.wait_for_generation():
             return 0
+        self.joined.value = self.generation
         self.store.set(self.key(f"join/{self.rank}"), dumps((self.host, os.getpid())))
         threading.Thread(target=self.heartbeat, args=(os.getppid(),), daemon=True,
                          name="edgeenergy-heartbeat").start()
@@ -155,13 +157,13 @@ class _Rank:
         return ex.trace("gloo").device_stats()[self.rank], result.events, held
 
 
-def _rank_main(rv: Rendezvous, rank: int, threads: int) -> None:
+def _rank_main(rv: Rendezvous, rank: int, threads: int, joined: Any) -> None:
     """Entry point of a rank process."""
     if rv.ifname:
         os.environ["GLOO_SOCKET_IFNAME"] = rv.ifname
     torch.set_num_threads(threads)
     try:
-        code = _Rank(rv, rank).serve()
+        code = _Rank(rv, rank, joined).serve()
     except BaseException:
         traceback.print_exc()
         code = 1
@@ -170,15 +172,17 @@ def _rank_main(rv: Rendezvous, rank: int, threads: int) -> None:
     os._exit(code)  # skip torch's slow teardown; the group is abandoned either way
 
 
-def _note_death(rv: Rendezvous, rank: int, how: str) -> bool:
-    """Tell rank 0 how the rank process ended; False when the session is over or rank 0 is
-    gone."""
+def _note_death(rv: Rendezvous, rank: int, generation: int, how: str) -> bool:
+    """Tell rank 0 how the rank process of ``generation`` ended; False when the session is
+    over or rank 0 is gone."""
     try:
         quick = dataclasses.replace(rv, join_timeout_s=min(5.0, rv.join_timeout_s))
         store: Any = quick.client()
         if store.check([f"{PREFIX}stop"]):
             return False
-        store.set(f"{PREFIX}died/{rank}", dumps((how, socket.gethostname(), time.time())))
+        if generation > 0:
+            store.set(f"{PREFIX}g{generation}/died/{rank}",
+                      dumps((how, socket.gethostname(), time.time())))
         return True
     except Exception:
         return False
@@ -216,7 +220,8 @@ def supervise(rv: Rendezvous, rank: int, *, threads: int = 1, restart: bool = Tr
     ctx = get_context("spawn")
     host = socket.gethostname()
     while True:
-        proc = ctx.Process(target=_rank_main, args=(rv, rank, threads),
+        joined = ctx.Value("i", -1)
+        proc = ctx.Process(target=_rank_main, args=(rv, rank, threads, joined),
                            name=f"edgeenergy-rank-{rank}", daemon=True)
         proc.start()
         log(f"edgeenergy worker: rank {rank} of {rv.world_size} on {host} (pid {proc.pid}) "
@@ -231,7 +236,7 @@ def supervise(rv: Rendezvous, rank: int, *, threads: int = 1, restart: bool = Tr
             log(f"edgeenergy worker: rank {rank}: the session ended", flush=True)
             return 0
         how = f"its process (pid {proc.pid}) {_exit_text(proc.exitcode)}"
-        if not _note_death(rv, rank, how):
+        if not _note_death(rv, rank, int(joined.value), how):
             log(f"edgeenergy worker: rank {rank}: {how}; rank 0 is gone or ended the session",
                 flush=True)
             return 1

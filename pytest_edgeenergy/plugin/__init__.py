@@ -31,6 +31,7 @@ from .fixtures import (
     generate_tests,
     param_id,
 )
+from .gloo import GLOO_KEY, GlooSession, add_gloo_options
 from .options import (
     EdgeSettings,
     add_options,
@@ -76,6 +77,7 @@ _FINISH_KEY = pytest.StashKey[_Finish]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Add the ``edgeenergy`` option group and its ini keys."""
     add_options(parser)
+    add_gloo_options(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -98,6 +100,9 @@ def pytest_configure(config: pytest.Config) -> None:
     state = EdgeState(settings, entry_points, clusters, baseline=_read_baseline(settings))
     state.selection.note_args(config.args)
     config.stash[STATE_KEY] = state
+    gloo = GlooSession(config)  # the backend options; the gloo worker pool, started lazily
+    config.stash[GLOO_KEY] = gloo
+    config.pluginmanager.register(gloo, "edgeenergy-gloo")
     if config.pluginmanager.hasplugin("xdist") and not is_worker(config):
         config.pluginmanager.register(EdgeXdistController(config), "edgeenergy-xdist")
         if config.getoption("dist", "no") != "no":

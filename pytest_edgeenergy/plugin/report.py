@@ -46,6 +46,27 @@ _DEVICE_HEADERS = ("device", "profile", "compute J", "comm J", "static J", "tota
                    "comm s", "sent MB", "received MB", "peak MB", "fits")
 
 
+_TIMING_HEADERS = ("case", "device", "busy s measured", "busy s simulated", "comm s measured",
+                   "comm s simulated", "makespan s measured", "makespan s simulated")
+
+
+def timing_rows(cases: Sequence[CaseResult]) -> list[list[str]]:
+    """One row per device of every case with a measured timeline; the makespans on the
+    first row of each case."""
+    rows: list[list[str]] = []
+    for case in cases:
+        t = case.timing or {}
+        for d, (bm, bs, cm, cs) in enumerate(zip(t["measured_busy_s"], t["simulated_busy_s"],
+                                                 t["measured_comm_s"], t["simulated_comm_s"],
+                                                 strict=True)):
+            first = d == 0
+            rows.append([f"{case.model} {case.strategy} {case.cluster}" if first else "",
+                         str(d), _num(bm), _num(bs), _num(cm), _num(cs),
+                         _num(t["measured_makespan_s"]) if first else "",
+                         _num(t["simulated_makespan_s"]) if first else ""])
+    return rows
+
+
 def _num(value: float) -> str:
     """Four significant figures, never in exponent form for ordinary magnitudes."""
     if value == 0:
@@ -207,6 +228,11 @@ class Report:
                                  disable_numparse=True)
                 sections.append((f"{group.model} on {group.cluster}: per device, {label} "
                                  f"strategy {case.strategy}", table))
+        timed = [c for c in self.cases if c.timing is not None]
+        if timed:
+            table = tabulate(timing_rows(timed), headers=_TIMING_HEADERS, tablefmt=fmt,
+                             disable_numparse=True)
+            sections.append(("measured (gloo timeline) against simulated times, per device", table))
         return sections
 
     def failure_lines(self) -> list[str]:

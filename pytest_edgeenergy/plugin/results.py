@@ -175,6 +175,8 @@ class CaseResult:
     max_abs_error: float | None = None
     tolerance: float | None = None
     energy: CaseEnergy | None = None
+    # Measured (gloo timeline) next to simulated times: busy and comm per device, makespan.
+    timing: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -194,7 +196,7 @@ class CaseResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form with stable keys (``format``, ``key`` and every field)."""
-        return {
+        out = {
             "format": CASE_FORMAT, "key": self.key, "model": self.model,
             "strategy": self.strategy, "strategy_params": _jsonable(self.strategy_params),
             "cluster": self.cluster, "input_shape": list(self.input_shape),
@@ -203,6 +205,9 @@ class CaseResult:
             "tolerance": self.tolerance,
             "energy": None if self.energy is None else self.energy.to_dict(),
         }
+        if self.timing is not None:  # only gloo runs measure one; other records keep their form
+            out["timing"] = self.timing
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CaseResult:
@@ -217,7 +222,8 @@ class CaseResult:
             input_shape=tuple(data["input_shape"]), energy_model=data["energy_model"],
             status=data["status"], nodeid=data["nodeid"], message=data["message"],
             max_abs_error=data["max_abs_error"], tolerance=data["tolerance"],
-            energy=None if energy is None else CaseEnergy.from_dict(energy))
+            energy=None if energy is None else CaseEnergy.from_dict(energy),
+            timing=data.get("timing"))
 
 
 def _jsonable(value: Any) -> Any:
