@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 
 __all__ = ["add_arguments", "command"]
 
@@ -51,6 +53,8 @@ def command(args: argparse.Namespace) -> int:
     rv = Rendezvous.from_env(args.world_size, addr=args.master_addr, port=args.master_port,
                              ifname=args.ifname, join_timeout_s=args.join_timeout,
                              timeout_s=args.timeout)
+    # SIGTERM (kill, systemd, a CI job's end) ends the rank process too, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         return supervise(rv, args.rank, threads=args.threads, restart=not args.no_restart)
     except KeyboardInterrupt:

@@ -68,6 +68,7 @@ class _Rank:
         self.store: Any = rv.store(False)
         self.generation = -1
         self.graph: LayerGraph | None = None
+        self.parent = os.getppid()
 
     def key(self, name: str) -> str:
         return f"{PREFIX}g{self.generation}/{name}"
@@ -78,7 +79,7 @@ class _Rank:
     def wait_for_generation(self) -> bool:
         """Wait for a generation this rank has not joined yet (False: the session ended)."""
         while True:
-            if self.flag("stop"):
+            if self.flag("stop") or os.getppid() != self.parent:
                 return False
             if self.store.check([f"{PREFIX}generation"]):
                 g = int(self.store.get(f"{PREFIX}generation"))
@@ -188,26 +189,55 @@ def _note_death(rv: Rendezvous, rank: int, generation: int, how: str) -> bool:
         return False
 
 
-def _watch(rv: Rendezvous, proc: BaseProcess) -> None:
-    """Wait for the rank process to end; kill it when rank 0 abandoned its generation and it
-    does not exit by itself (stopped, or stuck in native code): its connections then close,
-    which releases the ranks waiting for it."""
-    store: Any = None
+class _Master:
+    """The supervisor's view of rank 0: reachable, ended the session, or gone."""
+
+    def __init__(self, rv: Rendezvous) -> None:
+        self.rv = dataclasses.replace(rv, join_timeout_s=2.0)  # never block the watch long
+        self.store: Any = None
+        self.seen = False  # rank 0 was reachable once: unreachable now means it is gone
+
+    def state(self) -> tuple[str, bool]:
+        """(``"up"``, ``"stopped"`` or ``"gone"``/``"not yet"``, whether the current
+        generation was abandoned)."""
+        try:
+            self.store = self.store or self.rv.client()
+            self.seen = True
+            if self.store.check([f"{PREFIX}stop"]):
+                return "stopped", True
+            if not self.store.check([f"{PREFIX}generation"]):
+                return "up", False
+            g = self.store.get(f"{PREFIX}generation").decode()
+            return "up", bool(self.store.check([f"{PREFIX}g{g}/abort"]))
+        except Exception:
+            self.store = None
+            return ("gone" if self.seen else "not yet"), False
+
+
+def _watch(master: _Master, proc: BaseProcess) -> str:
+    """Wait for the rank process to end (``"exited"``), or end it: when rank 0 ended the
+    session (``"stopped"``) or is gone (``"gone"``), or abandoned the generation and the
+    process does not leave it by itself (stopped, or stuck in native code; killing it closes
+    its connections, which releases the ranks waiting for it)."""
     abandoned_at: float | None = None
     while proc.is_alive():
         proc.join(HEARTBEAT_S)
-        try:
-            store = store or rv.client()
-            g = store.get(f"{PREFIX}generation").decode()
-            over = store.check([f"{PREFIX}g{g}/abort"]) or store.check([f"{PREFIX}stop"])
-        except Exception:  # rank 0 not there yet, or gone: the rank process finds out itself
-            store, over = None, False
-        if over:
+        if not proc.is_alive():
+            break
+        state, abandoned = master.state()
+        if state in ("stopped", "gone"):
+            proc.join(4 * HEARTBEAT_S)  # it normally sees this itself and exits
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5.0)
+            return state
+        if abandoned:
             abandoned_at = abandoned_at or time.monotonic()
             if time.monotonic() - abandoned_at > 4 * HEARTBEAT_S:
                 proc.kill()
         else:
             abandoned_at = None
+    return "exited"
 
 
 def supervise(rv: Rendezvous, rank: int, *, threads: int = 1, restart: bool = True,
@@ -219,6 +249,7 @@ def supervise(rv: Rendezvous, rank: int, *, threads: int = 1, restart: bool = Tr
                              "that runs pytest or your script)")
     ctx = get_context("spawn")
     host = socket.gethostname()
+    master = _Master(rv)
     while True:
         joined = ctx.Value("i", -1)
         proc = ctx.Process(target=_rank_main, args=(rv, rank, threads, joined),
@@ -227,12 +258,15 @@ def supervise(rv: Rendezvous, rank: int, *, threads: int = 1, restart: bool = Tr
         log(f"edgeenergy worker: rank {rank} of {rv.world_size} on {host} (pid {proc.pid}) "
             f"joining {rv.addr}:{rv.port}", flush=True)
         try:
-            _watch(rv, proc)
+            ended = _watch(master, proc)
         except BaseException:  # Ctrl-C or SIGTERM: take the rank down with us
             proc.kill()
             proc.join(5.0)
             raise
-        if proc.exitcode == 0:
+        if ended == "gone":
+            log(f"edgeenergy worker: rank {rank}: rank 0 is gone", flush=True)
+            return 1
+        if proc.exitcode == 0 or ended == "stopped":
             log(f"edgeenergy worker: rank {rank}: the session ended", flush=True)
             return 0
         how = f"its process (pid {proc.pid}) {_exit_text(proc.exitcode)}"
