@@ -23,6 +23,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..errors import PartitionError
@@ -30,7 +31,7 @@ from ..graph.layergraph import LayerGraph
 from ..plan import Plan
 from ..trace import Event, Trace
 from .local import Executor, check_input
-from .rank import RankResult, Work, run_rank
+from .rank import RankResult, run_rank
 from .rendezvous import HEARTBEAT_S, PREFIX, GroupComm, Rendezvous, dumps, loads, make_group
 from .slices import slice_graph
 from .worker import GRAPH_TAG
@@ -126,32 +127,38 @@ class RemoteWorkers:
         comm = GroupComm(self._group)
         t0 = time.time()
         started = time.monotonic()
-        sends: list[tuple[Work, Tensor]] = []
-        for r in range(1, self.n_devices):
-            sig = (id(graph), tuple(sorted((t.layer, t.weight.key()) for t in plan.tasks
-                                           if t.device == r and t.weight is not None)))
-            blob = b""
-            if self._shipped.get(r) != sig:
-                blob = dumps(slice_graph(graph, plan, r))
-                self._graphs[id(graph)] = graph
-            store.set(f"{PREFIX}g{g}/job/{job}/{r}", dumps((plan, len(blob), t0, timeout)))
-            if blob:
-                import torch
-
-                buf = torch.frombuffer(bytearray(blob), dtype=torch.uint8)
-                sends.append((comm.isend(buf, r, GRAPH_TAG), buf))
-                self._shipped[r] = sig
+        blobs: dict[int, bytes] = {}
+        try:
+            for r in range(1, self.n_devices):
+                sig = (id(graph), tuple(sorted((t.layer, t.weight.key()) for t in plan.tasks
+                                               if t.device == r and t.weight is not None)))
+                if self._shipped.get(r) != sig:
+                    blobs[r] = dumps(slice_graph(graph, plan, r))
+                    self._graphs[id(graph)] = graph
+                    self._shipped[r] = sig
+                store.set(f"{PREFIX}g{g}/job/{job}/{r}",
+                          dumps((plan, len(blobs.get(r, b"")), t0, timeout)))
+        except BaseException:
+            self._abandon()
+            raise
         cancel = threading.Event()
         box: dict[str, Any] = {}
         ex = Executor(plan, graph, (0,))
         ex.hold_input(x)
-        where = ["starting"]
+        where = ["while sending the worker ranks their weight slices"]
 
         def own_share() -> None:
+            """Ship the weight slices, then run device 0's share (failures go to the
+            monitor, which names the rank that caused them)."""
             try:
+                sends = [(comm.isend(buf, r, GRAPH_TAG), buf) for r, buf in
+                         ((r, torch.frombuffer(bytearray(b), dtype=torch.uint8))
+                          for r, b in blobs.items())]
                 box["result"] = run_rank(ex, 0, comm, t0, timeout,
                                          lambda w: where.__setitem__(0, w),
                                          cancelled=cancel.is_set)
+                for work, _ in sends:
+                    work.wait()
             except BaseException as exc:
                 box["error"] = exc
 
@@ -164,8 +171,6 @@ class RemoteWorkers:
             self._abandon()
             thread.join(10.0)  # unblocks once the abandoned ranks' connections close
             raise
-        for work, _ in sends:
-            work.wait()
         result: RankResult = box["result"]
         trace = ex.trace("gloo")
         events: list[Event] = list(result.events)

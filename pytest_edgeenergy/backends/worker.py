@@ -197,24 +197,23 @@ class _Master:
         self.store: Any = None
         self.seen = False  # rank 0 was reachable once: unreachable now means it is gone
 
-    def state(self) -> tuple[str, bool]:
-        """(``"up"``, ``"stopped"`` or ``"gone"``/``"not yet"``, whether the current
-        generation was abandoned)."""
+    def state(self, generation: int) -> tuple[str, bool]:
+        """(``"up"``, ``"stopped"`` or ``"gone"``/``"not yet"``, whether ``generation``, the
+        one the rank process joined (-1: none yet), was abandoned)."""
         try:
             self.store = self.store or self.rv.client()
             self.seen = True
             if self.store.check([f"{PREFIX}stop"]):
                 return "stopped", True
-            if not self.store.check([f"{PREFIX}generation"]):
+            if generation < 0:
                 return "up", False
-            g = self.store.get(f"{PREFIX}generation").decode()
-            return "up", bool(self.store.check([f"{PREFIX}g{g}/abort"]))
+            return "up", bool(self.store.check([f"{PREFIX}g{generation}/abort"]))
         except Exception:
             self.store = None
             return ("gone" if self.seen else "not yet"), False
 
 
-def _watch(master: _Master, proc: BaseProcess) -> str:
+def _watch(master: _Master, proc: BaseProcess, joined: Any) -> str:
     """Wait for the rank process to end (``"exited"``), or end it: when rank 0 ended the
     session (``"stopped"``) or is gone (``"gone"``), or abandoned the generation and the
     process does not leave it by itself (stopped, or stuck in native code; killing it closes
@@ -224,7 +223,7 @@ def _watch(master: _Master, proc: BaseProcess) -> str:
         proc.join(HEARTBEAT_S)
         if not proc.is_alive():
             break
-        state, abandoned = master.state()
+        state, abandoned = master.state(int(joined.value))
         if state in ("stopped", "gone"):
             proc.join(4 * HEARTBEAT_S)  # it normally sees this itself and exits
             if proc.is_alive():
@@ -258,7 +257,7 @@ def supervise(rv: Rendezvous, rank: int, *, threads: int = 1, restart: bool = Tr
         log(f"edgeenergy worker: rank {rank} of {rv.world_size} on {host} (pid {proc.pid}) "
             f"joining {rv.addr}:{rv.port}", flush=True)
         try:
-            ended = _watch(master, proc)
+            ended = _watch(master, proc, joined)
         except BaseException:  # Ctrl-C or SIGTERM: take the rank down with us
             proc.kill()
             proc.join(5.0)
