@@ -23,6 +23,7 @@ import torch.fx as fx
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from ..checks import as_shape
 from ..errors import PartitionError
 from .layergraph import Layer, LayerGraph
 from .ops import (
@@ -133,10 +134,10 @@ def build_graph(model: nn.Module, input_shape: Sequence[int], strategy: str = "a
 
     ``strategy`` only names the strategy in error messages.
     """
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) != 4 or any(s < 1 for s in shape):
-        raise PartitionError(
-            f"input shape {shape} is not (N, C, H, W) with positive sizes (strategy '{strategy}')")
+    try:
+        shape = as_shape(input_shape)
+    except PartitionError as exc:
+        raise PartitionError(f"{exc} (strategy '{strategy}')") from None
     try:
         gm = fx.symbolic_trace(model)
     except Exception as exc:
