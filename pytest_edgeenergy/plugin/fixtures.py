@@ -10,8 +10,6 @@ leaves that one alone. ``edge_run`` runs one case; see :class:`EdgeRunner`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -19,8 +17,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from ..checks import as_seed, as_shape, as_tolerance, check_tensor_input
 from ..cluster import Cluster, as_cluster
 from ..energy import EnergyEstimate, estimate_energy
+from ..equivalence import DEFAULT_TOLERANCE, check_equivalence
 from ..errors import EdgeEnergyError
 from ..partitioned import PartitionedModel, partition
 from ..plan import Plan
@@ -56,15 +56,9 @@ __all__ = [
     "strategy_label",
 ]
 
-EQUIVALENCE_TOLERANCE = 1e-5
-"""How far the partitioned output may be from the reference, relative to its largest value.
-
-The check is ``torch.testing.assert_close(out, ref, rtol=0, atol=1e-5 * max|ref|)``: about
-84 float32 ulps at the reference's largest magnitude. A partitioned inference sums the same
-products in another order (partial sums, reductions, tiles), which moves the last bits; the
-zoo's models land between 1e-7 and 2e-6 of max|ref| on every strategy, so 1e-5 leaves a
-margin of five while still catching any misplaced row, channel or halo (those err by O(1)).
-"""
+EQUIVALENCE_TOLERANCE = DEFAULT_TOLERANCE
+"""How far the partitioned output may be from the reference, relative to its largest finite
+value (see :data:`pytest_edgeenergy.equivalence.DEFAULT_TOLERANCE`)."""
 
 EDGE_ARGNAMES = ("edge_model", "edge_strategy", "edge_cluster")
 """The fixtures the plugin parametrises, in the order their ids are joined."""
@@ -75,20 +69,13 @@ class EdgeModel:
     """A model to partition: a name, the module (eval mode) and its input shape (N, C, H, W).
 
     ``seed`` is the weight seed of a model built from a registry; ``None`` for a module the
-    user built, whose reference output is then cached per object, not per name.
+    user built. Reference outputs are cached per module object and weights, never per name.
     """
 
     name: str
     module: nn.Module
     input_shape: tuple[int, ...]
     seed: int | None = 0
-
-    @property
-    def cache_key(self) -> tuple[object, ...]:
-        """What identifies this model's weights within a session."""
-        if self.seed is None:
-            return ("object", self.name, id(self.module))
-        return ("registry", self.name, self.seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,8 +114,8 @@ def strategy_label(strategy: Strategy) -> str:
 
 def make_input(shape: Sequence[int], seed: int = 0) -> Tensor:
     """A standard-normal float32 input of ``shape``, the same for the same seed everywhere."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
+    generator = torch.Generator().manual_seed(as_seed(seed))
+    return torch.randn(as_shape(shape, rank=None), generator=generator, dtype=torch.float32)
 
 
 def param_id(value: object, argname: str) -> str | None:
@@ -255,19 +242,20 @@ class EdgeRunner:
         self.cluster = resolve_cluster(cluster, self._state, registry)
 
     def reference(self, x: Tensor) -> Tensor:
-        """The unpartitioned model's output for ``x``, computed once per model and input."""
-        digest = hashlib.sha256(x.detach().contiguous().numpy().tobytes()).hexdigest()
-        key = (*self.model.cache_key, tuple(x.shape), digest)
-        cached = self._state.references.get(key)
-        if cached is None:
-            with torch.no_grad():
-                out = self.model.module(x)
-            if not isinstance(out, Tensor):
-                raise EdgeEnergyError(f"model '{self.model.name}' returned "
-                                      f"{type(out).__name__}, not a single tensor")
-            self._state.references[key] = cached = out
-            self._state.reference_runs += 1
-        return cached
+        """The unpartitioned model's output for ``x``, computed once per model object, weights
+        and input."""
+        references = self._state.references
+        runs = references.runs
+        out = references.output(self.model.module, x, self.model.name)
+        self._state.reference_runs += references.runs - runs
+        return out
+
+    def _record_error(self, base: dict[str, Any], exc: Exception) -> CaseResult:
+        """Record the case as an error (the report lists it) and return the record."""
+        failed = CaseResult(**base, status=ERROR, message=f"{type(exc).__name__}: {exc}")
+        self._request.config.stash[RESULTS_KEY].add(failed)
+        record_case_properties(self._request.node, failed, "-")
+        return failed
 
     def _run(self, pm: PartitionedModel, x: Tensor, rounds: int | None) -> Tensor:
         if "benchmark" not in self._request.fixturenames:
@@ -292,15 +280,26 @@ class EdgeRunner:
         A partitioned output further than ``tolerance * max|reference|`` from the reference
         fails the test; the case is recorded (and reported) either way.
         """
-        x = make_input(self.model.input_shape, seed) if input is None else input
         settings = self._state.settings
         base: dict[str, Any] = {
             "model": self.model.name, "strategy": strategy_label(self.strategy),
             "strategy_params": dict(getattr(self.strategy, "params", {}) or {}),
-            "cluster": self.cluster.signature, "input_shape": tuple(x.shape),
+            "cluster": self.cluster.signature, "input_shape": tuple(self.model.input_shape),
             "energy_model": settings.energy_model, "nodeid": self._request.node.nodeid,
         }
         collector = self._request.config.stash[RESULTS_KEY]
+        try:  # the arguments, named in the message (the case is recorded as an error)
+            tolerance = as_tolerance(tolerance, "edge_run(tolerance=...)")
+            x = (make_input(self.model.input_shape, as_seed(seed, "edge_run(seed=...)"))
+                 if input is None else check_tensor_input(input, "edge_run(input=...)"))
+        except EdgeEnergyError as exc:
+            bad_argument: EdgeEnergyError | None = exc
+        else:
+            bad_argument = None
+            base["input_shape"] = tuple(x.shape)
+        if bad_argument is not None:  # outside the except: no chained traceback
+            failed = self._record_error(base, bad_argument)
+            pytest.fail(f"{failed.key}: {bad_argument}", pytrace=False)
         try:
             reference = self.reference(x)
             pm = partition(self.model.module, self.strategy, self.cluster, tuple(x.shape))
@@ -308,9 +307,7 @@ class EdgeRunner:
             estimate = estimate_energy(pm, model=settings.energy_model)
             energy = CaseEnergy.from_estimate(estimate, pm.plan, self.cluster)
         except Exception as exc:
-            failed = CaseResult(**base, status=ERROR, message=f"{type(exc).__name__}: {exc}")
-            collector.add(failed)
-            record_case_properties(self._request.node, failed, "-")
+            self._record_error(base, exc)
             raise
         max_error, atol, problem = _compare(output, reference, tolerance)
         if problem is None and pm.plan.device_stats() != pm.trace.device_stats():
@@ -339,20 +336,8 @@ class EdgeRunner:
 def _compare(output: Tensor, reference: Tensor,
              tolerance: float) -> tuple[float | None, float, str | None]:
     """(max abs error, the absolute tolerance used, the failure message or None)."""
-    scale = float(reference.detach().abs().max()) if reference.numel() else 0.0
-    atol = tolerance * scale
-    max_error: float | None = None
-    if output.shape == reference.shape:
-        max_error = float((output.detach() - reference.detach()).abs().max())
-        if not math.isfinite(max_error):
-            max_error = None
-    try:
-        torch.testing.assert_close(output, reference, rtol=0.0, atol=atol)
-    except AssertionError as exc:
-        detail = " ".join(str(exc).split())
-        return max_error, atol, (f"partitioned output differs from the unpartitioned model "
-                                 f"beyond {tolerance:g} x max|reference| = {atol:.3g}: {detail}")
-    return max_error, atol, None
+    result = check_equivalence(output, reference, tolerance)
+    return result.max_abs_error, result.atol, result.problem
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from torch import Tensor
 
 from ..cluster import Cluster
+from ..equivalence import ReferenceCache
 from .baseline import Baseline
 from .options import DEFAULT_MODELS, EdgeSettings, check_names
 from .registry import EdgeRegistry, EntryPoints, collect_registry, hook_plugins
@@ -48,8 +48,8 @@ class EdgeState:
     # Registries by the plugins that implement the hooks: conftest files apply to their
     # own folder only, so two test files may see different registries.
     registries: dict[tuple[int, ...], EdgeRegistry] = dataclasses.field(default_factory=dict)
-    # Unpartitioned outputs by (model key, input digest): each model's reference runs once.
-    references: dict[tuple[object, ...], Tensor] = dataclasses.field(default_factory=dict)
+    # Unpartitioned outputs per model object, weights and input: each runs once.
+    references: ReferenceCache = dataclasses.field(default_factory=ReferenceCache)
     reference_runs: int = 0
 
     def registry(self, config: pytest.Config, node: Located | None = None) -> EdgeRegistry:
