@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from ..checks import as_seed, as_shape, as_tolerance, check_tensor_input
+from ..checks import as_seed, as_shape, as_tolerance, check_tensor_input, first_non_finite
 from ..cluster import Cluster, as_cluster
 from ..energy import EnergyEstimate, estimate_energy
 from ..equivalence import DEFAULT_TOLERANCE, check_equivalence
@@ -306,6 +306,11 @@ class EdgeRunner:
             output = self._run(pm, x, rounds)
             estimate = estimate_energy(pm, model=settings.energy_model)
             energy = CaseEnergy.from_estimate(estimate, pm.plan, self.cluster)
+            non_finite = first_non_finite(energy.to_dict())
+            if non_finite is not None:
+                raise EdgeEnergyError(f"the energy estimate is not finite: {non_finite}; check "
+                                      f"the figures of the cluster's profiles "
+                                      f"({self.cluster.signature})")
         except Exception as exc:
             self._record_error(base, exc)
             raise

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from ..checks import first_non_finite
 from ..cluster import Cluster
 from ..energy import EnergyEstimate
 from ..plan import Plan
@@ -247,12 +248,18 @@ class ResultCollector:
         self._records: list[CaseResult] = []
 
     def add(self, case: CaseResult) -> None:
-        """Record one case."""
+        """Record one case; one holding a NaN or infinite figure is recorded as an error
+        instead, so that no report or baseline write fails on it."""
+        non_finite = None if case.energy is None else first_non_finite(case.energy.to_dict())
+        if non_finite is not None:
+            case = dataclasses.replace(case, status=ERROR, energy=None,
+                                       message=f"non-finite energy figure: {non_finite}")
         self._records.append(case)
 
     def extend(self, cases: Iterable[CaseResult]) -> None:
         """Record several cases (a worker's, on the controller)."""
-        self._records.extend(cases)
+        for case in cases:
+            self.add(case)
 
     def __len__(self) -> int:
         return len(self._records)
