@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_edgeenergy.errors import ProfileError
+from pytest_edgeenergy.userfiles import MAX_PROFILE_BYTES, read_regular_file
 
 __all__ = [
     "NAME_PATTERN",
@@ -172,19 +173,26 @@ def load_device(name_or_path: str | Path, search_dirs: Sequence[Path] = ()) -> D
     """
     if _is_path(name_or_path):
         path = Path(name_or_path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ProfileError(f"device profile not found: {path}") from None
-        except OSError as exc:
-            raise ProfileError(f"cannot read device profile {path}: {exc.strerror}") from None
-        return _parse(data, str(path.resolve()), path.name)
+        return _parse(_read(path), str(path.resolve()), path.name)
 
     name = str(name_or_path)
     for candidate_name, location in _candidates(search_dirs):
         if candidate_name == name:
-            return _parse(location.read_bytes(), str(location), location.name)
+            return _parse(_read(location), str(location), location.name)
     raise ProfileError(_unknown_device_message(name, search_dirs))
+
+
+def _read(location: Path | Traversable) -> bytes:
+    """The bytes of a profile file: a regular file of bounded size (see userfiles)."""
+    if not isinstance(location, Path):  # inside an installed package (perhaps a zip)
+        return location.read_bytes()
+    try:
+        return read_regular_file(location, MAX_PROFILE_BYTES)
+    except FileNotFoundError:
+        raise ProfileError(f"device profile not found: {location}") from None
+    except OSError as exc:
+        raise ProfileError(f"cannot read device profile {location}: "
+                           f"{exc.strerror or exc}") from None
 
 
 def _is_path(name_or_path: str | Path) -> bool:
