@@ -71,7 +71,7 @@ def _positive_count(text: str) -> int:
 
 
 def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from pytest_edgeenergy import compare
+    from pytest_edgeenergy.records import compare
 
     return compare.run(args.runs, baseline=args.baseline, history_dir=args.dir,
                        fail_on=args.fail_on, markdown=args.markdown)
@@ -102,7 +102,7 @@ def _add_compare(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _history(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from pytest_edgeenergy import history
+    from pytest_edgeenergy.records import history
 
     return history.run(history_dir=args.dir, case=args.case, metric=args.metric,
                        last=args.last, markdown=args.markdown)

@@ -7,7 +7,8 @@ stable keys, so it travels from pytest-xdist workers to the controller, lands in
 and can be compared against a committed baseline; :meth:`~CaseResult.from_dict` restores it.
 :attr:`CaseResult.key` names the case the same way in every run.
 
-The session's records live in a :class:`ResultCollector` under ``config.stash[RESULTS_KEY]``.
+A session's records live in a :class:`ResultCollector` (on a pytest-xdist worker: that
+worker's). Nothing here imports pytest or torch.
 """
 
 from __future__ import annotations
@@ -15,20 +16,18 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytest
-
-from ..cluster import Cluster
-from ..energy import EnergyEstimate
-from ..plan import Plan
+if TYPE_CHECKING:  # only annotations: records import neither torch nor pytest
+    from ..cluster import Cluster
+    from ..energy import EnergyEstimate
+    from ..plan import Plan
 
 __all__ = [
     "CASE_FORMAT",
     "ERROR",
     "NOT_EQUIVALENT",
     "PASSED",
-    "RESULTS_KEY",
     "CaseEnergy",
     "CaseResult",
     "DeviceResult",
@@ -281,6 +280,3 @@ class ResultCollector:
         """Every record as JSON-able dicts (what a worker hands the controller)."""
         return [c.to_dict() for c in self.records()]
 
-
-RESULTS_KEY = pytest.StashKey[ResultCollector]()
-"""Where a session's :class:`ResultCollector` lives: ``config.stash[RESULTS_KEY]``."""
