@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -205,26 +205,25 @@ def edge_cluster(request: pytest.FixtureRequest) -> Cluster:
     return resolve_cluster(request.param, edge.registry())
 
 
-@pytest.fixture(scope="session")
-def edge_model(request: pytest.FixtureRequest) -> EdgeModel:
-    """The model of this case, built once per session with seeded weights, in eval mode."""
+def _param(request: pytest.FixtureRequest,
+           first: Callable[[EdgeSession, EdgeRegistry], list[str]]) -> tuple[object, EdgeRegistry]:
+    """The fixture's parameter, or (not parametrised) the first name the run would use."""
     edge = edge_session(request.config)
     registry = edge.registry()
     value = getattr(request, "param", None)
-    if value is None:
-        value = edge.model_names(registry)[0]
-    return resolve_model(value, registry)
+    return (first(edge, registry)[0] if value is None else value), registry
+
+
+@pytest.fixture(scope="session")
+def edge_model(request: pytest.FixtureRequest) -> EdgeModel:
+    """The model of this case, built once per session with seeded weights, in eval mode."""
+    return resolve_model(*_param(request, EdgeSession.model_names))
 
 
 @pytest.fixture(scope="session")
 def edge_strategy(request: pytest.FixtureRequest) -> Strategy:
     """The partitioning strategy of this case (its ``name`` is what ids and reports show)."""
-    edge = edge_session(request.config)
-    registry = edge.registry()
-    value = getattr(request, "param", None)
-    if value is None:
-        value = edge.strategy_names(registry)[0]
-    return resolve_strategy(value, registry)
+    return resolve_strategy(*_param(request, EdgeSession.strategy_names))
 
 
 class EdgeRunner:

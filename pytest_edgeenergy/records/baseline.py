@@ -38,7 +38,7 @@ from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import EdgeEnergyError
-from .results import CaseEnergy, CaseResult, DeviceResult, case_key
+from .results import CaseEnergy, CaseId, CaseResult, DeviceResult
 
 __all__ = [
     "BASELINE_FORMAT",
@@ -83,7 +83,7 @@ def function_id(nodeid: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class Entry:
+class Entry(CaseId):
     """One case's figures as a baseline (or a saved run) records them.
 
     ``tests`` names the test functions that produced it (node ids without parameters): that
@@ -91,26 +91,9 @@ class Entry:
     :mod:`.selection`). ``plugin_version`` is the version that recorded it.
     """
 
-    model: str
-    strategy: str
-    strategy_params: dict[str, Any]
-    cluster: str
-    input_shape: tuple[int, ...]
-    energy_model: str
     energy: CaseEnergy
     plugin_version: str
     tests: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        """The case's stable name, as :attr:`.results.CaseResult.key`."""
-        return case_key(self.model, self.strategy, self.cluster, self.input_shape,
-                        self.energy_model)
-
-    @property
-    def group(self) -> tuple[str, str, tuple[int, ...], str]:
-        """(model, cluster, input shape, energy model), as :attr:`.results.CaseResult.group`."""
-        return (self.model, self.cluster, self.input_shape, self.energy_model)
 
     @property
     def profiles(self) -> dict[str, str]:

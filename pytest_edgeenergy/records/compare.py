@@ -28,7 +28,7 @@ from ..errors import EdgeEnergyError
 from .baseline import Entry
 from .format import MB, format_change, format_number
 from .report import build_report, group_title
-from .runs import load_figures, resolve_run
+from .runs import DEFAULT_HISTORY_DIR, load_figures, resolve_run
 from .thresholds import (
     DEFAULT_FAIL_ON,
     Comparison,
@@ -201,9 +201,9 @@ def _summary(diffs: Sequence[CaseDiff], markdown: bool) -> str:
     return "\n".join(lines)
 
 
-def run(runs: Sequence[str], baseline: Path | None = None, history_dir: Path = Path(
-        ".edgeenergy"), fail_on: Sequence[str] | None = None, markdown: bool = False,
-        stdout: TextIO | None = None) -> int:
+def run(runs: Sequence[str], baseline: Path | None = None,
+        history_dir: Path = Path(DEFAULT_HISTORY_DIR), fail_on: Sequence[str] | None = None,
+        markdown: bool = False, stdout: TextIO | None = None) -> int:
     """Compare and print; return 1 if a case regressed past a threshold, else 0.
 
     ``runs`` holds zero (previous -> latest), one (with ``baseline``: baseline -> run) or two

@@ -21,7 +21,7 @@ from tabulate import tabulate
 
 from ..errors import EdgeEnergyError
 from .format import MB, format_change, format_number
-from .runs import SavedRun, list_runs, load_run
+from .runs import DEFAULT_HISTORY_DIR, SavedRun, list_runs, load_run
 from .thresholds import METRICS
 
 __all__ = ["CASE_METRICS", "render", "run"]
@@ -63,7 +63,7 @@ def render(runs: list[SavedRun], case: str | None = None, metric: str = "max_dev
     return "\n\n".join(parts) + "\n" if parts else ""
 
 
-def run(history_dir: Path = Path(".edgeenergy"), case: str | None = None,
+def run(history_dir: Path = Path(DEFAULT_HISTORY_DIR), case: str | None = None,
         metric: str = "max_device_j", last: int | None = None, markdown: bool = False,
         stdout: TextIO | None = None) -> int:
     """Print the trends of the saved runs in ``history_dir``; return the exit status.

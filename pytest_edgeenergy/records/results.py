@@ -29,6 +29,7 @@ __all__ = [
     "NOT_EQUIVALENT",
     "PASSED",
     "CaseEnergy",
+    "CaseId",
     "CaseResult",
     "DeviceResult",
     "ResultCollector",
@@ -154,13 +155,8 @@ class CaseEnergy:
 
 
 @dataclasses.dataclass(frozen=True)
-class CaseResult:
-    """What one ``edge_run()`` produced, as JSON-able data with stable keys.
-
-    ``energy`` is ``None`` only for a case with status :data:`ERROR` that failed before its
-    plan existed. ``max_abs_error`` and ``tolerance`` are the equivalence check's figures
-    (``None`` when it did not run).
-    """
+class CaseId:
+    """Which case a record is about: what a result, a baseline entry and a saved run share."""
 
     model: str
     strategy: str  # the strategy's label: its name, plus parameters that differ from defaults
@@ -168,12 +164,6 @@ class CaseResult:
     cluster: str  # the cluster's signature, e.g. "4xrpi4"
     input_shape: tuple[int, ...]
     energy_model: str
-    status: str
-    nodeid: str
-    message: str = ""
-    max_abs_error: float | None = None
-    tolerance: float | None = None
-    energy: CaseEnergy | None = None
 
     @property
     def key(self) -> str:
@@ -185,6 +175,23 @@ class CaseResult:
     def group(self) -> tuple[str, str, tuple[int, ...], str]:
         """The comparison this case belongs to: (model, cluster, input shape, energy model)."""
         return (self.model, self.cluster, self.input_shape, self.energy_model)
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseResult(CaseId):
+    """What one ``edge_run()`` produced, as JSON-able data with stable keys.
+
+    ``energy`` is ``None`` only for a case with status :data:`ERROR` that failed before its
+    plan existed. ``max_abs_error`` and ``tolerance`` are the equivalence check's figures
+    (``None`` when it did not run).
+    """
+
+    status: str
+    nodeid: str
+    message: str = ""
+    max_abs_error: float | None = None
+    tolerance: float | None = None
+    energy: CaseEnergy | None = None
 
     @property
     def ok(self) -> bool:
