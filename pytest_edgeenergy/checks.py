@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from .errors import PartitionError
 
-__all__ = ["as_seed", "as_shape", "as_tolerance", "check_tensor_input", "first_non_finite"]
+__all__ = ["as_seed", "as_shape", "as_tolerance", "check_tensor_input"]
 
 _MAX_SEED = 2**63 - 1
 
@@ -106,20 +106,3 @@ def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
-
-def first_non_finite(data: object, path: str = "") -> str | None:
-    """Where the first NaN or infinity is in nested mappings and sequences (``a.b[2].c = inf``),
-    or None when every number is finite. A record holding one cannot be written as JSON."""
-    if isinstance(data, float | int) and not isinstance(data, bool):
-        return None if math.isfinite(data) else f"{path or 'value'} = {data!r}"
-    if isinstance(data, Mapping):
-        for key, value in data.items():
-            found = first_non_finite(value, f"{path}.{key}" if path else str(key))
-            if found is not None:
-                return found
-    elif isinstance(data, list | tuple):
-        for i, value in enumerate(data):
-            found = first_non_finite(value, f"{path}[{i}]")
-            if found is not None:
-                return found
-    return None

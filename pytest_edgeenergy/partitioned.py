@@ -17,23 +17,12 @@ from .graph.build import build_graph
 from .graph.layergraph import Layer, LayerGraph
 from .plan import Plan
 from .strategies.protocol import Strategy
-from .strategies.registry import get_strategy
+from .strategies.registry import get_strategy, resolve_strategy
 from .trace import Trace
 from .weightwatch import WeightWatch
 
 #: Layers whose training-mode behaviour differs from inference (batch statistics, dropout).
 _MODE_SENSITIVE = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
-
-
-def resolve_strategy(strategy: str | Strategy) -> Strategy:
-    """A strategy object from a name or an object implementing the protocol."""
-    if isinstance(strategy, str):
-        return get_strategy(strategy)
-    if not callable(getattr(strategy, "plan", None)) or not isinstance(
-            getattr(strategy, "name", None), str):
-        raise PartitionError(f"strategy {strategy!r} is neither a strategy name nor an object with "
-                             f"a 'name' and a 'plan(graph, cluster)' method")
-    return strategy
 
 
 class PartitionedModel(nn.Module):
@@ -106,7 +95,7 @@ class PartitionedModel(nn.Module):
         where = f"model {type(model).__name__} changed since it was partitioned"
         try:
             check_model(model, name)
-            graph = build_graph(model, self.plan.input_shape, name)
+            graph = _graph_of(model, self.plan.input_shape, name)
         except PartitionError as exc:
             raise PartitionError(f"{where}, and now: {exc}") from None
         difference = structure_difference(self._graph, graph)
@@ -119,6 +108,14 @@ class PartitionedModel(nn.Module):
     def extra_repr(self) -> str:
         return (f"strategy={self.plan.strategy}, devices={self.plan.n_devices}, "
                 f"input={tuple(self.plan.input_shape)}")
+
+
+def _graph_of(model: nn.Module, input_shape: Sequence[int], strategy: str) -> LayerGraph:
+    """The model's layer graph; an error names the strategy it was built for."""
+    try:
+        return build_graph(model, input_shape)
+    except PartitionError as exc:
+        raise PartitionError(f"{exc} (strategy '{strategy}')") from exc
 
 
 def check_model(model: nn.Module, strategy: str) -> None:
@@ -215,6 +212,6 @@ def partition(model: nn.Module, strategy: str | Strategy, cluster: int | Cluster
         strat = resolve_strategy(strategy)
     devices = as_cluster(cluster)
     check_model(model, strat.name)
-    graph = build_graph(model, input_shape, strat.name)
+    graph = _graph_of(model, input_shape, strat.name)
     plan = strat.plan(graph, devices)
     return PartitionedModel(graph, plan, devices, strat, backend, model)
