@@ -12,8 +12,8 @@ from .board import BoardModel
 from .errors import EnergyError
 from .estimate import DeviceEnergy, EnergyEstimate, estimate_energy
 from .ops import OpsModel
-from .protocol import DeviceUsage, EnergyModel, EnergyTerms
 from .power import SleepEnergy, sleep_energy
+from .protocol import DeviceUsage, EnergyModel, EnergyTerms
 from .registry import (
     DEFAULT_ENERGY_MODEL,
     get_energy_model,

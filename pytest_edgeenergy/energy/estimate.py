@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..cluster import Cluster, as_cluster
-from ..plan import Plan, Task
+from ..plan import DeviceStats, Plan, Task
 from .errors import EnergyError
 from .power import active_intervals, check_sleep_fields, sleep_energy
 from .protocol import DeviceUsage, EnergyModel
@@ -23,7 +23,8 @@ from .schedule import check_cluster, simulate
 if TYPE_CHECKING:
     from ..partitioned import PartitionedModel
 
-__all__ = ["DeviceEnergy", "EnergyEstimate", "estimate_energy"]
+__all__ = ["DeviceEnergy", "EnergyEstimate", "PlanCounts", "as_energy_model", "estimate_energy",
+           "price_plan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,31 +159,59 @@ def estimate_energy(target: Plan | PartitionedModel, cluster: Cluster | int | st
     cluster whose device count differs from the plan's, an unknown model name or object, a
     bad scenario, or ``power=sleep`` on a profile without the power-state figures.
     """
-    if isinstance(model, str):
-        energy_model = get_energy_model(model)
-    elif isinstance(model, EnergyModel):
-        energy_model = model
-    else:
-        raise EnergyError(f"model must be an energy model's name or an object with 'name', "
-                          f"'version' and 'device_energy', got {model!r}")
-    conditions = as_scenario(scenario)
+    energy_model = as_energy_model(model)
     plan, devices = _resolve(target, cluster)
+    return price_plan(plan, PlanCounts.of(plan), devices, energy_model, as_scenario(scenario))
+
+
+def as_energy_model(model: str | EnergyModel) -> EnergyModel:
+    """``model`` as an energy model object: a registered name looked up, an object checked."""
+    if isinstance(model, str):
+        return get_energy_model(model)
+    if isinstance(model, EnergyModel):
+        return model
+    raise EnergyError(f"model must be an energy model's name or an object with 'name', "
+                      f"'version' and 'device_energy', got {model!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCounts:
+    """What a plan's estimate needs that no profile changes: computed once, priced often."""
+
+    stats: tuple[DeviceStats, ...]
+    touched: tuple[int, ...]  # bytes touched by each device's tasks
+    received: tuple[int, ...]  # messages each device receives
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanCounts:
+        """The counts of ``plan``."""
+        touched = [0] * plan.n_devices
+        received = [0] * plan.n_devices
+        for step in plan.steps:
+            if isinstance(step, Task):
+                touched[step.device] += step.bytes_touched
+            else:
+                received[step.dst] += 1
+        return cls(tuple(plan.device_stats()), tuple(touched), tuple(received))
+
+
+def price_plan(plan: Plan, counts: PlanCounts, devices: Cluster, energy_model: EnergyModel,
+               conditions: Scenario) -> EnergyEstimate:
+    """The estimate of ``plan`` (whose counts are ``counts``) on ``devices`` under
+    ``conditions``: the schedule simulated, each device priced by ``energy_model``.
+
+    This is :func:`estimate_energy` without the argument handling, for callers that price one
+    plan many times (the sensitivity analysis, a search over plans).
+    """
     check_cluster(plan, devices)
     sleep = conditions.power == "sleep"
     if sleep:
         for d, profile in enumerate(devices.devices):
             check_sleep_fields(profile, d)
     schedule = simulate(plan, devices, conditions)
-    stats = plan.device_stats()
-    touched = [0] * plan.n_devices
-    received = [0] * plan.n_devices
-    for step in plan.steps:
-        if isinstance(step, Task):
-            touched[step.device] += step.bytes_touched
-        else:
-            received[step.dst] += 1
+    touched, received = counts.touched, counts.received
     records = []
-    for d, (profile, st) in enumerate(zip(devices.devices, stats, strict=True)):
+    for d, (profile, st) in enumerate(zip(devices.devices, counts.stats, strict=True)):
         usage = DeviceUsage(
             macs=st.macs, bytes_touched=touched[d], bytes_sent=st.bytes_sent,
             bytes_received=st.bytes_received, busy_s=schedule.busy_s[d],

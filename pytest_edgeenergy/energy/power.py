@@ -24,6 +24,7 @@ time before its first one in the next window) and:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 from ..plan import Plan, Task
 from ..profiles import DeviceProfile
@@ -103,7 +104,7 @@ def sleep_energy(profile: DeviceProfile, intervals: list[tuple[float, float]],
     if not merged:
         return SleepEnergy(sleep_w * window_s, 0.0, window_s, 0)
     active_s = sum(b - a for a, b in merged)
-    gaps = [nxt[0] - cur[1] for cur, nxt in zip(merged, merged[1:], strict=False)]
+    gaps = [nxt[0] - cur[1] for cur, nxt in itertools.pairwise(merged)]
     gaps.append(window_s - merged[-1][1] + merged[0][0])
     static_j, asleep_s, wakes = profile.idle_w * active_s, 0.0, 0
     for gap in gaps:
