@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeenergy.errors import ProfileError
-from pytest_edgeenergy.profiles import list_devices, load_device
+from pytest_edgeenergy.profiles import load_device
 
 BASE = """
 name = "dev"
