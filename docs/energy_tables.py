@@ -37,7 +37,8 @@ from pytest_edgeenergy.energy import (  # noqa: E402
     get_energy_model,
     parse_scenario,
 )
-from pytest_edgeenergy.energy.sensitivity import Robustness, robustness  # noqa: E402
+from pytest_edgeenergy.energy.sensitivity import robustness  # noqa: E402
+from pytest_edgeenergy.robustness import Robustness  # noqa: E402
 from pytest_edgeenergy.errors import ProfileError  # noqa: E402
 from pytest_edgeenergy.graph.build import build_graph  # noqa: E402
 from pytest_edgeenergy.graph.layergraph import LayerGraph  # noqa: E402

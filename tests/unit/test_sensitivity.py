@@ -15,16 +15,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shar
 from energy_cases import STRATEGIES, P, small_plan
 
 from pytest_edgeenergy.cluster import Cluster
-from pytest_edgeenergy.energy import EnergyError, estimate_energy
+from pytest_edgeenergy.energy import estimate_energy
 from pytest_edgeenergy.energy.scenario import Scenario
-from pytest_edgeenergy.energy.sensitivity import (
-    GRID_FACTORS,
-    CaseSensitivity,
-    case_sensitivity,
-    rank_robustness,
-    robustness,
-    sensitivity_fields,
-)
+from pytest_edgeenergy.energy.sensitivity import case_sensitivity, robustness, sensitivity_fields
+from pytest_edgeenergy.errors import EdgeEnergyError
+from pytest_edgeenergy.robustness import GRID_FACTORS, CaseSensitivity, rank_robustness
 
 
 def case(strategy: str, base: float, lines: dict[str, tuple[tuple[float, float], ...]],
@@ -122,7 +117,7 @@ def test_idle_power_is_not_searched_past_active_power() -> None:
 def test_cases_from_other_conditions_are_not_ranked_together() -> None:
     a = case("a", 1.0, {"d.f": ((1.0, 0.0),)})
     b = dataclasses.replace(case("b", 2.0, {"d.f": ((2.0, 0.0),)}), seed=1)
-    with pytest.raises(EnergyError, match="other conditions"):
+    with pytest.raises(EdgeEnergyError, match="other conditions"):
         rank_robustness([a, b])
 
 
