@@ -38,12 +38,12 @@ from pytest_edgeenergy.energy import (  # noqa: E402
     parse_scenario,
 )
 from pytest_edgeenergy.energy.sensitivity import robustness  # noqa: E402
-from pytest_edgeenergy.robustness import Robustness  # noqa: E402
 from pytest_edgeenergy.errors import ProfileError  # noqa: E402
 from pytest_edgeenergy.graph.build import build_graph  # noqa: E402
 from pytest_edgeenergy.graph.layergraph import LayerGraph  # noqa: E402
 from pytest_edgeenergy.plan import Plan  # noqa: E402
 from pytest_edgeenergy.profiles import DeviceProfile, load_device  # noqa: E402
+from pytest_edgeenergy.robustness import Robustness  # noqa: E402
 from pytest_edgeenergy.strategies import get_strategy  # noqa: E402
 from pytest_edgeenergy.zoo import build_model, list_models, model_input_shape  # noqa: E402
 
