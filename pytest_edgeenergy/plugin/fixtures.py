@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from .. import strategies
 from ..cluster import Cluster, as_cluster
 from ..energy import EnergyEstimate, estimate_energy
+from ..energy.sensitivity import case_sensitivity
 from ..errors import EdgeEnergyError, PartitionError
 from ..partitioned import PartitionedModel, partition
 from ..plan import Plan
@@ -284,14 +285,21 @@ class EdgeRunner:
             "strategy_params": dict(getattr(self.strategy, "params", {}) or {}),
             "cluster": self.cluster.signature, "input_shape": tuple(x.shape),
             "energy_model": settings.energy_model, "nodeid": self._request.node.nodeid,
+            "scenario": str(settings.scenario),
         }
         collector = self._session.collector
         try:
             reference = self.reference(x)
             pm = partition(self.model.module, self.strategy, self.cluster, tuple(x.shape))
             output = self._run(pm, x, rounds)
-            estimate = estimate_energy(pm, model=settings.energy_model)
+            estimate = estimate_energy(pm, model=settings.energy_model,
+                                       scenario=settings.scenario)
             energy = CaseEnergy.from_estimate(estimate, pm.plan, self.cluster)
+            sensitivity = None
+            if settings.sensitivity:  # ranked per group by the report (on the controller)
+                sensitivity = case_sensitivity(
+                    pm.plan, self.cluster, settings.energy_model, settings.scenario,
+                    samples=settings.sensitivity_samples).to_dict()
         except Exception as exc:
             failed = CaseResult(**base, status=ERROR, message=f"{type(exc).__name__}: {exc}")
             collector.add(failed)
@@ -303,7 +311,7 @@ class EdgeRunner:
                        f"{pm.plan.device_stats()}, trace {pm.trace.device_stats()}")
         case = CaseResult(**base, status=PASSED if problem is None else NOT_EQUIVALENT,
                           message=problem or "", max_abs_error=max_error, tolerance=atol,
-                          energy=energy)
+                          energy=energy, sensitivity=sensitivity)
         collector.add(case)
         if "benchmark" in self._request.fixturenames:
             extra = self._request.getfixturevalue("benchmark").extra_info
