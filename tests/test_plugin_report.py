@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgeenergy.plugin.report import build_report, write_atomic
-from pytest_edgeenergy.plugin.results import (
+from pytest_edgeenergy.atomic import write_atomic
+from pytest_edgeenergy.plugin.testing import plugin_args, warm_up
+from pytest_edgeenergy.records.report import build_report
+from pytest_edgeenergy.records.results import (
     NOT_EQUIVALENT,
     PASSED,
     CaseEnergy,
@@ -22,7 +24,6 @@ from pytest_edgeenergy.plugin.results import (
     DeviceResult,
     ResultCollector,
 )
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up
 
 pytest_plugins = ["pytester"]
 warm_up()
@@ -190,7 +191,7 @@ def test_a_case_record_survives_a_json_round_trip() -> None:
     data = json.loads(json.dumps(case.to_dict()))
     assert CaseResult.from_dict(data) == case
     assert sorted(data) == ["cluster", "energy", "energy_model", "format", "input_shape", "key",
-                            "max_abs_error", "message", "model", "nodeid", "status", "strategy",
-                            "strategy_params", "tolerance"]
+                            "max_abs_error", "message", "model", "nodeid", "scenario",
+                            "sensitivity", "status", "strategy", "strategy_params", "tolerance"]
     with pytest.raises(ValueError, match="not a pytest-edgeenergy case record"):
         CaseResult.from_dict({"format": "other"})

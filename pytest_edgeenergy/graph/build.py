@@ -23,6 +23,7 @@ import torch.fx as fx
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from ..checks import as_shape
 from ..errors import PartitionError
 from .layergraph import Layer, LayerGraph
 from .ops import (
@@ -130,9 +131,7 @@ def _node_label(gm: fx.GraphModule, n: fx.Node) -> tuple[str, str]:
 
 def build_graph(model: nn.Module, input_shape: Sequence[int]) -> LayerGraph:
     """Trace ``model`` and return its layer graph for an input of ``input_shape`` (N, C, H, W)."""
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) != 4 or any(s < 1 for s in shape):
-        raise PartitionError(f"input shape {shape} is not (N, C, H, W) with positive sizes")
+    shape = as_shape(input_shape)
     try:
         gm = fx.symbolic_trace(model)
     except Exception as exc:

@@ -20,8 +20,10 @@ An :class:`Entry` holds only figures that are a pure function of the plan, the p
 the energy model (no wall time, no numerical error of the inference), so a baseline is exact
 on every machine. Saved runs (:mod:`.runs`) hold entries of the same shape.
 
-:func:`load_baseline` checks everything and raises :class:`BaselineError` with one message
-naming the file and what is wrong; nothing here ever writes over a file it could not read.
+Reading and writing live here together: :func:`load_baseline` checks everything and raises
+:class:`BaselineError` with one message naming the file and what is wrong; :func:`save_baseline`
+writes the file atomically, only when its text changes. Nothing here ever writes over a file
+it could not read.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
 from ..errors import EdgeEnergyError
-from .results import CaseEnergy, CaseResult, DeviceResult, case_key
+from ..userfiles import MAX_RECORD_BYTES, read_regular_file
+from .results import DEFAULT_SCENARIO_TEXT, CaseEnergy, CaseId, CaseResult, DeviceResult
 
 __all__ = [
     "BASELINE_FORMAT",
@@ -48,6 +52,7 @@ __all__ = [
     "load_baseline",
     "parse_json_object",
     "plugin_version",
+    "save_baseline",
 ]
 
 BASELINE_FORMAT = "pytest-edgeenergy-baseline/1"
@@ -79,34 +84,18 @@ def function_id(nodeid: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class Entry:
+class Entry(CaseId):
     """One case's figures as a baseline (or a saved run) records them.
 
     ``tests`` names the test functions that produced it (node ids without parameters): that
     is how a later run knows whether it could have produced the entry (see
-    :mod:`.tracking`). ``plugin_version`` is the version that recorded it.
+    :mod:`.selection`). ``plugin_version`` is the version that recorded it.
     """
 
-    model: str
-    strategy: str
-    strategy_params: dict[str, Any]
-    cluster: str
-    input_shape: tuple[int, ...]
-    energy_model: str
     energy: CaseEnergy
     plugin_version: str
     tests: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        """The case's stable name, as :attr:`.results.CaseResult.key`."""
-        return case_key(self.model, self.strategy, self.cluster, self.input_shape,
-                        self.energy_model)
-
-    @property
-    def group(self) -> tuple[str, str, tuple[int, ...], str]:
-        """(model, cluster, input shape, energy model), as :attr:`.results.CaseResult.group`."""
-        return (self.model, self.cluster, self.input_shape, self.energy_model)
+    scenario: str = DEFAULT_SCENARIO_TEXT  # the conditions the figures were estimated under
 
     @property
     def profiles(self) -> dict[str, str]:
@@ -122,14 +111,16 @@ class Entry:
                    strategy_params=json.loads(json.dumps(case.to_dict()["strategy_params"])),
                    cluster=case.cluster, input_shape=tuple(case.input_shape),
                    energy_model=case.energy_model, energy=case.energy,
-                   plugin_version=plugin_version(), tests=tuple(sorted(set(tests))))
+                   plugin_version=plugin_version(), tests=tuple(sorted(set(tests))),
+                   scenario=case.scenario)
 
     def to_case(self, nodeid: str = "") -> CaseResult:
         """A passed :class:`~.results.CaseResult` with these figures (for the report tables)."""
         return CaseResult(model=self.model, strategy=self.strategy,
                           strategy_params=dict(self.strategy_params), cluster=self.cluster,
                           input_shape=self.input_shape, energy_model=self.energy_model,
-                          status="passed", nodeid=nodeid, energy=self.energy)
+                          status="passed", nodeid=nodeid, energy=self.energy,
+                          scenario=self.scenario)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (the block of one case in the file)."""
@@ -137,7 +128,7 @@ class Entry:
             "model": self.model, "strategy": self.strategy,
             "strategy_params": self.strategy_params, "cluster": self.cluster,
             "input_shape": list(self.input_shape), "energy_model": self.energy_model,
-            "energy": self.energy.to_dict(), "profiles": self.profiles,
+            "scenario": self.scenario, "energy": self.energy.to_dict(), "profiles": self.profiles,
             "plugin_version": self.plugin_version, "tests": list(self.tests),
         }
 
@@ -173,11 +164,16 @@ class Entry:
             raise ValueError(f"field 'tests' must be a list of test names, got "
                              f"{_describe(tests, True)}")
         energy = _energy(record.get("energy"), "energy" in record)
+        # An entry without a scenario was recorded before scenarios existed: the default.
+        scenario = record.get("scenario", DEFAULT_SCENARIO_TEXT)
+        if not isinstance(scenario, str) or not scenario:
+            raise ValueError(f"field 'scenario' must be a scenario's text such as "
+                             f"'{DEFAULT_SCENARIO_TEXT}', got {_describe(scenario, True)}")
         entry = cls(model=record["model"], strategy=record["strategy"],
                     strategy_params=dict(params), cluster=record["cluster"],
                     input_shape=tuple(shape), energy_model=record["energy_model"],
                     energy=energy, plugin_version=record["plugin_version"],
-                    tests=tuple(tests))
+                    tests=tuple(tests), scenario=scenario)
         if entry.key != key:
             raise ValueError(f"its fields make the key '{entry.key}', not the key it is "
                              "filed under")
@@ -258,7 +254,11 @@ def _energy(value: object, present: bool) -> CaseEnergy:
             raise ValueError(f"energy: device {index}: field 'index' must be {index} (devices "
                              f"are listed in order), got {values['index']}")
         parsed.append(DeviceResult(**values))
-    return CaseEnergy(**figures, devices=tuple(parsed))
+    period_s = record.get("period_s")  # only a stream's records have a period
+    if period_s is not None and not (_is_number(period_s) and period_s >= 0):
+        raise ValueError(f"energy: field 'period_s' must be a finite number of 0 or more, got "
+                         f"{_describe(period_s, True)}")
+    return CaseEnergy(**figures, devices=tuple(parsed), period_s=period_s)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -281,7 +281,7 @@ def parse_json_object(path: Path, what: str) -> dict[str, Any]:
     ``what`` names the kind of file in the message ("baseline", "saved run").
     """
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, MAX_RECORD_BYTES)
     except IsADirectoryError:
         raise BaselineError(f"{what} {path} is a folder, not a file") from None
     except OSError as exc:
@@ -370,3 +370,16 @@ def load_baseline(path: Path) -> Baseline | None:
     data = parse_json_object(path, "baseline")
     check_format(data, path, "baseline", BASELINE_FORMAT)
     return Baseline(path, read_entries(data, path, "baseline"))
+
+
+def save_baseline(path: Path, entries: Mapping[str, Entry]) -> bool:
+    """Write the baseline of ``entries`` (sorted by key) to ``path`` atomically.
+
+    Return whether the file was written: a file that already holds this text is left alone.
+    An :class:`OSError` leaves the previous file as it was.
+    """
+    text = Baseline(path, dict(sorted(entries.items()))).to_json()
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    write_atomic(path, text)
+    return True

@@ -13,38 +13,38 @@ import csv
 import dataclasses
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from tabulate import tabulate
 
-from ..atomic import file_mode, write_atomic
-from .results import CaseEnergy, CaseResult
+from ..errors import EdgeEnergyError
+from ..robustness import CaseSensitivity, Robustness, rank_robustness
+from .format import MB, format_number
+from .results import DEFAULT_SCENARIO_TEXT, CaseEnergy, CaseResult, DeviceResult
+from .written import Written, write_file
 
 __all__ = [
+    "CSV_FIGURES",
+    "DEVICE_COLUMNS",
     "REPORT_FORMAT",
+    "ROBUSTNESS_CSV",
+    "SUMMARY_COLUMNS",
     "BaselineSection",
+    "Column",
     "GroupReport",
     "Report",
     "build_report",
-    "file_mode",
-    "format_number",
+    "group_robustness",
     "group_title",
-    "write_atomic",
     "write_reports",
 ]
 
 REPORT_FORMAT = "pytest-edgeenergy-report/1"
 """The ``format`` field of the JSON report."""
 
-MB = 1e6
-
-_SUMMARY_HEADERS = ("strategy", "rank", "max device J", "mean device J", "total J", "comm MB",
-                    "peak MB/device", "fits", "makespan s", "halo recompute")
-_DEVICE_HEADERS = ("device", "profile", "compute J", "comm J", "static J", "total J", "busy s",
-                   "comm s", "sent MB", "received MB", "peak MB", "fits")
-
+_Row = TypeVar("_Row")
 
 _TIMING_HEADERS = ("case", "device", "busy s measured", "busy s simulated", "comm s measured",
                    "comm s simulated", "makespan s measured", "makespan s simulated")
@@ -61,26 +61,76 @@ def timing_rows(cases: Sequence[CaseResult]) -> list[list[str]]:
                                                  strict=True)):
             first = d == 0
             rows.append([f"{case.model} {case.strategy} {case.cluster}" if first else "",
-                         str(d), _num(bm), _num(bs), _num(cm), _num(cs),
-                         _num(t["measured_makespan_s"]) if first else "",
-                         _num(t["simulated_makespan_s"]) if first else ""])
+                         str(d), format_number(bm), format_number(bs), format_number(cm),
+                         format_number(cs),
+                         format_number(t["measured_makespan_s"]) if first else "",
+                         format_number(t["simulated_makespan_s"]) if first else ""])
     return rows
 
 
-def _num(value: float) -> str:
-    """Four significant figures, never in exponent form for ordinary magnitudes."""
-    if value == 0:
-        return "0"
-    return f"{value:.4g}" if 1e-4 <= abs(value) < 1e6 else f"{value:.3e}"
-
-
 def _mb(value: int) -> str:
-    return _num(value / MB)
+    return format_number(value / MB)
 
 
-def format_number(value: float) -> str:
-    """A figure as every table shows it: four significant figures."""
-    return _num(value)
+@dataclasses.dataclass(frozen=True)
+class Column(Generic[_Row]):
+    """One figure column of a table: its header and how a row's figures become its cell.
+
+    Adding a column to the report is one entry in :data:`SUMMARY_COLUMNS` (per case) or
+    :data:`DEVICE_COLUMNS` (per device), and one in :data:`CSV_FIGURES` for the CSV file.
+    """
+
+    header: str
+    cell: Callable[[_Row], str]
+
+
+def _halo(e: CaseEnergy) -> str:
+    return f"{e.redundant_macs_pct:.2f}%" if e.redundant_macs else "-"
+
+
+def _fits(e: CaseEnergy) -> str:
+    return "yes" if e.fits else "no: device " + ",".join(
+        str(d.index) for d in e.devices if not d.fits)
+
+
+SUMMARY_COLUMNS: tuple[Column[CaseEnergy], ...] = (
+    Column("max device J", lambda e: format_number(e.max_device_j)),
+    Column("mean device J", lambda e: format_number(e.mean_device_j)),
+    Column("total J", lambda e: format_number(e.total_j)),
+    Column("comm MB", lambda e: _mb(e.comm_bytes)),
+    Column("peak MB/device", lambda e: _mb(e.max_peak_bytes)),
+    Column("fits", _fits),
+    Column("makespan s", lambda e: format_number(e.makespan_s)),
+    Column("halo recompute", _halo),
+)
+"""The figures of each strategy's row in a group's table, after its name and rank."""
+
+DEVICE_COLUMNS: tuple[Column[DeviceResult], ...] = (
+    Column("compute J", lambda d: format_number(d.compute_j)),
+    Column("comm J", lambda d: format_number(d.comm_j)),
+    Column("static J", lambda d: format_number(d.static_j)),
+    Column("total J", lambda d: format_number(d.total_j)),
+    Column("busy s", lambda d: format_number(d.busy_s)),
+    Column("comm s", lambda d: format_number(d.comm_s)),
+    Column("sent MB", lambda d: _mb(d.bytes_sent)),
+    Column("received MB", lambda d: _mb(d.bytes_received)),
+    Column("peak MB", lambda d: _mb(d.peak_bytes)),
+    Column("fits", lambda d: "yes" if d.fits else "no"),
+)
+"""The figures of each device's row in the per-device tables, after its index and profile."""
+
+CSV_FIGURES: tuple[str, ...] = (
+    "max_device_j", "mean_device_j", "total_j", "comm_bytes", "max_peak_bytes", "fits",
+    "makespan_s", "redundant_macs", "redundant_macs_pct")
+"""The :class:`~.results.CaseEnergy` figures of each CSV row, raw (joules, seconds, bytes)."""
+
+ROBUSTNESS_CSV: tuple[str, ...] = (
+    "win_share", "robust_margin", "robust_flip_field", "robust_flip_factor", "robust_flip_to")
+"""The robustness columns of each CSV row (empty without ``--edge-sensitivity``): this
+strategy's share of joint draws won, then the group's margin and nearest single-field flip."""
+
+_SUMMARY_HEADERS = ("strategy", "rank", *(c.header for c in SUMMARY_COLUMNS))
+_DEVICE_HEADERS = ("device", "profile", *(c.header for c in DEVICE_COLUMNS))
 
 
 def group_title(model: str, cluster: str, input_shape: tuple[int, ...],
@@ -108,11 +158,42 @@ class GroupReport:
     input_shape: tuple[int, ...]
     energy_model: str
     rows: tuple[Row, ...]
+    robustness: Robustness | None = None  # with --edge-sensitivity
+
+    @property
+    def scenario(self) -> str:
+        """The scenario its cases were estimated under."""
+        return self.rows[0].case.scenario if self.rows else DEFAULT_SCENARIO_TEXT
 
     @property
     def title(self) -> str:
-        """E.g. ``tinycnn on 4xrpi4 (input 1x3x32x32, energy model board)``."""
-        return group_title(self.model, self.cluster, self.input_shape, self.energy_model)
+        """E.g. ``tinycnn on 4xrpi4 (input 1x3x32x32, energy model board)``, and the scenario
+        when it is not the default."""
+        title = group_title(self.model, self.cluster, self.input_shape, self.energy_model)
+        if self.scenario != DEFAULT_SCENARIO_TEXT:
+            title = f"{title[:-1]}, scenario {self.scenario})"
+        return title
+
+    @property
+    def streams(self) -> bool:
+        """Whether its cases are a stream's (they have a period between images)."""
+        return any(r.case.energy is not None and r.case.energy.period_s is not None
+                   for r in self.rows)
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        """The summary table's headers: the fixed ones, then a stream's period and the share
+        of joint draws won when the group has them."""
+        extra = (("period s",) if self.streams else ()) + (
+            ("wins (joint draws)",) if self.robustness is not None else ())
+        return (*_SUMMARY_HEADERS, *extra)
+
+    def robustness_line(self) -> str:
+        """One line on how sure the ranking is (empty without ``--edge-sensitivity``)."""
+        if self.robustness is None:
+            return ""
+        return (f"robustness ({self.robustness.metric}, {self.robustness.samples} joint draws "
+                f"x0.5..x2, seed {self.robustness.seed}): {self.robustness.headline()}")
 
     @property
     def ranked(self) -> list[Row]:
@@ -136,7 +217,15 @@ class GroupReport:
         """The table's rows, as text, best first and failed cases last."""
         out: list[list[str]] = []
         for row in [*self.ranked, *(r for r in self.rows if r.rank is None)]:
-            out.append(_summary_cells(row, row.rank == 1))
+            cells = _summary_cells(row, row.rank == 1)
+            energy = row.case.energy
+            if self.streams:
+                cells.append("-" if energy is None or energy.period_s is None
+                             else format_number(energy.period_s))
+            if self.robustness is not None:
+                share = self.robustness.shares.get(row.case.strategy)
+                cells.append("-" if share is None else f"{100 * share:.0f}%")
+            out.append(cells)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,7 +233,8 @@ class GroupReport:
         best = self.best
         return {
             "model": self.model, "cluster": self.cluster, "input_shape": list(self.input_shape),
-            "energy_model": self.energy_model,
+            "energy_model": self.energy_model, "scenario": self.scenario,
+            "robustness": None if self.robustness is None else self.robustness.to_dict(),
             "best": None if best is None else best.strategy,
             "worst": None if self.worst is None else self.worst.strategy,
             "rows": [{"strategy": r.case.strategy, "rank": r.rank, "key": r.case.key,
@@ -155,23 +245,16 @@ class GroupReport:
 def _summary_cells(row: Row, best: bool) -> list[str]:
     case, energy = row.case, row.case.energy
     rank = "-" if row.rank is None else f"{row.rank} (best)" if best else str(row.rank)
-    if energy is None:
-        return [case.strategy, rank, *["-"] * 7, case.status.upper()]
-    halo = f"{energy.redundant_macs_pct:.2f}%" if energy.redundant_macs else "-"
-    fits = "yes" if energy.fits else "no: device " + ",".join(
-        str(d.index) for d in energy.devices if not d.fits)
+    if energy is None:  # the status takes the last column
+        return [case.strategy, rank, *["-"] * (len(SUMMARY_COLUMNS) - 1), case.status.upper()]
     status = "" if case.ok else f" [{case.status.upper()}]"
-    return [case.strategy + status, rank, _num(energy.max_device_j),
-            _num(energy.mean_device_j), _num(energy.total_j), _mb(energy.comm_bytes),
-            _mb(energy.max_peak_bytes), fits, _num(energy.makespan_s), halo]
+    return [case.strategy + status, rank, *(c.cell(energy) for c in SUMMARY_COLUMNS)]
 
 
 def device_rows(energy: CaseEnergy) -> list[list[str]]:
     """The per-device breakdown of one case, as text."""
-    return [[f"{d.index}{' (idle)' if d.idle else ''}", d.profile, _num(d.compute_j),
-             _num(d.comm_j), _num(d.static_j), _num(d.total_j), _num(d.busy_s), _num(d.comm_s),
-             _mb(d.bytes_sent), _mb(d.bytes_received), _mb(d.peak_bytes),
-             "yes" if d.fits else "no"] for d in energy.devices]
+    return [[f"{d.index}{' (idle)' if d.idle else ''}", d.profile,
+             *(c.cell(d) for c in DEVICE_COLUMNS)] for d in energy.devices]
 
 
 def _rank(cases: Sequence[CaseResult]) -> tuple[Row, ...]:
@@ -214,8 +297,10 @@ class Report:
         """(heading, table) pairs in the order every text format shows them."""
         sections: list[tuple[str, str]] = []
         for group in self.groups:
-            table = tabulate(group.summary_rows(), headers=_SUMMARY_HEADERS, tablefmt=fmt,
+            table = tabulate(group.summary_rows(), headers=group.headers, tablefmt=fmt,
                              disable_numparse=True)
+            if group.robustness_line():
+                table += "\n\n" + group.robustness_line()
             sections.append((group.title, table))
             shown: list[tuple[str, CaseResult]] = []
             if group.best is not None:
@@ -286,21 +371,20 @@ class Report:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["model", "cluster", "input_shape", "energy_model", "strategy", "rank",
-                         "best", "status", "max_device_j", "mean_device_j", "total_j",
-                         "comm_bytes", "max_peak_bytes", "fits", "makespan_s", "redundant_macs",
-                         "redundant_macs_pct", "key"])
+                         "best", "status", *CSV_FIGURES, "key", "scenario", "period_s",
+                         *ROBUSTNESS_CSV])
         for group in self.groups:
             best = group.best
             for row in [*group.ranked, *(r for r in group.rows if r.rank is None)]:
                 c, e = row.case, row.case.energy
-                figures: list[object] = (["", "", "", "", "", "", "", "", ""] if e is None else [
-                    repr(e.max_device_j), repr(e.mean_device_j), repr(e.total_j), e.comm_bytes,
-                    e.max_peak_bytes, e.fits, repr(e.makespan_s), e.redundant_macs,
-                    repr(e.redundant_macs_pct)])
+                figures = ([""] * len(CSV_FIGURES) if e is None
+                           else [_raw(getattr(e, name)) for name in CSV_FIGURES])
+                period = "" if e is None or e.period_s is None else _raw(e.period_s)
                 writer.writerow([c.model, c.cluster, "x".join(map(str, c.input_shape)),
                                  c.energy_model, c.strategy,
                                  "" if row.rank is None else row.rank, c is best, c.status,
-                                 *figures, c.key])
+                                 *figures, c.key, c.scenario, period,
+                                 *_robustness_cells(group.robustness, c.strategy)])
         return buffer.getvalue()
 
     def render(self, path: Path) -> str:
@@ -313,6 +397,28 @@ class Report:
         if suffix == ".csv":
             return self.to_csv()
         raise ValueError(f"unknown report suffix {suffix!r} of {path}")
+
+
+def _robustness_cells(r: Robustness | None, strategy: str) -> list[object]:
+    if r is None:
+        return [""] * len(ROBUSTNESS_CSV)
+    flip = r.nearest_flip
+    return [_raw(r.shares.get(strategy, "")), "" if r.margin is None else _raw(r.margin),
+            "" if flip is None else flip.field, "" if flip is None else _raw(flip.factor),
+            "" if flip is None else flip.new_winner]
+
+
+def group_robustness(cases: Sequence[CaseResult], homogeneous: bool) -> Robustness | None:
+    """The robustness of a group's ranking from its passed cases' sensitivity figures
+    (``None`` when fewer than two have them, or they were made under other conditions)."""
+    figures = [CaseSensitivity.from_dict(c.sensitivity) for c in cases
+               if c.ok and c.sensitivity is not None]
+    if len(figures) < 2:
+        return None
+    try:
+        return rank_robustness(figures, homogeneous=homogeneous)
+    except EdgeEnergyError:
+        return None
 
 
 def build_report(cases: Iterable[CaseResult], failures: Iterable[CaseResult]) -> Report:
@@ -330,17 +436,17 @@ def build_report(cases: Iterable[CaseResult], failures: Iterable[CaseResult]) ->
 
     groups = tuple(
         GroupReport(key[0], key[1], key[2], key[3],
-                    _rank(sorted(by_group[key], key=lambda c: c.strategy)))
+                    _rank(sorted(by_group[key], key=lambda c: c.strategy)),
+                    group_robustness(by_group[key], homogeneous="+" not in key[1]))
         for key in sorted(by_group, key=group_order))
     return Report(groups, tuple(all_cases), tuple(failures))
 
 
-def write_reports(report: Report, paths: Iterable[Path]) -> list[str]:
-    """Write the report to each path; return one error line per file that failed."""
-    errors = []
-    for path in paths:
-        try:
-            write_atomic(path, report.render(path))
-        except OSError as exc:
-            errors.append(f"could not write the edge energy report {path}: {exc.strerror or exc}")
-    return errors
+def _raw(value: object) -> object:
+    # repr keeps every digit of a float: the CSV holds the figures themselves.
+    return repr(value) if isinstance(value, float) else value
+
+
+def write_reports(report: Report, paths: Iterable[Path]) -> list[Written]:
+    """Write the report to each path; say for each file what happened."""
+    return [write_file("report", path, report.render(path)) for path in paths]
