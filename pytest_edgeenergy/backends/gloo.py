@@ -71,6 +71,9 @@ __all__ = ["LOOPBACK", "GlooWorkers", "run_gloo"]
 #: The only address the backend uses.
 LOOPBACK = "127.0.0.1"
 _LOOPBACK_IFNAME = "lo0" if sys.platform == "darwin" else "lo"
+#: The last line of a failure: every rank (rank = device) ran on this host, which it names.
+_KILLED = (f"every worker process was killed (rank d plays device d; all ran on this host, "
+           f"{socket.gethostname()})")
 #: After a first failure, how long to wait for the other workers' reports (to name the first).
 _REPORT_GRACE_S = 0.5
 #: How long stopped workers get to exit before they are killed.
@@ -423,7 +426,7 @@ class GlooWorkers:
                 self._abort(f"device(s) {late} timed out")
                 raise PartitionError(
                     f"gloo backend: device(s) {late} gave no {what} within {timeout_s:g} s "
-                    f"(timeout_s); every worker process was killed")
+                    f"(timeout_s); {_KILLED}")
             self._wait(pending, remaining)
             for d in sorted(pending):
                 outcome = self._poll(d, kind, job)
@@ -487,7 +490,7 @@ class GlooWorkers:
                  first.detail.rstrip()]
         for f in failures[1:]:
             lines.append(f"(then device {f.device} failed {f.where}: {f.last_line()})")
-        lines.append("every worker process was killed")
+        lines.append(_KILLED)
         raise PartitionError("\n".join(lines))
 
     def _abort(self, why: str) -> None:
