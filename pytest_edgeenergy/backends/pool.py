@@ -48,8 +48,8 @@ class _Workers(Protocol):
 @dataclass(frozen=True, slots=True)
 class GlooConfig:
     """How the pool starts workers: ``init`` (``spawn`` or ``env``), the run and join
-    (start-up) timeouts, the port (``spawn``: rank 0's rendezvous port on 127.0.0.1, default a free one;
-    ``env``: ``MASTER_PORT`` unless given) and the network interface (``env``)."""
+    (start-up) timeouts, the port (``spawn``: rank 0's rendezvous port on 127.0.0.1, default
+    a free one; ``env``: ``MASTER_PORT`` unless given) and the network interface (``env``)."""
 
     init: str = "spawn"
     timeout_s: float = 120.0
