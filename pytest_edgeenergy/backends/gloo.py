@@ -100,6 +100,7 @@ class _Worker:
         self.conn = conn
         self.where = "while starting"
         self.graphs: dict[int, LayerGraph] = {}
+        self.overlap = True
 
     def join(self, timeout_s: float, port: int | None) -> None:
         """Join the gloo group; device 0 hosts the rendezvous store on a loopback socket."""
@@ -130,7 +131,7 @@ class _Worker:
                 msg = self.conn.recv()
                 if msg[0] == "stop":
                     return True
-                _, job_id, plan, graph_key, graph, x, t0, timeout_s = msg
+                _, job_id, plan, graph_key, graph, x, t0, timeout_s, self.overlap = msg
                 out, row, events, output_s = self.execute(plan, graph_key, graph, x, t0,
                                                           timeout_s)
                 self.conn.send(("done", job_id, row, out, events, output_s))
@@ -162,7 +163,7 @@ class _Worker:
         def where(text: str) -> None:
             self.where = text
 
-        result = run_rank(ex, rank, _DefaultGroup(), t0, timeout_s, where)
+        result = run_rank(ex, rank, _DefaultGroup(), t0, timeout_s, where, overlap=self.overlap)
         return (result.output, ex.trace("gloo").device_stats()[rank], result.events,
                 result.output_s)
 
@@ -276,6 +277,9 @@ class GlooWorkers:
     manager, or call :meth:`close`. After a failure the workers are killed and the object can
     no longer run; start new ones.
 
+    ``overlap`` (default True; settable between runs) lets transfers and computation overlap
+    (:mod:`.rank`); False is the blocking schedule, for measuring what overlap gains.
+
     ``timeout_s`` bounds the start-up, each run (unless :meth:`run` is given another) and the
     process group's own waits; ``port`` is the rendezvous port on 127.0.0.1 (default: a free
     one); ``threads_per_worker`` is each worker's intra-op thread count (default: the host's
@@ -290,6 +294,7 @@ class GlooWorkers:
             raise PartitionError(f"timeout_s must be positive, got {timeout_s}")
         self.n_devices = n_devices
         self.timeout_s = timeout_s
+        self.overlap = True
         self.threads_per_worker = threads_per_worker or _default_threads(n_devices)
         self.port = -1
         self._procs: list[BaseProcess] = []
@@ -342,7 +347,7 @@ class GlooWorkers:
         try:
             payloads = [bytes(ForkingPickler.dumps(
                 ("job", self._job, plan, key, graph if new_graph else None,
-                 x.detach() if d in holders else None, t0, timeout)))
+                 x.detach() if d in holders else None, t0, timeout, self.overlap)))
                 for d in range(self.n_devices)]
         except Exception as exc:
             raise PartitionError(f"gloo backend: the plan, layer graph or input cannot be sent "

@@ -34,11 +34,6 @@ class _Workers(Protocol):
     @property
     def alive(self) -> bool: ...
 
-    def pids(self, n_devices: int) -> list[int]:
-        """The worker processes of the ``spawn`` workers for ``n_devices`` (none: [])."""
-        workers = self._workers.get(n_devices)
-        return list(workers.pids) if isinstance(workers, GlooWorkers) else []
-
     def run(self, plan: Plan, graph: LayerGraph, x: Tensor, *,
             timeout_s: float | None = None) -> tuple[Tensor, Trace]: ...
 
