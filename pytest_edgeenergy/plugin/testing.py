@@ -6,7 +6,9 @@ import importlib.metadata
 import re
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "plugin_args", "write_profile_variant"]
+import pytest
+
+__all__ = ["REPO_ROOT", "plugin_args", "run", "warm_up", "write_profile_variant"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The folder that holds the ``pytest_edgeenergy`` package (for ``PYTHONPATH``)."""
@@ -67,3 +69,8 @@ def write_profile_variant(folder: Path, device: str = "rpi4", **factors: float) 
     target = folder / source.name
     target.write_text(text, encoding="utf-8")
     return target
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """Run pytest in-process with the plugin loaded once and no cache provider."""
+    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)

@@ -14,15 +14,15 @@ import stat
 from pathlib import Path
 
 import pytest
+from edge_project import CASE_TEST
 
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up, write_profile_variant
+from pytest_edgeenergy.plugin.testing import run, warm_up, write_profile_variant
 from pytest_edgeenergy.records.baseline import BASELINE_FORMAT, DEFAULT_BASELINE
 
 pytest_plugins = ["pytester"]
 warm_up()
 
 INI = "[pytest]\nedge_models = tinycnn\nedge_devices = 2\n"
-CASE_TEST = "def test_case(edge_run):\n    edge_run()\n"
 KEYS = [f"tinycnn|{s}|2xrpi4|1x3x32x32|board"
         for s in ("input-channel", "layer", "output-channel", "spatial")]
 
@@ -42,11 +42,6 @@ class HandOff(BuilderStrategy):
 def pytest_edgeenergy_add_strategies(config):
     return [HandOff]
 """
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """Run pytest in-process with the plugin."""
-    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)
 
 
 def baseline_path(pytester: pytest.Pytester) -> Path:

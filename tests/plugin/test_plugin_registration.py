@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up
+from pytest_edgeenergy.plugin.testing import run, warm_up
 from pytest_edgeenergy.profiles import shipped_profiles_dir
 
 pytest_plugins = ["pytester"]
@@ -42,11 +42,6 @@ CASE_TEST = """
 def test_case(edge_run):
     edge_run()
 """
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """Run pytest in-process with the plugin."""
-    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)
 
 
 def ids_of(result: pytest.RunResult) -> list[str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up
+from pytest_edgeenergy.plugin.testing import run, warm_up
 from pytest_edgeenergy.profiles import shipped_profiles_dir
 
 pytest_plugins = ["pytester"]
@@ -16,11 +16,6 @@ CASE_TEST = """
 def test_case(edge_run):
     edge_run()
 """
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """Run pytest in-process with the plugin, quietly."""
-    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)
 
 
 def collected_ids(result: pytest.RunResult) -> list[str]:
