@@ -3,11 +3,12 @@ out of CI's summary.
 
 **Heavy tests** (big zoo models, full matrices, benchmarks, subprocess swarms) are marked
 ``@pytest.mark.heavy`` and left out of a plain ``pytest`` run, which stays fast. Run them with
-``pytest --heavy`` (everything) or ``pytest -m heavy`` (only them); any ``-m`` expression
-decides by itself (``-m "heavy or not heavy"`` is everything too). Deselected heavy tests are
+``pytest --heavy`` (everything) or ``pytest -m heavy`` (only them); every test under
+``tests/benchmarks/`` is heavy. Any ``-m`` expression decides by itself (``-m "heavy or not
+heavy"`` is everything too). Deselected heavy tests are
 reported as deselected, so the plugin's baseline bookkeeping knows they did not run.
 
-``fast`` (the default) keeps local runs quick; ``ci`` (chosen when the environment variable CI
+**Hypothesis profiles**: ``fast`` (the default) keeps local runs quick; ``ci`` (chosen when the environment variable CI
 is set, or with HYPOTHESIS_PROFILE=ci) is derandomised, so a CI run is reproducible, and tries
 more examples.
 """
@@ -15,11 +16,13 @@ more examples.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 HEAVY = "heavy"
+BENCHMARKS = Path(__file__).resolve().parent / "tests" / "benchmarks"
 
 settings.register_profile(
     "fast", max_examples=25, deadline=None,
@@ -56,6 +59,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{HEAVY}: a slow test (big models, full matrices, benchmarks, subprocess "
         "swarms), left out unless --heavy or a -m expression selects it")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Every test under ``tests/benchmarks/`` is a benchmark, and so heavy."""
+    if BENCHMARKS in item.path.parents:
+        item.add_marker(HEAVY)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
