@@ -8,9 +8,9 @@ out of CI's summary.
 heavy"`` is everything too). Deselected heavy tests are
 reported as deselected, so the plugin's baseline bookkeeping knows they did not run.
 
-**Hypothesis profiles**: ``fast`` (the default) keeps local runs quick; ``ci`` (chosen when the environment variable CI
-is set, or with HYPOTHESIS_PROFILE=ci) is derandomised, so a CI run is reproducible, and tries
-more examples.
+**Hypothesis profiles**: ``fast`` (the default) keeps local runs quick; ``ci`` (chosen when
+the environment variable CI is set, or with HYPOTHESIS_PROFILE=ci) is derandomised, so a CI run
+is reproducible, and tries more examples.
 """
 
 from __future__ import annotations

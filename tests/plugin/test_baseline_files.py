@@ -208,6 +208,7 @@ def test_an_update_whose_rename_fails_leaves_the_old_baseline_intact(
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
 
+@pytest.mark.heavy  # a pytest subprocess with two xdist workers
 def test_under_xdist_an_update_keeps_every_entry(pytester: pytest.Pytester,
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  good_text: str) -> None:
