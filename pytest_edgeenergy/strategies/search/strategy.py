@@ -1,0 +1,319 @@
+"""The ``search`` strategy: the best plan the engine can express, a layout per segment.
+
+1. **Space.** The graph is cut where one tensor is live (:mod:`.segments`); a segment spans the
+   layers between two cuts, up to a number of window layers set by the budget. Each segment is
+   placed in one layout (:mod:`.layouts`): spatial bands fused one window layer at a time, two
+   at a time or as one stack; output-channel; input-channel; or whole on any one device
+   (consecutive segments on different devices make a pipeline cut). Split layouts come with
+   the speed-proportional shares and with the shares that minimise the objective on this
+   cluster (:mod:`.proportions`).
+2. **Prices, once** (:mod:`.pricing`): each segment in each layout, and each transition between
+   layouts, as small plan fragments estimated by the run's energy model.
+3. **Combination** (:mod:`.dp`): a beam dynamic programme over the cuts gives the finalists.
+4. **Exact check.** Each finalist, and each classic strategy (they are points of the space),
+   is built as a whole plan by the PlanBuilder and estimated; the best that fits in every
+   device's memory (and meets the deadline, when there is one) wins. A seeded local search then
+   tries single-segment changes to the winner, each estimated exactly. The search is never
+   worse than the best classic strategy, by construction.
+
+Nothing depends on the clock: the budget is turned into counts (segment length, local-search
+steps), so a seed and a budget give one plan.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...cluster import Cluster
+from ...energy.protocol import EnergyModel
+from ...energy.registry import DEFAULT_ENERGY_MODEL
+from ...errors import PartitionError
+from ...graph.layergraph import LayerGraph
+from ...plan import Plan
+from ...planner import PlanBuilder
+from ..protocol import ClusterLike
+from .dp import best_paths, estimated_key
+from .layouts import CLASSIC, Layout, apply_classic, windows
+from .objective import Measured, check_goal, measure, unit_costs
+from .pricing import Option, Pricer
+from .proportions import optimal_shares
+from .segments import Span, cut_points, spans
+
+__all__ = ["SearchReport", "SearchStrategy", "SegmentChoice"]
+
+FRAGMENTS_PER_BUDGET_S = 120
+"""Segment fragments priced per second of budget (a fixed rate, measured on a two-core
+machine, so that the budget decides counts and never reads the clock)."""
+LOCAL_STEPS_PER_BUDGET_S = 2
+"""Single-segment changes tried on the winner per second of budget."""
+MAX_WINDOWS = (6, 4, 3, 2, 1)
+"""Longest segments tried, in window layers, the longest that fits the budget first."""
+BEAM = 6
+FINALISTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentChoice:
+    """What one segment chose, and its best alternative (by the estimated objective)."""
+
+    first: str
+    last: str
+    layout: str
+    alternative: str
+    alternative_delta: float  # relative change of the estimated objective with it, >= 0
+
+
+@dataclass(slots=True)
+class SearchReport:
+    """How a search went: what it chose, against what, at what cost."""
+
+    objective: str
+    deadline_s: float | None
+    value: float  # the chosen plan's objective, exact
+    makespan_s: float
+    classic: dict[str, float] = field(default_factory=dict)  # exact objective per classic
+    classic_makespan_s: dict[str, float] = field(default_factory=dict)
+    kept_classic: str | None = None  # the classic strategy kept when nothing beat it
+    segments: list[SegmentChoice] = field(default_factory=list)
+    fragments: int = 0  # segment and transition fragments priced
+    partials: int = 0  # partial paths priced by the dynamic programme
+    simulated: int = 0  # whole plans built and estimated exactly
+    max_windows: int = 0
+    time_s: float = 0.0
+
+    @property
+    def candidates(self) -> int:
+        """Everything priced: fragments, partial paths and whole plans."""
+        return self.fragments + self.partials + self.simulated
+
+    def best_classic(self) -> tuple[str, float]:
+        """The classic strategy with the lowest objective, and that objective."""
+        name = min(self.classic, key=lambda k: (self.classic[k], k))
+        return name, self.classic[name]
+
+    def summary(self) -> str:
+        """Plain text for the plan's notes and reports (no timing: plans stay deterministic)."""
+        goal = self.objective + ("" if self.deadline_s is None
+                                 else f" with makespan <= {self.deadline_s:.4g} s")
+        name, best = self.best_classic()
+        gain = 0.0 if best == 0 else 100.0 * (best - self.value) / best
+        rows = ", ".join(f"{k} {v:.4g}" for k, v in self.classic.items())
+        kept = ("" if self.kept_classic is None
+                else f"; no composed plan beat the classic '{self.kept_classic}', kept")
+        return (f"search minimised {goal}: {self.value:.4g} (makespan {self.makespan_s:.4g} s) "
+                f"vs classic {rows}; {gain:.1f} % below the best classic ({name}){kept}; "
+                f"{len(self.segments)} segment(s), {self.candidates} candidates priced "
+                f"({self.fragments} fragments, {self.partials} partial paths, "
+                f"{self.simulated} whole plans)")
+
+
+def _as_cluster(cluster: ClusterLike) -> Cluster:
+    if isinstance(cluster, Cluster):
+        return cluster
+    raise PartitionError(f"strategy 'search' prices plans on the devices' profiles, so it needs a "
+                         f"Cluster, got {type(cluster).__name__} {cluster!r}")
+
+
+class SearchStrategy:
+    """Choose a layout and split proportions per segment, for the lowest objective."""
+
+    name = "search"
+
+    def __init__(self, objective: str = "max_device_j", deadline_s: float | None = None,
+                 budget_s: float = 10.0, seed: int = 0,
+                 energy_model: str | EnergyModel = DEFAULT_ENERGY_MODEL,
+                 scenario: object | None = None) -> None:
+        self.goal = check_goal(objective, deadline_s)
+        if (isinstance(budget_s, bool) or not isinstance(budget_s, int | float)
+                or not budget_s > 0):
+            raise PartitionError(f"strategy 'search' parameter budget_s must be a positive "
+                                 f"number of seconds, got {budget_s!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise PartitionError(f"strategy 'search' parameter seed must be an integer, "
+                                 f"got {seed!r}")
+        self.budget_s = float(budget_s)
+        self.seed = seed
+        self.energy_model = energy_model
+        self.scenario = scenario
+        self.params: dict[str, Any] = {"objective": objective, "deadline_s": deadline_s,
+                                       "budget_s": budget_s, "seed": seed}
+        #: how the last call of :meth:`plan` went
+        self.last: SearchReport | None = None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    # ---- the space ----------------------------------------------------------------------
+    def _share_sets(self, cluster: Cluster) -> list[tuple[str, tuple[float, ...] | None]]:
+        speeds, per_mac, static_w = unit_costs(cluster, self.energy_model)
+        sets: list[tuple[str, tuple[float, ...] | None]] = [("speed", None)]
+        if len(cluster) > 1:
+            objective = "max_device_j" if self.goal.objective == "makespan_s" and \
+                self.goal.deadline_s is not None else self.goal.objective
+            best = optimal_shares(objective, speeds, per_mac, static_w)
+            total = sum(speeds)
+            if max(abs(b - v / total) for b, v in zip(best, speeds, strict=True)) > 0.01:
+                sets.append(("energy", best))
+        return sets
+
+    def _layouts(self, span: Span, graph: LayerGraph, cluster: Cluster,
+                 share_sets: Sequence[tuple[str, tuple[float, ...] | None]]) -> list[Layout]:
+        n = len(cluster)
+        out = [Layout("device", device=d) for d in range(n)]
+        if n == 1:
+            return out
+        w = windows(graph.layers[span.start:span.stop])
+        fuses = sorted({min(f, w) for f in (1, 2)} | {0}) if w > 0 else [1]
+        for name, shares in share_sets:
+            for f in fuses:
+                if f != 0 and f >= w and w > 0:
+                    continue  # the same as one stack
+                out.append(Layout("spatial", fuse=f, shares=shares, shares_name=name))
+            out.append(Layout("output-channel", shares=shares, shares_name=name))
+            out.append(Layout("input-channel", shares=shares, shares_name=name))
+        return out
+
+    # ---- building whole plans -----------------------------------------------------------
+    def _build(self, graph: LayerGraph, cluster: Cluster, path: Sequence[Option] | None,
+               classic: str | None = None) -> Plan:
+        b = PlanBuilder(graph, cluster.speeds, self.name, self.params)
+        if classic is not None:
+            apply_classic(classic, b, graph)
+            for layer in graph.layers:
+                b.notes[layer.name] = f"as classic '{classic}': {b.notes.get(layer.name, '')}"
+            return b.finish()
+        for k, opt in enumerate(path or ()):
+            layers = graph.layers[opt.span.start:opt.span.stop]
+            opt.layout.apply(b, graph, layers)
+            head = (f"segment {k} ({layers[0].name}..{layers[-1].name}): "
+                    f"{opt.layout.describe()}")
+            for layer in layers:
+                b.notes[layer.name] = f"{head}; {b.notes.get(layer.name, '')}"
+        return b.finish()
+
+    def _exact(self, plan: Plan, cluster: Cluster) -> Measured:
+        return measure(plan, cluster, self.energy_model, self.scenario)
+
+    def _key(self, m: Measured) -> tuple[float, float, float]:
+        return self.goal.key(m.device_j, m.time_s, m.fits)
+
+    # ---- the search ---------------------------------------------------------------------
+    def plan(self, graph: LayerGraph, cluster: ClusterLike) -> Plan:
+        """Search the space for ``graph`` on ``cluster`` and return the best plan found."""
+        started = time.perf_counter()
+        devices = _as_cluster(cluster)
+        pricer = Pricer(graph, devices, self.energy_model, self.scenario)
+        _, _, static_w = unit_costs(devices, self.energy_model)
+        share_sets = self._share_sets(devices)
+        report = SearchReport(self.goal.objective, self.goal.deadline_s, 0.0, 0.0)
+
+        # the space, as long a segment as the budget allows
+        limit = self.budget_s * FRAGMENTS_PER_BUDGET_S
+        chosen: list[Span] = []
+        for max_w in MAX_WINDOWS:
+            chosen = spans(graph, max_w)
+            report.max_windows = max_w
+            size = sum(len(self._layouts(s, graph, devices, share_sets)) for s in chosen)
+            if size <= limit:
+                break
+        options = [opt for s in chosen for lay in self._layouts(s, graph, devices, share_sets)
+                   if (opt := pricer.option(s, lay)) is not None]
+        cuts = [c for c, _ in cut_points(graph)]
+        finals, report.partials = best_paths(pricer, options, cuts, self.goal, static_w,
+                                             BEAM, FINALISTS)
+
+        # exact estimates: the finalists and the classic strategies
+        scored: list[tuple[tuple[float, float, float], int, Plan, Measured,
+                           tuple[Option, ...] | None, str | None]] = []
+        for rank, (_, final) in enumerate(finals):
+            plan = self._build(graph, devices, final)
+            m = self._exact(plan, devices)
+            scored.append((self._key(m), rank, plan, m, final, None))
+        for rank, name in enumerate(CLASSIC, start=len(finals)):
+            plan = self._build(graph, devices, None, name)
+            m = self._exact(plan, devices)
+            report.classic[name] = self.goal.value(m.device_j, m.time_s)
+            report.classic_makespan_s[name] = m.time_s
+            scored.append((self._key(m), rank, plan, m, None, name))
+        report.simulated = len(scored)
+        scored.sort(key=lambda s: (s[0], s[1]))
+        _, _, plan, best, winner, kept = scored[0]
+        path: tuple[Option, ...] | None = winner
+
+        # seeded local search: one segment at a time, each change estimated exactly
+        if path is not None:
+            plan, best, path, tried = self._improve(graph, devices, options, plan, best, path)
+            report.simulated += tried
+        report.kept_classic = kept
+        report.value = self.goal.value(best.device_j, best.time_s)
+        report.makespan_s = best.time_s
+        if path is not None:
+            report.segments = self._explain(graph, pricer, options, path, static_w)
+            self._annotate(plan, graph, report.segments, path)
+        report.fragments = pricer.fragments
+        plan.notes["search"] = report.summary()
+        report.time_s = time.perf_counter() - started
+        self.last = report
+        return plan
+
+    def _improve(self, graph: LayerGraph, cluster: Cluster, options: Sequence[Option],
+                 plan: Plan, best: Measured, path: tuple[Option, ...]
+                 ) -> tuple[Plan, Measured, tuple[Option, ...], int]:
+        rng = random.Random(self.seed)
+        by_span: dict[Span, list[Option]] = {}
+        for opt in options:
+            by_span.setdefault(opt.span, []).append(opt)
+        steps = max(1, int(self.budget_s * LOCAL_STEPS_PER_BUDGET_S))
+        for _ in range(steps):
+            k = rng.randrange(len(path))
+            others = [o for o in by_span[path[k].span] if o.layout != path[k].layout]
+            if not others:
+                continue
+            trial = (*path[:k], rng.choice(others), *path[k + 1:])
+            candidate = self._build(graph, cluster, trial)
+            m = self._exact(candidate, cluster)
+            if self._key(m) < self._key(best):
+                plan, best, path = candidate, m, trial
+        return plan, best, path, steps
+
+    def _explain(self, graph: LayerGraph, pricer: Pricer, options: Sequence[Option],
+                 path: tuple[Option, ...], static_w: Sequence[float]) -> list[SegmentChoice]:
+        """Per segment, the alternative layout that would cost least in the chosen path."""
+        base = self.goal.value(*_device_j(pricer.path(path), static_w))
+        choices = []
+        for k, opt in enumerate(path):
+            alternatives = []
+            for other in options:
+                if other.span != opt.span or other.layout == opt.layout:
+                    continue
+                cost = pricer.path((*path[:k], other, *path[k + 1:]))
+                alternatives.append((estimated_key(self.goal, cost, static_w),
+                                     other.layout.describe(), cost))
+            layers = graph.layers[opt.span.start:opt.span.stop]
+            if alternatives:
+                _, text, cost = min(alternatives, key=lambda a: (a[0], a[1]))
+                value = self.goal.value(*_device_j(cost, static_w))
+                delta = (value - base) / base if base > 0 else 0.0
+            else:
+                text, delta = "none", 0.0
+            choices.append(SegmentChoice(layers[0].name, layers[-1].name,
+                                         opt.layout.describe(), text, delta))
+        return choices
+
+    @staticmethod
+    def _annotate(plan: Plan, graph: LayerGraph, segments: Sequence[SegmentChoice],
+                  path: Sequence[Option]) -> None:
+        for choice, opt in zip(segments, path, strict=True):
+            first = graph.layers[opt.span.start].name
+            plan.notes[first] += (f" [best alternative for this segment: {choice.alternative}, "
+                                  f"{100 * choice.alternative_delta:+.1f} % estimated]")
+
+
+def _device_j(cost: Any, static_w: Sequence[float]) -> tuple[tuple[float, ...], float]:
+    return (tuple(j + w * cost.time_s for j, w in zip(cost.device_j, static_w, strict=True)),
+            cost.time_s)
