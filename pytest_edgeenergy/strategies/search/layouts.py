@@ -78,7 +78,7 @@ class Layout:
         """Short text for plans and reports, e.g. ``spatial fuse=2 (energy split)``."""
         if self.kind == "device":
             return f"whole on device {self.device}"
-        split = "" if self.shares is None else f" ({self.shares_name} split)"
+        split = "" if self.shares_name == "speed" else f" ({self.shares_name} split)"
         if self.kind == "spatial":
             depth = "all" if self.fuse == 0 else str(self.fuse)
             return f"spatial fuse={depth}{split}"

@@ -48,12 +48,14 @@ __all__ = ["SearchReport", "SearchStrategy", "SegmentChoice"]
 FRAGMENTS_PER_BUDGET_S = 120
 """Segment fragments priced per second of budget (a fixed rate, measured on a two-core
 machine, so that the budget decides counts and never reads the clock)."""
-LOCAL_STEPS_PER_BUDGET_S = 2
+LOCAL_STEPS_PER_BUDGET_S = 0.5
 """Single-segment changes tried on the winner per second of budget."""
 MAX_WINDOWS = (6, 4, 3, 2, 1)
 """Longest segments tried, in window layers, the longest that fits the budget first."""
 BEAM = 6
-FINALISTS = 4
+FINALISTS = 3
+TILT = 1e-6
+"""Relative tilt of the shares that sends split remainders to the higher-numbered devices."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,20 +151,29 @@ class SearchStrategy:
         return f"{type(self).__name__}({args})"
 
     # ---- the space ----------------------------------------------------------------------
-    def _share_sets(self, cluster: Cluster) -> list[tuple[str, tuple[float, ...] | None]]:
+    def _share_sets(self, cluster: Cluster) -> list[tuple[str, tuple[float, ...]]]:
+        """Split proportions to try: by speed and optimal for the objective (when they differ),
+        each also tilted so that rows or channels that do not divide evenly go to the
+        higher-numbered devices instead of the lower (segments can then take turns, and the
+        remainders even out over the network)."""
         speeds, per_mac, static_w = unit_costs(cluster, self.energy_model)
-        sets: list[tuple[str, tuple[float, ...] | None]] = [("speed", None)]
+        total = sum(speeds)
+        base = [("speed", tuple(v / total for v in speeds))]
         if len(cluster) > 1:
-            objective = "max_device_j" if self.goal.objective == "makespan_s" and \
-                self.goal.deadline_s is not None else self.goal.objective
+            objective = ("max_device_j" if self.goal.objective == "makespan_s"
+                         and self.goal.deadline_s is not None else self.goal.objective)
             best = optimal_shares(objective, speeds, per_mac, static_w)
-            total = sum(speeds)
-            if max(abs(b - v / total) for b, v in zip(best, speeds, strict=True)) > 0.01:
-                sets.append(("energy", best))
-        return sets
+            if max(abs(a - b) for a, b in zip(best, base[0][1], strict=True)) > 0.01:
+                base.append(("energy", best))
+        out = []
+        for name, shares in base:
+            out.append((name, shares))
+            out.append((f"{name}, remainders high",
+                        tuple(s * (1 + TILT * d) for d, s in enumerate(shares))))
+        return out
 
     def _layouts(self, span: Span, graph: LayerGraph, cluster: Cluster,
-                 share_sets: Sequence[tuple[str, tuple[float, ...] | None]]) -> list[Layout]:
+                 share_sets: Sequence[tuple[str, tuple[float, ...]]]) -> list[Layout]:
         n = len(cluster)
         out = [Layout("device", device=d) for d in range(n)]
         if n == 1:
@@ -170,12 +181,14 @@ class SearchStrategy:
         w = windows(graph.layers[span.start:span.stop])
         fuses = sorted({min(f, w) for f in (1, 2)} | {0}) if w > 0 else [1]
         for name, shares in share_sets:
+            tilted = "remainders" in name
             for f in fuses:
                 if f != 0 and f >= w and w > 0:
                     continue  # the same as one stack
                 out.append(Layout("spatial", fuse=f, shares=shares, shares_name=name))
             out.append(Layout("output-channel", shares=shares, shares_name=name))
-            out.append(Layout("input-channel", shares=shares, shares_name=name))
+            if not tilted:
+                out.append(Layout("input-channel", shares=shares, shares_name=name))
         return out
 
     # ---- building whole plans -----------------------------------------------------------
