@@ -230,6 +230,9 @@ class Plan:
         lines.append("  layers:")
         for layer, desc in self.layer_kinds.items():
             lines.append(f"    {layer}: {desc} -- {self.notes.get(layer, '')}")
+        # notes about the plan as a whole (e.g. what a search compared), under their own key
+        lines.extend(f"  {key}: {text}" for key, text in self.notes.items()
+                     if key not in self.layer_kinds)
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from ...errors import PartitionError
 from ...graph.layergraph import Layer, LayerGraph
-from ...graph.ops import Conv, Pool
 from ...planner import PlanBuilder
 from ..input_channel import InputChannelStrategy
 from ..layer import LayerStrategy
@@ -35,7 +34,7 @@ CLASSIC: dict[str, type[BuilderStrategy]] = {
 
 def windows(layers: Sequence[Layer]) -> int:
     """How many sliding-window layers (convolutions, pools) ``layers`` hold."""
-    return sum(1 for layer in layers if isinstance(layer.op, Conv | Pool))
+    return sum(1 for layer in layers if layer.op.sliding_window)
 
 
 def segment_view(graph: LayerGraph, layers: Sequence[Layer]) -> LayerGraph:
@@ -89,7 +88,6 @@ class Layout:
         if self.kind == "device":
             for layer in layers:
                 b.compute(self.device, layer)
-                b.note(layer, "whole")
             return
         view = segment_view(graph, layers)
         strategy: BuilderStrategy

@@ -52,6 +52,8 @@ class Measured:
     device_j: tuple[float, ...]  # compute + comm, plus static for whole plans
     time_s: float
     fits: bool = True
+    weight_bytes: tuple[int, ...] = ()  # weights each device holds
+    activation_bytes: tuple[int, ...] = ()  # the most activation bytes it holds at once
 
 
 def measure(plan: Plan, cluster: Cluster, energy_model: str | EnergyModel,
@@ -59,10 +61,15 @@ def measure(plan: Plan, cluster: Cluster, energy_model: str | EnergyModel,
     """Price ``plan``. A ``fragment`` (no output on device 0) gets its compute and comm joules
     and the time its last step ends; a whole plan its total joules and makespan."""
     est = estimate(plan, cluster, energy_model, scenario)
+    stats = plan.device_stats()
+    weights = tuple(s.weight_bytes for s in stats)
+    activations = tuple(s.peak_bytes - s.weight_bytes for s in stats)
     if not fragment:
-        return Measured(tuple(d.total_j for d in est.devices), est.makespan_s, est.fits)
+        return Measured(tuple(d.total_j for d in est.devices), est.makespan_s, est.fits,
+                        weights, activations)
     schedule = simulate(plan, cluster, **_with_scenario(simulate, scenario))
-    return Measured(tuple(d.compute_j + d.comm_j for d in est.devices), schedule.finish_s)
+    return Measured(tuple(d.compute_j + d.comm_j for d in est.devices), schedule.finish_s,
+                    True, weights, activations)
 
 
 def unit_costs(cluster: Cluster, energy_model: str | EnergyModel

@@ -32,27 +32,42 @@ Regions = tuple[tuple[int, Box], ...]
 """(device, region) pairs of one tensor."""
 
 
+def _add(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(x + y for x, y in zip(a, b, strict=True))
+
+
 @dataclass(frozen=True, slots=True)
 class Cost:
-    """Dynamic joules per device (compute and communication) and seconds, which add up along
-    a sequence of segments (segments are assumed not to overlap in time)."""
+    """Per device: dynamic joules (compute and communication), weight bytes held and the most
+    activation bytes held at once; and seconds. Joules, weights and seconds add up along a
+    sequence of segments (segments are assumed not to overlap in time); activations peak."""
 
     device_j: tuple[float, ...]
     time_s: float
+    weight_bytes: tuple[float, ...]
+    activation_bytes: tuple[float, ...]
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(tuple(a + b for a, b in zip(self.device_j, other.device_j, strict=True)),
-                    self.time_s + other.time_s)
+        return Cost(_add(self.device_j, other.device_j), self.time_s + other.time_s,
+                    _add(self.weight_bytes, other.weight_bytes),
+                    tuple(max(a, b) for a, b in zip(self.activation_bytes,
+                                                     other.activation_bytes, strict=True)))
 
     @staticmethod
     def zero(n: int) -> Cost:
         """Nothing spent on ``n`` devices."""
-        return Cost((0.0,) * n, 0.0)
+        return Cost((0.0,) * n, 0.0, (0.0,) * n, (0.0,) * n)
 
     @staticmethod
     def of(m: Measured) -> Cost:
         """The cost a fragment measured."""
-        return Cost(m.device_j, m.time_s)
+        return Cost(m.device_j, m.time_s, tuple(float(w) for w in m.weight_bytes),
+                    tuple(float(a) for a in m.activation_bytes))
+
+    def fits(self, memory_bytes: Sequence[int]) -> bool:
+        """Whether every device's weights plus activation peak fit in ``memory_bytes``."""
+        return all(w + a <= m for w, a, m in zip(self.weight_bytes, self.activation_bytes,
+                                                  memory_bytes, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +137,9 @@ class Pricer:
         ``need``; INFEASIBLE if the planner cannot derive it from those pieces alone."""
         key = (tensor, exit_, need)
         cost = self._transitions.get(key)
+        if cost is None and all(any(d == e and held.contains(box) for e, held in exit_)
+                                for d, box in need):
+            cost = self._transitions[key] = Cost.zero(len(self.cluster))
         if cost is None:
             b = self._builder()
             self._place(b, tensor, exit_)
@@ -129,7 +147,8 @@ class Pricer:
                 for device, box in need:
                     b.ensure(device, tensor, box)
             except PartitionError:  # a recomputation reaching back before the segment
-                cost = Cost((float("inf"),) * b.n, float("inf"))
+                inf = (float("inf"),) * b.n
+                cost = Cost(inf, float("inf"), inf, inf)
             else:
                 cost = Cost.of(self._measure(b, tensor)) if b.steps else Cost.zero(b.n)
             self._transitions[key] = cost

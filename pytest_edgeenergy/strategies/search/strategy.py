@@ -36,7 +36,7 @@ from ...graph.layergraph import LayerGraph
 from ...plan import Plan
 from ...planner import PlanBuilder
 from ..protocol import ClusterLike
-from .dp import best_paths, estimated_key
+from .dp import Pricing, best_paths
 from .layouts import CLASSIC, Layout, apply_classic, windows
 from .objective import Measured, check_goal, measure, unit_costs
 from .pricing import Option, Pricer
@@ -45,14 +45,15 @@ from .segments import Span, cut_points, spans
 
 __all__ = ["SearchReport", "SearchStrategy", "SegmentChoice"]
 
-FRAGMENTS_PER_BUDGET_S = 120
-"""Segment fragments priced per second of budget (a fixed rate, measured on a two-core
-machine, so that the budget decides counts and never reads the clock)."""
+WORK_PER_BUDGET_S = 2500
+"""Layer placements per second of budget when pricing segments (a layer placed on every
+device counts once per device): a fixed rate, measured on a two-core machine, so that the
+budget decides counts and the search never reads the clock."""
 LOCAL_STEPS_PER_BUDGET_S = 0.5
 """Single-segment changes tried on the winner per second of budget."""
 MAX_WINDOWS = (6, 4, 3, 2, 1)
 """Longest segments tried, in window layers, the longest that fits the budget first."""
-BEAM = 6
+BEAM = 4
 FINALISTS = 3
 TILT = 1e-6
 """Relative tilt of the shares that sends split remainders to the higher-numbered devices."""
@@ -175,7 +176,7 @@ class SearchStrategy:
     def _layouts(self, span: Span, graph: LayerGraph, cluster: Cluster,
                  share_sets: Sequence[tuple[str, tuple[float, ...]]]) -> list[Layout]:
         n = len(cluster)
-        out = [Layout("device", device=d) for d in range(n)]
+        out = [Layout("device", device=d) for d in _whole_devices(cluster)]
         if n == 1:
             return out
         w = windows(graph.layers[span.start:span.stop])
@@ -206,7 +207,8 @@ class SearchStrategy:
             head = (f"segment {k} ({layers[0].name}..{layers[-1].name}): "
                     f"{opt.layout.describe()}")
             for layer in layers:
-                b.notes[layer.name] = f"{head}; {b.notes.get(layer.name, '')}"
+                how = b.notes.get(layer.name)
+                b.notes[layer.name] = head if not how else f"{head}; {how}"
         return b.finish()
 
     def _exact(self, plan: Plan, cluster: Cluster) -> Measured:
@@ -222,23 +224,24 @@ class SearchStrategy:
         devices = _as_cluster(cluster)
         pricer = Pricer(graph, devices, self.energy_model, self.scenario)
         _, _, static_w = unit_costs(devices, self.energy_model)
+        pricing = Pricing(self.goal, static_w, tuple(p.memory_bytes for p in devices.devices))
         share_sets = self._share_sets(devices)
         report = SearchReport(self.goal.objective, self.goal.deadline_s, 0.0, 0.0)
 
         # the space, as long a segment as the budget allows
-        limit = self.budget_s * FRAGMENTS_PER_BUDGET_S
+        limit = self.budget_s * WORK_PER_BUDGET_S
         chosen: list[Span] = []
         for max_w in MAX_WINDOWS:
             chosen = spans(graph, max_w)
             report.max_windows = max_w
-            size = sum(len(self._layouts(s, graph, devices, share_sets)) for s in chosen)
+            size = sum(len(self._layouts(s, graph, devices, share_sets)) * (s.stop - s.start)
+                       for s in chosen) * len(devices)
             if size <= limit:
                 break
         options = [opt for s in chosen for lay in self._layouts(s, graph, devices, share_sets)
                    if (opt := pricer.option(s, lay)) is not None]
         cuts = [c for c, _ in cut_points(graph)]
-        finals, report.partials = best_paths(pricer, options, cuts, self.goal, static_w,
-                                             BEAM, FINALISTS)
+        finals, report.partials = best_paths(pricer, options, cuts, pricing, BEAM, FINALISTS)
 
         # exact estimates: the finalists and the classic strategies
         scored: list[tuple[tuple[float, float, float], int, Plan, Measured,
@@ -266,7 +269,7 @@ class SearchStrategy:
         report.value = self.goal.value(best.device_j, best.time_s)
         report.makespan_s = best.time_s
         if path is not None:
-            report.segments = self._explain(graph, pricer, options, path, static_w)
+            report.segments = self._explain(graph, pricer, options, path, pricing)
             self._annotate(plan, graph, report.segments, path)
         report.fragments = pricer.fragments
         plan.notes["search"] = report.summary()
@@ -295,9 +298,9 @@ class SearchStrategy:
         return plan, best, path, steps
 
     def _explain(self, graph: LayerGraph, pricer: Pricer, options: Sequence[Option],
-                 path: tuple[Option, ...], static_w: Sequence[float]) -> list[SegmentChoice]:
+                 path: tuple[Option, ...], pricing: Pricing) -> list[SegmentChoice]:
         """Per segment, the alternative layout that would cost least in the chosen path."""
-        base = self.goal.value(*_device_j(pricer.path(path), static_w))
+        base = pricing.value(pricer.path(path))
         choices = []
         for k, opt in enumerate(path):
             alternatives = []
@@ -305,12 +308,11 @@ class SearchStrategy:
                 if other.span != opt.span or other.layout == opt.layout:
                     continue
                 cost = pricer.path((*path[:k], other, *path[k + 1:]))
-                alternatives.append((estimated_key(self.goal, cost, static_w),
-                                     other.layout.describe(), cost))
+                alternatives.append((pricing.key(cost), other.layout.describe(), cost))
             layers = graph.layers[opt.span.start:opt.span.stop]
             if alternatives:
                 _, text, cost = min(alternatives, key=lambda a: (a[0], a[1]))
-                value = self.goal.value(*_device_j(cost, static_w))
+                value = pricing.value(cost)
                 delta = (value - base) / base if base > 0 else 0.0
             else:
                 text, delta = "none", 0.0
@@ -327,6 +329,14 @@ class SearchStrategy:
                                   f"{100 * choice.alternative_delta:+.1f} % estimated]")
 
 
-def _device_j(cost: Any, static_w: Sequence[float]) -> tuple[tuple[float, ...], float]:
-    return (tuple(j + w * cost.time_s for j, w in zip(cost.device_j, static_w, strict=True)),
-            cost.time_s)
+def _whole_devices(cluster: Cluster) -> list[int]:
+    """The devices a segment may run whole on: device 0 (it holds the image), device 1 and the
+    last device (a pipeline needs somewhere to go), and the first device of every other kind
+    of profile. On identical devices the rest are the same choices under another number."""
+    picked = {0, min(1, len(cluster) - 1), len(cluster) - 1}
+    seen = {cluster.devices[d] for d in picked}
+    for d, profile in enumerate(cluster.devices):
+        if profile not in seen:
+            seen.add(profile)
+            picked.add(d)
+    return sorted(picked)
