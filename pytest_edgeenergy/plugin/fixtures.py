@@ -27,6 +27,7 @@ from ..partitioned import PartitionedModel, partition
 from ..plan import Plan
 from ..records.results import ERROR, NOT_EQUIVALENT, PASSED, CaseEnergy, CaseResult
 from ..records.tracking import check_case
+from ..strategies.conditions import for_run
 from ..strategies.protocol import Strategy
 from ..trace import Trace
 from ..zoo import ModelSpec
@@ -288,7 +289,8 @@ class EdgeRunner:
         collector = self._session.collector
         try:
             reference = self.reference(x)
-            pm = partition(self.model.module, self.strategy, self.cluster, tuple(x.shape))
+            planner = for_run(self.strategy, settings.energy_model)
+            pm = partition(self.model.module, planner, self.cluster, tuple(x.shape))
             output = self._run(pm, x, rounds)
             estimate = estimate_energy(pm, model=settings.energy_model)
             energy = CaseEnergy.from_estimate(estimate, pm.plan, self.cluster)
@@ -303,7 +305,7 @@ class EdgeRunner:
                        f"{pm.plan.device_stats()}, trace {pm.trace.device_stats()}")
         case = CaseResult(**base, status=PASSED if problem is None else NOT_EQUIVALENT,
                           message=problem or "", max_abs_error=max_error, tolerance=atol,
-                          energy=energy)
+                          energy=energy, explanation="\n".join(pm.plan.plan_notes().values()))
         collector.add(case)
         if "benchmark" in self._request.fixturenames:
             extra = self._request.getfixturevalue("benchmark").extra_info

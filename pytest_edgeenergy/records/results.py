@@ -192,6 +192,7 @@ class CaseResult(CaseId):
     max_abs_error: float | None = None
     tolerance: float | None = None
     energy: CaseEnergy | None = None
+    explanation: str = ""  # what the strategy said of its plan as a whole (search: its choices)
 
     @property
     def ok(self) -> bool:
@@ -208,6 +209,7 @@ class CaseResult(CaseId):
             "message": self.message, "max_abs_error": self.max_abs_error,
             "tolerance": self.tolerance,
             "energy": None if self.energy is None else self.energy.to_dict(),
+            "explanation": self.explanation,
         }
 
     @classmethod
@@ -223,7 +225,8 @@ class CaseResult(CaseId):
             input_shape=tuple(data["input_shape"]), energy_model=data["energy_model"],
             status=data["status"], nodeid=data["nodeid"], message=data["message"],
             max_abs_error=data["max_abs_error"], tolerance=data["tolerance"],
-            energy=None if energy is None else CaseEnergy.from_dict(energy))
+            energy=None if energy is None else CaseEnergy.from_dict(energy),
+            explanation=str(data.get("explanation", "")))
 
 
 def _jsonable(value: Any) -> Any:

@@ -86,7 +86,8 @@ class SearchReport:
     partials: int = 0  # partial paths priced by the dynamic programme
     simulated: int = 0  # whole plans built and estimated exactly
     max_windows: int = 0
-    time_s: float = 0.0
+    time_s: float = 0.0  # wall clock of the whole search
+    cpu_s: float = 0.0  # CPU time of this process during it
 
     @property
     def candidates(self) -> int:
@@ -99,7 +100,8 @@ class SearchReport:
         return name, self.classic[name]
 
     def summary(self) -> str:
-        """Plain text for the plan's notes and reports (no timing: plans stay deterministic)."""
+        """Plain text for the plan's notes and reports: the result against the classic
+        strategies, what each segment chose and its best alternative, and the search's cost."""
         goal = self.objective + ("" if self.deadline_s is None
                                  else f" with makespan <= {self.deadline_s:.4g} s")
         name, best = self.best_classic()
@@ -107,11 +109,16 @@ class SearchReport:
         rows = ", ".join(f"{k} {v:.4g}" for k, v in self.classic.items())
         kept = ("" if self.kept_classic is None
                 else f"; no composed plan beat the classic '{self.kept_classic}', kept")
-        return (f"search minimised {goal}: {self.value:.4g} (makespan {self.makespan_s:.4g} s) "
-                f"vs classic {rows}; {gain:.1f} % below the best classic ({name}){kept}; "
-                f"{len(self.segments)} segment(s), {self.candidates} candidates priced "
-                f"({self.fragments} fragments, {self.partials} partial paths, "
-                f"{self.simulated} whole plans)")
+        lines = [f"search minimised {goal}: {self.value:.4g} (makespan {self.makespan_s:.4g} s) "
+                 f"vs classic {rows}; {gain:.1f} % below the best classic ({name}){kept}"]
+        for k, seg in enumerate(self.segments):
+            lines.append(f"segment {k} ({seg.first}..{seg.last}): {seg.layout}; best "
+                         f"alternative {seg.alternative} ({100 * seg.alternative_delta:+.1f} % "
+                         f"estimated)")
+        lines.append(f"{self.candidates} candidates priced ({self.fragments} fragments, "
+                     f"{self.partials} partial paths, {self.simulated} whole plans) in "
+                     f"{self.time_s:.2f} s wall, {self.cpu_s:.2f} s CPU")
+        return "\n".join(lines)
 
 
 def _as_cluster(cluster: ClusterLike) -> Cluster:
@@ -220,7 +227,7 @@ class SearchStrategy:
     # ---- the search ---------------------------------------------------------------------
     def plan(self, graph: LayerGraph, cluster: ClusterLike) -> Plan:
         """Search the space for ``graph`` on ``cluster`` and return the best plan found."""
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         devices = _as_cluster(cluster)
         pricer = Pricer(graph, devices, self.energy_model, self.scenario)
         _, _, static_w = unit_costs(devices, self.energy_model)
@@ -272,8 +279,9 @@ class SearchStrategy:
             report.segments = self._explain(graph, pricer, options, path, pricing)
             self._annotate(plan, graph, report.segments, path)
         report.fragments = pricer.fragments
-        plan.notes["search"] = report.summary()
         report.time_s = time.perf_counter() - started
+        report.cpu_s = time.process_time() - started_cpu
+        plan.notes["search"] = report.summary()
         self.last = report
         return plan
 
@@ -327,6 +335,13 @@ class SearchStrategy:
             first = graph.layers[opt.span.start].name
             plan.notes[first] += (f" [best alternative for this segment: {choice.alternative}, "
                                   f"{100 * choice.alternative_delta:+.1f} % estimated]")
+
+    def for_run(self, energy_model: str | EnergyModel,
+                scenario: object | None = None) -> SearchStrategy:
+        """This search, pricing plans with the run's energy model and scenario."""
+        p = self.params
+        return SearchStrategy(p["objective"], p["deadline_s"], p["budget_s"], p["seed"],
+                              energy_model, scenario)
 
 
 def _whole_devices(cluster: Cluster) -> list[int]:
