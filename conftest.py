@@ -34,3 +34,9 @@ def _no_job_summary_in_nested_runs(request: pytest.FixtureRequest,
     """
     if "pytester" in request.fixturenames:
         monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``heavy`` marker: big zoo models and full matrices, outside the default run."""
+    config.addinivalue_line("markers", "heavy: slow cases (big models, full matrices); run "
+                                       "them with -m heavy")

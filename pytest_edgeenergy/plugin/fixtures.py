@@ -29,6 +29,7 @@ from ..partitioned import PartitionedModel, partition
 from ..plan import Plan
 from ..records.results import ERROR, NOT_EQUIVALENT, PASSED, CaseEnergy, CaseResult
 from ..records.tracking import check_case
+from ..strategies.conditions import for_run
 from ..strategies.protocol import Strategy
 from ..trace import Trace
 from ..zoo import ModelSpec
@@ -290,7 +291,8 @@ class EdgeRunner:
             pytest.fail(f"{failed.key}: {bad_argument}", pytrace=False)
         try:
             reference = self.reference(x)
-            pm = partition(self.model.module, self.strategy, self.cluster, tuple(x.shape))
+            planner = for_run(self.strategy, settings.energy_model, settings.scenario)
+            pm = partition(self.model.module, planner, self.cluster, tuple(x.shape))
             output = self._run(pm, x, rounds)
             estimate = estimate_energy(pm, model=settings.energy_model,
                                        scenario=settings.scenario)
@@ -314,7 +316,8 @@ class EdgeRunner:
                        f"{pm.plan.device_stats()}, trace {pm.trace.device_stats()}")
         case = CaseResult(**base, status=PASSED if problem is None else NOT_EQUIVALENT,
                           message=problem or "", max_abs_error=max_error, tolerance=atol,
-                          energy=energy, sensitivity=sensitivity)
+                          energy=energy, sensitivity=sensitivity,
+                          explanation="\n".join(pm.plan.plan_notes().values()))
         collector.add(case)
         if "benchmark" in self._request.fixturenames:
             extra = self._request.getfixturevalue("benchmark").extra_info

@@ -209,6 +209,7 @@ class CaseResult(CaseId):
     # With --edge-sensitivity: the case's figures under changed profiles, the JSON form of
     # pytest_edgeenergy.robustness.CaseSensitivity, which the report ranks per group.
     sensitivity: dict[str, Any] | None = None
+    explanation: str = ""  # what the strategy said of its plan as a whole (search: its choices)
 
     @property
     def ok(self) -> bool:
@@ -226,6 +227,7 @@ class CaseResult(CaseId):
             "tolerance": self.tolerance,
             "energy": None if self.energy is None else self.energy.to_dict(),
             "scenario": self.scenario, "sensitivity": self.sensitivity,
+            "explanation": self.explanation,
         }
 
     @classmethod
@@ -243,7 +245,8 @@ class CaseResult(CaseId):
             max_abs_error=data["max_abs_error"], tolerance=data["tolerance"],
             energy=None if energy is None else CaseEnergy.from_dict(energy),
             scenario=data.get("scenario", DEFAULT_SCENARIO_TEXT),
-            sensitivity=data.get("sensitivity"))
+            sensitivity=data.get("sensitivity"),
+            explanation=str(data.get("explanation", "")))
 
 
 def _jsonable(value: Any) -> Any:
