@@ -29,7 +29,8 @@ from .plan import Piece, Plan, Step, Task, Transfer
 #: their output, when the inputs cost fewer bytes to get (e.g. a concatenation whose older
 #: channels the device already holds).
 RECOMPUTABLE = frozenset({"cat", "flatten", "affine", "act", "add", "pool", "pad", "reorg",
-                          "adaptive_avgpool"})
+                          "adaptive_avgpool", "mul", "sub", "div", "global_pool", "shuffle",
+                          "slice", "view", "upsample"})
 MAX_RECOMPUTE_DEPTH = 4
 
 
@@ -248,9 +249,11 @@ class PlanBuilder:
             for p in self.produced_pieces(tensor):
                 out = layer.op.follow(p.box, i)
                 if out is None:
-                    if layer.op.kind == "add" and i > 0:
+                    if layer.op.follows_first_input and i > 0:
                         continue
                     return False
+                if out.empty:  # the piece maps to nothing (a channel slice outside it)
+                    continue
                 regions.append((p.device, out))
         full = Box.full(layer.out_shape)
         if sum(b.numel for _, b in regions) != full.numel:
