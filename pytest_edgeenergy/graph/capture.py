@@ -156,7 +156,15 @@ def fetch_attr(root: nn.Module, target: str) -> Any:
     """The attribute ``target`` (dotted path) of ``root``."""
     obj: Any = root
     for part in target.split("."):
-        obj = getattr(obj, part)
+        # look in the module's own tables first: while tracing, the tracer has patched
+        # Module.__getattr__ to record parameter reads
+        for table in ("_modules", "_parameters", "_buffers"):
+            entries = obj.__dict__.get(table) if isinstance(obj, nn.Module) else None
+            if entries is not None and part in entries:
+                obj = entries[part]
+                break
+        else:
+            obj = getattr(obj, part)
     return obj
 
 

@@ -41,6 +41,7 @@ from .ops import (
     Conv,
     Div,
     Flatten,
+    FlattenSpatial,
     GlobalPool,
     Linear,
     Mul,
@@ -165,6 +166,8 @@ class Classifier:
         self.layouts: dict[str, tuple[str, int, str]] = {}
         # chunk/split results: node -> (source tensor, channel ranges)
         self.multi: dict[str, tuple[str, list[tuple[int, int]]]] = {}
+        # expand/expand_as results, read as their unexpanded source by broadcasting arithmetic
+        self.expanded: set[str] = set()
 
     # ---- helpers ------------------------------------------------------------------------
     def ref(self, a: Any) -> str:
@@ -206,6 +209,10 @@ class Classifier:
              act: Activation | None = None, bn: tuple[Tensor, Tensor] | None = None,
              name: str | None = None, shape: tuple[int, ...] | None = None) -> None:
         """Add a classified node (``name``/``shape`` for a helper node of a pattern)."""
+        for i in inputs:
+            if i in self.layouts or i in self.multi:
+                raise self.unsupported(n, "reads an intermediate of a channel shuffle or a "
+                                          "split as a tensor")
         label = node_label(self.gm, n)[0]
         self.out.append(Raw(name or n.name, kind, inputs, shape or self.shape(n), label, make,
                             act, bn))
@@ -250,9 +257,17 @@ class Classifier:
                 f"the model returns {type(res).__name__}; exactly one output tensor computed "
                 f"from the input is supported (strategy '{self.strategy}'); concatenate several "
                 "outputs into one tensor")
+        if self.ref(res) in self.layouts or self.ref(res) in self.multi:
+            raise PartitionError(f"the model returns an intermediate of a channel shuffle or "
+                                 f"a split (strategy '{self.strategy}')")
         self.out.append(Raw("@output", "output", [self.ref(res)], (), "output"))
 
     def _node(self, n: fx.Node) -> None:
+        arith = ((n.op == "call_function" and n.target in _ARITH_FUNCTIONS)
+                 or (n.op == "call_method" and n.target in _ARITH_METHODS))
+        if not arith and any(a.name in self.expanded for a in n.all_input_nodes):
+            raise self.unsupported(n, "reads an expanded tensor; expand is supported only as "
+                                      "an operand of element-wise arithmetic")
         if n.op == "call_module":
             self._module(n, self.gm.get_submodule(str(n.target)))
         elif n.op == "call_function":
@@ -410,6 +425,9 @@ class Classifier:
             self._act(n, _ACT_METHODS[t], x, args=clamp)
         elif t in _IDENTITY_METHODS:
             self._identity(n, x)
+        elif t in ("expand", "expand_as"):  # broadcasting made explicit: arithmetic only
+            self._identity(n, x)
+            self.expanded.add(n.name)
         elif t in _ARITH_METHODS:
             self._arith(n, _ARITH_METHODS[t], x, _arg(n, 1, "other"))
         elif t == "flatten":
@@ -515,6 +533,7 @@ class Classifier:
                 raise self.unsupported(
                     n, f"{op} of tensors of shapes {sa} and {sb}: broadcasting is supported "
                        "between tensors of the same rank and batch")
+            sa, sb = self._source_shape(a), self._source_shape(b)
             if op in ("add", "mul") and sa != out and sb == out:
                 a, b = b, a  # the full-size operand first, so the layer can follow its pieces
             cls = _BROADCAST_OPS[op]
@@ -537,6 +556,11 @@ class Classifier:
             self._channel_constant(n, op, x, value, flipped)
             return
         raise self.unsupported(n, f"{op} with {type(value).__name__}")
+
+    def _source_shape(self, a: fx.Node) -> tuple[int, ...]:
+        """Shape of the layer-graph tensor ``a`` refers to (before an ``expand``)."""
+        v = self.values.get(self.ref(a))
+        return tuple(int(d) for d in v.shape) if isinstance(v, Tensor) else self.shape(a)
 
     def _channel_constant(self, n: fx.Node, op: str, x: Any, value: Tensor,
                           flipped: bool) -> None:
@@ -566,11 +590,12 @@ class Classifier:
     def _cat(self, n: fx.Node, tensors: list[Any], dim: Any) -> None:
         out = self.shape(n)
         d = int(dim) % len(out)
-        if d != 1 or not all(self.is_tensor(t) for t in tensors):
+        if d == 0 or not all(self.is_tensor(t) for t in tensors):
             raise self.unsupported(
-                n, f"concatenation along dim {dim}; only channels (dim 1) of tensors computed "
-                   "from the input")
-        self.emit(n, "op", [self.ref(t) for t in tensors], lambda ins, o: Cat(ins, o))
+                n, f"concatenation along dim {dim}; only along a dimension after the batch, of "
+                   "tensors computed from the input")
+        self.emit(n, "op", [self.ref(t) for t in tensors],
+                  lambda ins, o: Cat(ins, o, axis=d - 1))
 
     def _pool(self, n: fx.Node, x: Any, mode: str, kernel: Any, stride: Any, padding: Any,
               dilation: Any, ceil_mode: bool, count_include_pad: bool,
@@ -612,12 +637,15 @@ class Classifier:
     def _flatten(self, n: fx.Node, x: Any, start: Any, end: Any) -> None:
         in_shape = self.shape(x)
         start, end = int(start) % len(in_shape), int(end) % len(in_shape)
-        if isinstance(x, fx.Node) and x.name in self.layouts:
+        if isinstance(x, fx.Node) and self.ref(x) in self.layouts:
             self._reshape(n, x)
+            return
+        if (start, end, len(in_shape)) == (2, 3, 4):
+            self.emit(n, "op", [self.ref(x)], lambda ins, o: FlattenSpatial(ins, o))
             return
         if start != 1 or end != len(in_shape) - 1:
             raise self.unsupported(n, f"flatten(start_dim={start}, end_dim={end}); only "
-                                      "flatten from dim 1")
+                                      "flatten from dim 1, or of rows and columns")
         if len(in_shape) == 2:
             self._identity(n, x)
         else:
@@ -625,7 +653,7 @@ class Classifier:
 
     def _reshape(self, n: fx.Node, x: Any) -> None:
         src, out = self.shape(x), self.shape(n)
-        layout = self.layouts.pop(x.name, None)
+        layout = self.layouts.pop(self.ref(x), None)
         if layout is not None:
             tensor, groups, stage = layout
             if stage == "transposed" and len(out) == 4 and out[1] == src[1] * src[2]:
@@ -639,13 +667,15 @@ class Classifier:
             self.layouts[n.name] = (self.ref(x), out[1], "split")
         elif len(src) >= 3 and len(out) == 2 and out[1] == src[1] * _prod(src[2:]):
             self._flatten(n, x, 1, -1)
+        elif len(src) == 4 and len(out) == 3 and out[:2] == src[:2]:
+            self.emit(n, "op", [self.ref(x)], lambda ins, o: FlattenSpatial(ins, o))
         elif out[:2] == src[:2] and _prod(out[2:]) == 1 and _prod(src[2:]) == 1:
             self.emit(n, "op", [self.ref(x)], lambda ins, o: ChannelView(ins, o))
         else:
             raise self.unsupported(n, f"reshape from {src} to {out}")
 
     def _transpose(self, n: fx.Node, x: Any, dims: list[Any], permute: bool = False) -> None:
-        layout = self.layouts.pop(x.name, None) if isinstance(x, fx.Node) else None
+        layout = self.layouts.pop(self.ref(x), None) if isinstance(x, fx.Node) else None
         swaps_groups = (list(map(int, dims)) == [0, 2, 1, 3, 4] if permute
                         else sorted(int(d) % 5 for d in dims) == [1, 2])
         if layout is not None and layout[2] == "split" and swaps_groups:

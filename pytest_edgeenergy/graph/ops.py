@@ -510,36 +510,70 @@ class Div(_Broadcast):
 
 
 class Cat(Op):
-    """Concatenation along channels (dim 1)."""
+    """Concatenation of any number of tensors along one box axis (default 0: channels)."""
 
     kind = "cat"
 
-    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...]) -> None:
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...],
+                 axis: int = 0) -> None:
         super().__init__(in_shapes, out_shape)
+        self.axis = axis
         self.offsets: list[int] = []
         off = 0
         for s in self.in_shapes:
             self.offsets.append(off)
-            off += s[0]
+            off += s[axis]
+
+    def describe(self) -> str:
+        return "cat" if self.axis == 0 else f"cat dim {self.axis + 1}"
 
     def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
-        c0, c1 = out.ranges[0]
+        c0, c1 = out.ranges[self.axis]
         boxes: list[Box | None] = []
         for off, s in zip(self.offsets, self.in_shapes, strict=True):
-            a, b = max(c0, off), min(c1, off + s[0])
-            boxes.append(out.with_range(0, (a - off, b - off)) if a < b else None)
+            a, b = max(c0, off), min(c1, off + s[self.axis])
+            boxes.append(out.with_range(self.axis, (a - off, b - off)) if a < b else None)
         return boxes
 
     def follow(self, piece: Box, i: int) -> Box | None:
         if piece.empty:
             return None
-        a, b = piece.ranges[0]
-        return piece.with_range(0, (a + self.offsets[i], b + self.offsets[i]))
+        a, b = piece.ranges[self.axis]
+        return piece.with_range(self.axis, (a + self.offsets[i], b + self.offsets[i]))
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
         parts = [x for x in xs if x is not None]
-        return RunResult(out=parts[0].clone() if len(parts) == 1 else torch.cat(parts, dim=1))
+        if len(parts) == 1:
+            return RunResult(out=parts[0].clone())
+        return RunResult(out=torch.cat(parts, dim=self.axis + 1))
+
+
+class FlattenSpatial(Op):
+    """``(C, H, W) -> (C, H*W)``: a detection head's feature map viewed as a list of cells."""
+
+    kind = "view"
+    spatial = False
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        c, (l0, l1) = out.ranges
+        width = self.in_shapes[0][2]
+        if l1 <= l0:
+            return [Box((c, (0, 0), (0, width)))]
+        return [Box((c, (l0 // width, (l1 - 1) // width + 1), (0, width)))]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        if piece.empty or piece.ranges[1:] != Box.full(self.in_shapes[0]).ranges[1:]:
+            return None
+        return Box((piece.ranges[0], (0, self.out_shape[1])))
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
+        x = xs[0]
+        assert x is not None
+        l0, l1 = out.ranges[1]
+        base = (l0 // self.in_shapes[0][2]) * self.in_shapes[0][2]
+        return RunResult(out=x.flatten(2)[:, :, l0 - base:l1 - base].clone())
 
 
 class Pool(Op):
