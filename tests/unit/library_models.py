@@ -78,8 +78,8 @@ class MaxPool2dSame(nn.MaxPool2d):
     """Max pooling with "same" padding of -inf computed at run time."""
 
     def forward(self, x: Tensor) -> Tensor:
-        k = (self.kernel_size, self.kernel_size)  # type: ignore[assignment]
-        s = (self.stride, self.stride)  # type: ignore[assignment]
+        k = (self.kernel_size, self.kernel_size)
+        s = (self.stride, self.stride)
         x = pad_same(x, k, s, (1, 1), value=-float("inf"))  # type: ignore[arg-type]
         return F.max_pool2d(x, self.kernel_size, self.stride, (0, 0), 1, self.ceil_mode)
 
@@ -120,7 +120,8 @@ class SqueezeExcite(nn.Module):
         x_se = self.conv_reduce(x_se)
         x_se = self.act1(x_se)
         x_se = self.conv_expand(x_se)
-        return x * self.gate(x_se)
+        gated: Tensor = x * self.gate(x_se)
+        return gated
 
 
 class SqueezeExcitation(nn.Module):
@@ -135,7 +136,7 @@ class SqueezeExcitation(nn.Module):
         self.scale_activation = nn.Hardsigmoid()
 
     def forward(self, x: Tensor) -> Tensor:
-        scale = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
+        scale: Tensor = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
         return scale * x
 
 
@@ -152,7 +153,8 @@ class LinearSE(nn.Module):
         b, c, _, _ = x.size()
         y = self.avg(x).view(b, c)
         y = self.fc(y).view(b, c, 1, 1)
-        return x * y.expand_as(x)
+        gated: Tensor = x * y.expand_as(x)
+        return gated
 
 
 def channel_shuffle(x: Tensor, groups: int) -> Tensor:
@@ -213,7 +215,9 @@ class Head(nn.Module):
 
 def mobilenetv3_like() -> nn.Module:
     """timm-style MobileNetV3: hard-swish stem, SE with hard sigmoid, hard-swish head."""
-    se = lambda c: SqueezeExcite(c, gate=F.hardsigmoid)  # noqa: E731
+    def se(c: int) -> nn.Module:
+        return SqueezeExcite(c, gate=F.hardsigmoid)
+
     return nn.Sequential(
         nn.Conv2d(3, 16, 3, 2, 1, bias=False), BatchNormAct2d(16, nn.Hardswish),
         InvertedResidual(16, 16, 16, 3, 2, nn.ReLU, se(16)),
@@ -226,7 +230,9 @@ def mobilenetv3_like() -> nn.Module:
 
 def efficientnet_like(same: bool = False) -> nn.Module:
     """timm-style EfficientNet (``same``: the tf_ variant with run-time "same" padding)."""
-    se = lambda c, cin: SqueezeExcite(c, rd_ratio=0.25 * cin / c, act=nn.SiLU)  # noqa: E731
+    def se(c: int, cin: int) -> nn.Module:
+        return SqueezeExcite(c, rd_ratio=0.25 * cin / c, act=nn.SiLU)
+
     stem: nn.Module = (Conv2dSame(3, 16, 3, 2) if same else nn.Conv2d(3, 16, 3, 2, 1, bias=False))
     return nn.Sequential(
         stem, BatchNormAct2d(16, nn.SiLU),
