@@ -34,3 +34,8 @@ def _no_job_summary_in_nested_runs(request: pytest.FixtureRequest,
     """
     if "pytester" in request.fixturenames:
         monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``heavy`` marker (big zoo models, full matrices: a separate CI command)."""
+    config.addinivalue_line("markers", "heavy: slow test kept out of the default run")
