@@ -9,9 +9,10 @@ Three small passes:
 3. rewriting: eval-mode BatchNorm folded into the convolution before it, activations fused
    into the layer that produces their input when nothing else reads that input.
 
-Anything the graph does not know becomes a :class:`PartitionError` naming the layer, its
-type and the strategy, before anything runs. A node that fails while shapes are computed is
-reported as a fault of the input shape only when the real model fails on that shape too.
+Anything the graph does not know becomes a :class:`PartitionError` naming the layer and its
+type, before anything runs (``partition()`` adds the strategy it was building for). A node
+that fails while shapes are computed is reported as a fault of the input shape only when the
+real model fails on that shape too.
 """
 
 from __future__ import annotations
@@ -30,32 +31,28 @@ from .ops import Affine, Conv, Elementwise
 __all__ = ["SUPPORTED", "build_graph"]
 
 
-def build_graph(model: nn.Module, input_shape: Sequence[int], strategy: str = "any") -> LayerGraph:
-    """Trace ``model`` and return its layer graph for an input of ``input_shape`` (N, C, H, W).
-
-    ``strategy`` only names the strategy in error messages.
-    """
+def build_graph(model: nn.Module, input_shape: Sequence[int]) -> LayerGraph:
+    """Trace ``model`` and return its layer graph for an input of ``input_shape`` (N, C, H, W)."""
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 4 or any(s < 1 for s in shape):
-        raise PartitionError(
-            f"input shape {shape} is not (N, C, H, W) with positive sizes (strategy '{strategy}')")
+        raise PartitionError(f"input shape {shape} is not (N, C, H, W) with positive sizes")
     name = type(model).__name__
     try:
         gm, values = capture(model, shape)
     except CaptureError as err:
-        raise _capture_failure(model, shape, strategy, err) from err.exc
+        raise _capture_failure(model, shape, err) from err.exc
     except PartitionError:
         raise
     except Exception as exc:
         raise PartitionError(
-            f"model {name} cannot be traced by torch.fx (strategy '{strategy}'): "
+            f"model {name} cannot be traced by torch.fx: "
             f"{type(exc).__name__}: {_first_line(exc)}") from exc
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
         raise PartitionError(
             f"model {name} takes {len(placeholders)} inputs; exactly one image "
-            f"tensor is supported (strategy '{strategy}')")
-    raws = Classifier(gm, values, strategy).run()
+            "tensor is supported")
+    raws = Classifier(gm, values).run()
     return _rewrite(raws, shape)
 
 
@@ -64,7 +61,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else repr(exc)
 
 
-def _capture_failure(model: nn.Module, shape: tuple[int, ...], strategy: str,
+def _capture_failure(model: nn.Module, shape: tuple[int, ...],
                      err: CaptureError) -> PartitionError:
     """The message for a node that failed while shapes were computed.
 
@@ -80,11 +77,11 @@ def _capture_failure(model: nn.Module, shape: tuple[int, ...], strategy: str,
     except Exception:
         return PartitionError(
             f"input shape {shape} does not fit model {type(model).__name__}: layer '{name}' "
-            f"({kind}) fails with: {why} (strategy '{strategy}')")
+            f"({kind}) fails with: {why}")
     return PartitionError(
         f"model {type(model).__name__} could not be captured: layer '{name}' ({kind}) fails when "
         f"its shapes are computed on meta tensors, with {why}; the model itself runs on input "
-        f"shape {shape}, so the shape is not the problem (strategy '{strategy}')")
+        f"shape {shape}, so the shape is not the problem")
 
 
 def _fold_bn(conv_w: Tensor, conv_b: Tensor | None,

@@ -154,10 +154,9 @@ def batch_norm_affine(mean: Tensor, var: Tensor, weight: Tensor | None, bias: Te
 class Classifier:
     """One pass over a captured graph, producing :class:`Raw` nodes in topological order."""
 
-    def __init__(self, gm: fx.GraphModule, values: dict[str, Any], strategy: str) -> None:
+    def __init__(self, gm: fx.GraphModule, values: dict[str, Any]) -> None:
         self.gm = gm
         self.values = values
-        self.strategy = strategy
         self.out: list[Raw] = []
         self.alias: dict[str, str] = {}
         self.consts: dict[str, Any] = {}
@@ -194,7 +193,7 @@ class Classifier:
             name, kind = node_label(self.gm, a)
             raise PartitionError(
                 f"layer '{name}' ({kind}) produces {type(v).__name__}, not a tensor; it is not "
-                f"supported (strategy '{self.strategy}')")
+                f"supported")
         return tuple(int(s) for s in v.shape)
 
     def unsupported(self, n: fx.Node, why: str = "") -> PartitionError:
@@ -202,7 +201,7 @@ class Classifier:
         name, kind = node_label(self.gm, n)
         extra = f" ({why})" if why else ""
         return PartitionError(
-            f"layer '{name}' of type {kind} is not supported by strategy '{self.strategy}'"
+            f"layer '{name}' of type {kind} is not supported"
             f"{extra}; supported: {SUPPORTED}")
 
     def emit(self, n: fx.Node, kind: str, inputs: list[str], make: Make | None = None,
@@ -255,11 +254,11 @@ class Classifier:
         if not self.is_tensor(res):
             raise PartitionError(
                 f"the model returns {type(res).__name__}; exactly one output tensor computed "
-                f"from the input is supported (strategy '{self.strategy}'); concatenate several "
+                "from the input is supported; concatenate several "
                 "outputs into one tensor")
         if self.ref(res) in self.layouts or self.ref(res) in self.multi:
-            raise PartitionError(f"the model returns an intermediate of a channel shuffle or "
-                                 f"a split (strategy '{self.strategy}')")
+            raise PartitionError("the model returns an intermediate of a channel shuffle or "
+                                 "a split")
         self.out.append(Raw("@output", "output", [self.ref(res)], (), "output"))
 
     def _node(self, n: fx.Node) -> None:

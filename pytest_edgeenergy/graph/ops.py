@@ -5,9 +5,10 @@ Every op answers three questions the planner and the backends need:
 * ``input_boxes(out, w)``: which (ideal, possibly out-of-bounds) region of each input is
   needed to produce the region ``out`` of the output. Out-of-bounds parts are padding and are
   filled with ``fill(i)``; this is how halos at a band's border get the model's own padding.
-* ``run(xs, out, w, kind)``: compute exactly ``out`` from inputs holding exactly those regions,
-  with only the weight slice ``w``. Returns the tensor, the MACs it really performed (counted
-  from the tensors it used) and the weight tensors it read.
+* ``run(xs, out, w, pad)``: compute exactly ``out`` from inputs holding exactly those regions
+  (less the symmetric padding ``pad`` the kernel adds itself), with only the weight slice
+  ``w``. Returns the tensor, the MACs it really performed (counted from the tensors it used)
+  and the weight tensors it read.
 * ``macs(out, w)`` and ``weight_bytes(w)``: the same counts from box arithmetic, for plans.
 
 Ops that carry weights (conv, linear, affine) hold real tensors; planning only reads shapes.
@@ -169,14 +170,22 @@ class Op:
     """Base of all operations; see the module docstring for the contract."""
 
     kind: ClassVar[str] = "op"
+    # Properties the planner and the strategies read, as flags (never as lists of kinds), so a
+    # new op states them where it is defined.
     #: True when a band of output rows can be computed from a band of input rows.
     spatial: ClassVar[bool] = True
-    #: True when the op mixes no channels: a channel slice of the output needs the same slice of
-    #: the input (pools, element-wise ops), so channel strategies let it follow its input.
+    #: True when the op holds parameters (conv, linear, affine): a task reads the slice of them
+    #: that belongs to its output channels, and its weight bytes count.
     has_weights: ClassVar[bool] = False
-    #: True when only the first input's pieces decide where the op is computed when it follows
-    #: its inputs (the others, e.g. a broadcast gate, are fetched where needed).
-    follows_first_input: ClassVar[bool] = False
+    #: True when the op performs no MACs and a device may recompute a region of it from its
+    #: inputs instead of receiving that region, when the inputs cost fewer bytes to get.
+    recomputable: ClassVar[bool] = False
+    #: True for a sliding window over rows and columns (conv, pool): the unit a spatial fused
+    #: stack counts its depth in.
+    sliding_window: ClassVar[bool] = False
+    #: True when only the first input's pieces say where the output is computed (a residual
+    #: add: the other operands are fetched to wherever the first one lies).
+    led_by_first_input: ClassVar[bool] = False
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...]) -> None:
         self.in_shapes = [tuple(s) for s in in_shapes]
@@ -248,6 +257,7 @@ class Conv(_Weighted):
     """2-D convolution with any kernel, stride, padding, dilation and groups (BN folded in)."""
 
     kind = "conv"
+    sliding_window = True
     native_padding = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
@@ -394,6 +404,7 @@ class Affine(Op):
     """Per-channel scale and shift: an eval-mode BatchNorm that could not be folded."""
 
     kind = "affine"
+    recomputable = True
     has_weights = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
@@ -421,6 +432,7 @@ class Elementwise(Op):
     """A stand-alone activation chain (when it could not be fused into its producer)."""
 
     kind = "act"
+    recomputable = True
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
@@ -438,7 +450,8 @@ class _Broadcast(Op):
     put a full-size operand first (it does for the commutative add and mul).
     """
 
-    follows_first_input: ClassVar[bool] = True
+    led_by_first_input = True
+    recomputable = True
 
     @staticmethod
     def combine(a: Tensor, b: Tensor) -> Tensor:
@@ -513,6 +526,7 @@ class Cat(Op):
     """Concatenation of any number of tensors along one box axis (default 0: channels)."""
 
     kind = "cat"
+    recomputable = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...],
                  axis: int = 0) -> None:
@@ -553,6 +567,7 @@ class FlattenSpatial(Op):
     """``(C, H, W) -> (C, H*W)``: a detection head's feature map viewed as a list of cells."""
 
     kind = "view"
+    recomputable = True
     spatial = False
 
     def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
@@ -580,6 +595,8 @@ class Pool(Op):
     """Max or average pooling with any kernel, stride, padding, dilation (max) and ceil_mode."""
 
     kind = "pool"
+    sliding_window = True
+    recomputable = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
                  mode: str, kernel: tuple[int, int], stride: tuple[int, int],
@@ -645,6 +662,7 @@ class AdaptiveAvgPool(Op):
     """Adaptive average pooling (global when the output is 1x1); never split by rows."""
 
     kind = "adaptive_avgpool"
+    recomputable = True
     spatial = False
 
     def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
@@ -667,6 +685,7 @@ class Flatten(Op):
     """(N, C, H, W) -> (N, C*H*W); a channel slice maps to a contiguous feature range."""
 
     kind = "flatten"
+    recomputable = True
     spatial = False
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...]) -> None:
@@ -700,6 +719,7 @@ class Reorg(Op):
     pixel_unshuffle)."""
 
     kind = "reorg"
+    recomputable = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
                  stride: int) -> None:
@@ -736,6 +756,7 @@ class Pad(Op):
     """Constant padding of the last two dimensions (may be negative-free only)."""
 
     kind = "pad"
+    recomputable = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
                  left: int, right: int, top: int, bottom: int, value: float) -> None:
@@ -771,6 +792,7 @@ class GlobalPool(Op):
     ``(C,)``. Squeeze-and-excitation blocks and classifier heads."""
 
     kind = "global_pool"
+    recomputable = True
     spatial = False
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
@@ -805,6 +827,7 @@ class Shuffle(Op):
     ``(j % groups) * (C // groups) + j // groups`` (view, transpose, view)."""
 
     kind = "shuffle"
+    recomputable = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
                  groups: int) -> None:
@@ -842,6 +865,7 @@ class Slice(Op):
     ShuffleNetV2 and CSP blocks)."""
 
     kind = "slice"
+    recomputable = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
                  start: int, stop: int) -> None:
@@ -874,6 +898,7 @@ class ChannelView(Op):
     ``(C,) <-> (C, 1, 1)`` (a gate from a Linear layer viewed as a per-channel map)."""
 
     kind = "view"
+    recomputable = True
     spatial = False
 
     def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
@@ -902,6 +927,7 @@ class Upsample(Op):
     """
 
     kind = "upsample"
+    recomputable = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
                  rows: Tensor, cols: Tensor, mode: str) -> None:
