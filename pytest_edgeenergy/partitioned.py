@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .backends import get_backend
+from .backends import Backend, get_backend
 from .backends.local import run_local
 from .checks import check_tensor_input
 from .cluster import Cluster, as_cluster
@@ -50,6 +50,9 @@ class PartitionedModel(nn.Module):
         self.backend = backend
         self._trace: Trace | None = None
         self._prepared: dict[int, object] = {}
+        #: When set, runs the plan on the gloo backend instead of starting processes for each
+        #: call: a started :class:`~pytest_edgeenergy.backends.pool.WorkerPool`'s ``run``.
+        self.runner: Backend | None = None
         self._watch = None if model is None else WeightWatch(model, held_tensors(graph))
 
     @property
@@ -82,6 +85,8 @@ class PartitionedModel(nn.Module):
         graph = self.graph
         if self.backend == "local":  # keeps its per-step preparation between calls
             out, self._trace = run_local(self.plan, graph, x, self._prepared)
+        elif self.runner is not None and self.backend == "gloo":
+            out, self._trace = self.runner(self.plan, graph, x)
         else:
             out, self._trace = get_backend(self.backend)(self.plan, graph, x)
         return out

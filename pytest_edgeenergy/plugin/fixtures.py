@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import strategies
+from ..atomic import write_atomic
 from ..checks import as_seed, as_shape, as_tolerance, check_tensor_input
 from ..cluster import Cluster, as_cluster
 from ..energy import EnergyEstimate, estimate_energy
@@ -27,13 +28,23 @@ from ..errors import EdgeEnergyError, PartitionError
 from ..finite import first_non_finite
 from ..partitioned import PartitionedModel, partition
 from ..plan import Plan
-from ..records.results import ERROR, NOT_EQUIVALENT, PASSED, CaseEnergy, CaseResult
+from ..records.results import (
+    ERROR,
+    NOT_EQUIVALENT,
+    PASSED,
+    CaseEnergy,
+    CaseResult,
+    case_key,
+)
 from ..records.tracking import check_case
 from ..strategies.conditions import for_run
 from ..strategies.protocol import Strategy
+from ..timeline import compare_times
 from ..trace import Trace
 from ..zoo import ModelSpec
 from .ci import record_case_properties
+from .gloo import GLOO_KEY
+from .options import BACKEND_NAMES
 from .registry import EdgeRegistry
 from .session import EDGE_ARGNAMES, EdgeSession, edge_session
 
@@ -257,8 +268,32 @@ class EdgeRunner:
         assert isinstance(out, Tensor)
         return out
 
+    def _use_backend(self, pm: PartitionedModel, backend: str | None) -> None:
+        """Run ``pm`` on ``backend`` (default: ``--edge-backend``); gloo through the session's
+        worker pool."""
+        gloo = self._request.config.stash.get(GLOO_KEY, None)
+        name = backend or (gloo.settings.backend if gloo is not None else "local")
+        if name not in BACKEND_NAMES:
+            raise EdgeEnergyError(f"edge_run(backend={name!r}): unknown backend; valid "
+                                  f"backends: {', '.join(BACKEND_NAMES)}")
+        pm.backend = name
+        if name == "gloo" and gloo is not None:
+            pm.runner = gloo.pool.run
+
+    def _timing(self, pm: PartitionedModel, key: str) -> dict[str, Any] | None:
+        """Measured times next to the simulation's (gloo), and the trace saved if asked."""
+        trace = pm.trace
+        if not trace.timeline:
+            return None
+        gloo = self._request.config.stash.get(GLOO_KEY, None)
+        if gloo is not None and gloo.settings.trace_dir is not None:
+            name = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+            write_atomic(gloo.settings.trace_dir / f"{name}.trace.json", trace.to_json(indent=1))
+        return compare_times(trace, pm.plan, self.cluster).to_dict()
+
     def __call__(self, *, input: Tensor | None = None, seed: int = 0, rounds: int | None = None,
-                 tolerance: float = EQUIVALENCE_TOLERANCE) -> EdgeResult:
+                 tolerance: float = EQUIVALENCE_TOLERANCE,
+                 backend: str | None = None) -> EdgeResult:
         """Partition, run, check equivalence, estimate energy, record; return the result.
 
         ``input`` defaults to :func:`make_input` of the model's input shape with ``seed``.
@@ -266,7 +301,8 @@ class EdgeRunner:
         inference runs under it (``rounds`` rounds, or pytest-benchmark's own calibration
         when ``None``) and the case's figures go to ``benchmark.extra_info["edgeenergy"]``.
         A partitioned output further than ``tolerance * max|reference|`` from the reference
-        fails the test; the case is recorded (and reported) either way.
+        fails the test; the case is recorded (and reported) either way. ``backend`` (``local``
+        or ``gloo``) overrides ``--edge-backend`` for this call.
         """
         settings = self._session.settings
         base: dict[str, Any] = {
@@ -293,6 +329,7 @@ class EdgeRunner:
             reference = self.reference(x)
             planner = for_run(self.strategy, settings.energy_model, settings.scenario)
             pm = partition(self.model.module, planner, self.cluster, tuple(x.shape))
+            self._use_backend(pm, backend)
             output = self._run(pm, x, rounds)
             estimate = estimate_energy(pm, model=settings.energy_model,
                                        scenario=settings.scenario)
@@ -317,7 +354,10 @@ class EdgeRunner:
         case = CaseResult(**base, status=PASSED if problem is None else NOT_EQUIVALENT,
                           message=problem or "", max_abs_error=max_error, tolerance=atol,
                           energy=energy, sensitivity=sensitivity,
-                          explanation="\n".join(pm.plan.plan_notes().values()))
+                          explanation="\n".join(pm.plan.plan_notes().values()),
+                          timing=self._timing(pm, case_key(
+                              base["model"], base["strategy"], base["cluster"],
+                              base["input_shape"], base["energy_model"])))
         collector.add(case)
         if "benchmark" in self._request.fixturenames:
             extra = self._request.getfixturevalue("benchmark").extra_info
