@@ -30,7 +30,8 @@ def _positive_seconds(text: str) -> float:
 def _calibrate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from pytest_edgeenergy import calibrate  # deferred: it imports torch when it runs
 
-    return calibrate.run(out=args.out, name=args.name, seconds=args.seconds, argv=argv)
+    return calibrate.run(out=args.out, name=args.name, seconds=args.seconds, argv=argv,
+                         meter=args.meter)
 
 
 def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,6 +61,12 @@ def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         default=10.0,
         metavar="S",
         help="about how long to measure, in seconds (default: 10)",
+    )
+    parser.add_argument(
+        "--meter",
+        metavar="NAME",
+        help="also measure idle_w and active_w with this power meter (rapl, nvml, jetson, "
+             "ina219, ina260, NAME:key=value,...; see docs/meters.md)",
     )
     parser.set_defaults(command=_calibrate)
 

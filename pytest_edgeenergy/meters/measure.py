@@ -39,6 +39,7 @@ __all__ = [
     "StopRule",
     "measure_energy",
     "relative_standard_error",
+    "repeat_windows",
 ]
 
 LOCAL_SCOPE = "this host (local backend: every device of the cluster runs here)"
@@ -107,8 +108,9 @@ class Series:
         return statistics.stdev(self.values) / math.sqrt(len(self.values))
 
 
-def _repeat(window: Callable[[], tuple[float, float]], rule: StopRule,
-            clock: Callable[[], float]) -> Series:
+def repeat_windows(window: Callable[[], tuple[float, float]], rule: StopRule,
+                   clock: Callable[[], float]) -> Series:
+    """Call ``window`` (returning a value and its seconds) until ``rule`` stops it."""
     values: list[float] = []
     seconds: list[float] = []
     deadline = clock() + rule.max_seconds
@@ -228,8 +230,8 @@ def measure_energy(run: Callable[[], object], meter: Meter, rule: StopRule | Non
         last[:] = [reading]
         return reading.total_j / runs, reading.duration_s
 
-    idle = _repeat(idle_window, rule, clock)
-    active = _repeat(active_window, rule, clock)
+    idle = repeat_windows(idle_window, rule, clock)
+    active = repeat_windows(active_window, rule, clock)
     reading = last[0]
     return MeasuredEnergy(
         meter=reading.meter, how=reading.how, scope=scope, domains=reading.domains,
