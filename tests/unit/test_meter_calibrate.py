@@ -16,6 +16,7 @@ from pytest_edgeenergy.meters import (
     BOARD,
     CPU_PACKAGE,
     Availability,
+    MeterError,
     Reading,
     register_meter,
     unregister_meter,
@@ -124,6 +125,6 @@ def test_an_unavailable_meter_is_an_error_naming_the_reason_and_nothing_is_writt
 def test_an_active_power_below_idle_is_refused(tmp_path: Path, fake_meter: LoadMeter) -> None:
     fake_meter.active = False
     out = tmp_path / "host.toml"
-    with pytest.raises(meter_calibrate.MeterError, match="below idle_w"):
+    with pytest.raises(MeterError, match="below idle_w"):
         calibrate.run(out, seconds=1.0, meter="loadmeter")
     assert not out.exists()
