@@ -14,6 +14,7 @@ from pytest_edgeenergy.meters import (
     StopRule,
     measure_energy,
 )
+from pytest_edgeenergy.meters.compare import MeasuredRow, MeterStatus, local_row, measured_section
 from pytest_edgeenergy.meters.measure import relative_standard_error
 
 
@@ -102,3 +103,32 @@ def test_a_bad_stopping_rule_is_refused() -> None:
         StopRule(target_rse=0)
     with pytest.raises(ValueError, match="min_windows"):
         StopRule(min_windows=5, max_windows=3)
+
+
+def test_the_measured_row_sets_the_machine_beside_the_sum_of_the_devices_estimates() -> None:
+    machine = FakeMachine(idle_w=3.0, active_w=7.0, run_s=0.01)  # 0.04 J above idle
+    measured = measure(machine, StopRule(min_window_s=0.2))
+    row = local_row("tinycnn|layer|2xrpi4|1x3x32x32|board", [(0.02, 0.005), (0.01, 0.005)],
+                    measured)
+    assert row.estimated_j == pytest.approx(0.04)
+    assert row.ratio == pytest.approx(1.0)
+    assert row.device == "devices 0-1 on this host (local backend)"
+    assert MeasuredRow.from_dict(row.to_dict()) == row
+    text = measured_section(MeterStatus("ledger", True, "a ledger"), [row])
+    lines = text.splitlines()
+    assert lines[0] == "measured beside estimated (meter ledger)"
+    assert lines[1].split() == ["case", "measured", "on", "measured", "J", "estimated", "J",
+                                "measured", "/", "estimated", "idle", "W", "windows", "rel.",
+                                "std.", "error"]
+    assert lines[3].split()[:6] == ["tinycnn|layer|2xrpi4|1x3x32x32|board", "devices", "0-1",
+                                    "on", "this", "host"]
+    assert lines[3].split()[-6:] == ["0.04", "0.04", "1", "3", "3", "0.0%"]
+    assert "the whole machine is the one device measured" in text
+
+
+def test_an_unavailable_meter_is_one_line_with_its_reason() -> None:
+    status = MeterStatus("rapl", False, "RAPL: no /sys/class/powercap")
+    assert measured_section(status, []) == (
+        "measured beside estimated (meter rapl)\nmeter 'rapl' unavailable: RAPL: no "
+        "/sys/class/powercap; nothing was measured\n")
+    assert measured_section(None, []) == ""
