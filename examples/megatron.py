@@ -23,7 +23,7 @@ says which device computes which region; the planner derives every transfer.
 
 from __future__ import annotations
 
-from pytest_edgeenergy.graph.box import Box, Range, split_ranges
+from pytest_edgeenergy.graph.box import Range, split_ranges
 from pytest_edgeenergy.graph.layergraph import Layer, LayerGraph
 from pytest_edgeenergy.graph.ops import Conv, Linear
 from pytest_edgeenergy.planner import PlanBuilder
@@ -49,7 +49,7 @@ class MegatronStrategy(BuilderStrategy):
             elif isinstance(op, Conv | Linear):
                 slices = self._channel_slices(b, layer) if layer.inputs[0] in fresh else None
                 if slices is not None:
-                    self._reduce(b, graph, layer, slices, op.out_channels)
+                    self._reduce(b, layer, slices)
                 else:
                     self._split_outputs(b, layer, op.out_channels)
                     fresh.add(layer.name)
@@ -80,17 +80,9 @@ class MegatronStrategy(BuilderStrategy):
         return slices
 
     @staticmethod
-    def _reduce(b: PlanBuilder, graph: LayerGraph, layer: Layer, slices: list[Range],
-                out_channels: int) -> None:
+    def _reduce(b: PlanBuilder, layer: Layer, slices: list[Range]) -> None:
         contributors = [d for d, r in enumerate(slices) if r[1] > r[0]]
         for d in contributors:
             b.partial(d, layer, slices[d])
-        full = Box.full(layer.out_shape)
-        if layer.name == graph.output:
-            b.reduce(0, layer, full, contributors)
-            b.note(layer, "pair closes: input-channel partial sums reduced on device 0")
-            return
-        for d, r in enumerate(split_ranges(out_channels, b.speeds)):
-            if r[1] > r[0]:
-                b.reduce(d, layer, full.with_range(0, r), contributors)
-        b.note(layer, "pair closes: input-channel partial sums reduce-scattered")
+        how = b.reduce_partials(layer, contributors)
+        b.note(layer, f"pair closes: input-channel partial sums {how}")

@@ -119,6 +119,9 @@ def partition(model: nn.Module, strategy: str | Strategy, cluster: int | Cluster
         if p.dtype != torch.float32:
             raise PartitionError(f"parameter '{name}' has dtype {p.dtype}; only float32 models "
                                  f"are supported (strategy '{strat.name}')")
-    graph = build_graph(model, input_shape, strat.name)
+    try:
+        graph = build_graph(model, input_shape)
+    except PartitionError as exc:
+        raise PartitionError(f"{exc} (strategy '{strat.name}')") from exc
     plan = strat.plan(graph, devices)
     return PartitionedModel(graph, plan, devices, strat, backend)

@@ -7,10 +7,10 @@ task needs, by sending the missing parts from the devices that computed them (th
 halos, all-gathers, scatters and reduce-scatters come from); at the end it gathers the output
 on device 0 and marks the last use of every piece.
 
-One refinement applies to every strategy alike: a region of a layer without MACs (a
-concatenation, a pool, a BatchNorm that could not be folded, ...) that a device lacks is
-recomputed by that device from the layer's inputs when getting those inputs costs fewer bytes
-than getting the region itself. Recomputation never adds MACs.
+One refinement applies to every strategy alike: a region of a layer whose op is flagged
+``recomputable`` (no MACs: a concatenation, a pool, a BatchNorm that could not be folded, ...)
+that a device lacks is recomputed by that device from the layer's inputs when getting those
+inputs costs fewer bytes than getting the region itself. Recomputation never adds MACs.
 """
 
 from __future__ import annotations
@@ -20,16 +20,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import PartitionError
-from .graph.box import Box, subtract_all
+from .graph.box import Box, split_ranges, subtract_all
 from .graph.layergraph import Layer, LayerGraph
 from .graph.ops import FP32_BYTES, Op, Reduce, WeightSlice
 from .plan import Piece, Plan, Step, Task, Transfer
 
-#: Layers with no MACs that a device may recompute from their inputs instead of receiving
-#: their output, when the inputs cost fewer bytes to get (e.g. a concatenation whose older
-#: channels the device already holds).
-RECOMPUTABLE = frozenset({"cat", "flatten", "affine", "act", "add", "pool", "pad", "reorg",
-                          "adaptive_avgpool"})
+#: How many recomputable layers deep a device looks for inputs it can recompute from.
 MAX_RECOMPUTE_DEPTH = 4
 
 
@@ -102,7 +98,7 @@ class PlanBuilder:
         """Bytes ``device`` must receive to compute ``missing`` of ``tensor`` itself, or None when
         ``tensor`` comes from a layer with MACs (or the input, or a partial sum)."""
         layer = self.graph.by_name.get(tensor)
-        if layer is None or layer.op.kind not in RECOMPUTABLE or depth >= MAX_RECOMPUTE_DEPTH:
+        if layer is None or not layer.op.recomputable or depth >= MAX_RECOMPUTE_DEPTH:
             return None
         total = 0
         for m in missing:
@@ -210,6 +206,25 @@ class PlanBuilder:
         op = Reduce(layer.op, len(inputs))
         return self._task(device, layer, "reduce", op, inputs, layer.name, out_box, weight)
 
+    def reduce_partials(self, layer: Layer, contributors: Sequence[int]) -> str:
+        """Finish ``layer`` from the partial sums of ``contributors`` (see :meth:`partial`).
+
+        The model's output layer is reduced whole on device 0, which must end with it; any other
+        layer is reduce-scattered by output channel in proportion to device speed (device d sums
+        its channel slice, then adds bias and activations), so that the next layer finds its
+        input split by channel. Returns how, for the plan's notes: ``"reduced on device 0"`` or
+        e.g. ``"reduce-scattered 16/16/16/16"``.
+        """
+        full = Box.full(layer.out_shape)
+        if layer.name == self.graph.output:
+            self.reduce(0, layer, full, contributors)
+            return "reduced on device 0"
+        ranges = split_ranges(layer.out_shape[0], self.speeds)
+        for d, r in enumerate(ranges):
+            if r[1] > r[0]:
+                self.reduce(d, layer, full.with_range(0, r), contributors)
+        return "reduce-scattered " + "/".join(str(r[1] - r[0]) for r in ranges)
+
     def channel_split_of(self, tensor: str) -> list[tuple[int, int]] | None:
         """Each device's channel range of ``tensor`` when the placed pieces split it cleanly
         by channel (at most one piece per device, each whole in the other dimensions, together
@@ -248,7 +263,7 @@ class PlanBuilder:
             for p in self.produced_pieces(tensor):
                 out = layer.op.follow(p.box, i)
                 if out is None:
-                    if layer.op.kind == "add" and i > 0:
+                    if layer.op.led_by_first_input and i > 0:
                         continue
                     return False
                 regions.append((p.device, out))

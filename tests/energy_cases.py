@@ -49,7 +49,7 @@ def conv_model() -> nn.Module:
 @functools.cache
 def conv_plan(strategy: str, n: int) -> Plan:
     """The conv split over ``n`` devices (plans are pure data: cached for hypothesis)."""
-    graph = build_graph(conv_model(), CONV_INPUT, strategy)
+    graph = build_graph(conv_model(), CONV_INPUT)
     return get_strategy(strategy).plan(graph, Cluster((P,) * n))
 
 
@@ -78,5 +78,5 @@ def small_cnn() -> nn.Module:
 @functools.cache
 def small_plan(strategy: str, n: int) -> Plan:
     """The small CNN on an 8x8 image split over ``n`` devices."""
-    graph = build_graph(small_cnn(), (1, 3, 8, 8), strategy)
+    graph = build_graph(small_cnn(), (1, 3, 8, 8))
     return get_strategy(strategy).plan(graph, Cluster((P,) * n))

@@ -1,7 +1,7 @@
 """Tests of the energy models: hand-computed joules, properties, the registry and the errors.
 
 Every expected number is recomputed here from the profile's fields and the plan's own counts,
-with the formulas of DESIGN.md ("Default energy model") written out again, not imported.
+with the formulas of docs/energy-model.md ("The `board` model") written out again, not imported.
 """
 
 from __future__ import annotations

@@ -30,14 +30,14 @@ class WithFunctionalSoftmax(nn.Module):
 
 
 def test_an_unsupported_module_is_named_with_its_type_and_the_strategy() -> None:
-    with pytest.raises(PartitionError, match=r"layer 'up' of type Upsample is not supported by "
-                                             r"strategy 'spatial'"):
+    with pytest.raises(PartitionError, match=r"layer 'up' of type Upsample is not supported.*"
+                                             r"\(strategy 'spatial'\)$"):
         partition(WithUpsample(), "spatial", 2, (1, 3, 8, 8))
 
 
 def test_an_unsupported_function_is_named_with_its_type_and_the_strategy() -> None:
-    with pytest.raises(PartitionError, match=r"layer 'softmax' of type softmax is not supported "
-                                             r"by strategy 'layer'"):
+    with pytest.raises(PartitionError, match=r"layer 'softmax' of type softmax is not supported"
+                                             r".*\(strategy 'layer'\)$"):
         partition(WithFunctionalSoftmax(), "layer", 2, (1, 3, 8, 8))
 
 

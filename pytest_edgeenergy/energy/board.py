@@ -27,7 +27,7 @@ class BoardModel:
     version = "1"
 
     def device_energy(self, profile: DeviceProfile, usage: DeviceUsage) -> EnergyTerms:
-        """The board-level energy of one device (DESIGN.md, "Default energy model")."""
+        """The board-level energy of one device (docs/energy-model.md, "The `board` model")."""
         return EnergyTerms(
             compute_j=(profile.active_w - profile.idle_w) * usage.busy_s,
             comm_j=comm_energy_j(profile, usage),

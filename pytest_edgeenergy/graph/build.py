@@ -7,8 +7,8 @@ Three small passes over the traced graph:
 3. rewriting: eval-mode BatchNorm folded into the convolution before it, activations fused
    into the layer that produces their input when nothing else reads that input.
 
-Anything the graph does not know becomes a :class:`PartitionError` naming the layer, its
-type and the strategy, before anything runs.
+Anything the graph does not know becomes a :class:`PartitionError` naming the layer and its
+type, before anything runs (``partition()`` adds the strategy it was building for).
 """
 
 from __future__ import annotations
@@ -128,26 +128,21 @@ def _node_label(gm: fx.GraphModule, n: fx.Node) -> tuple[str, str]:
     return n.name, n.op
 
 
-def build_graph(model: nn.Module, input_shape: Sequence[int], strategy: str = "any") -> LayerGraph:
-    """Trace ``model`` and return its layer graph for an input of ``input_shape`` (N, C, H, W).
-
-    ``strategy`` only names the strategy in error messages.
-    """
+def build_graph(model: nn.Module, input_shape: Sequence[int]) -> LayerGraph:
+    """Trace ``model`` and return its layer graph for an input of ``input_shape`` (N, C, H, W)."""
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 4 or any(s < 1 for s in shape):
-        raise PartitionError(
-            f"input shape {shape} is not (N, C, H, W) with positive sizes (strategy '{strategy}')")
+        raise PartitionError(f"input shape {shape} is not (N, C, H, W) with positive sizes")
     try:
         gm = fx.symbolic_trace(model)
     except Exception as exc:
         raise PartitionError(
-            f"model {type(model).__name__} cannot be traced by torch.fx (strategy '{strategy}'): "
-            f"{exc}") from exc
+            f"model {type(model).__name__} cannot be traced by torch.fx: {exc}") from exc
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
         raise PartitionError(
             f"model {type(model).__name__} takes {len(placeholders)} inputs; exactly one image "
-            f"tensor is supported (strategy '{strategy}')")
+            "tensor is supported")
     prop = _MetaShapes(gm)
     try:
         with torch.no_grad():
@@ -157,12 +152,12 @@ def build_graph(model: nn.Module, input_shape: Sequence[int], strategy: str = "a
         first = str(err.exc).strip().splitlines()[0] if str(err.exc).strip() else repr(err.exc)
         raise PartitionError(
             f"input shape {shape} does not fit model {type(model).__name__}: layer '{name}' "
-            f"({kind}) fails with: {first} (strategy '{strategy}')") from err.exc
-    raws = _classify(gm, prop.shapes, strategy)
+            f"({kind}) fails with: {first}") from err.exc
+    raws = _classify(gm, prop.shapes)
     return _rewrite(raws, shape)
 
 
-def _classify(gm: fx.GraphModule, shapes: dict[str, Any], strategy: str) -> list[_Raw]:
+def _classify(gm: fx.GraphModule, shapes: dict[str, Any]) -> list[_Raw]:
     out: list[_Raw] = []
     alias: dict[str, str] = {}
 
@@ -176,7 +171,7 @@ def _classify(gm: fx.GraphModule, shapes: dict[str, Any], strategy: str) -> list
             name, kind = _node_label(gm, n)
             raise PartitionError(
                 f"layer '{name}' ({kind}) produces {type(v).__name__}, not a tensor; it is not "
-                f"supported (strategy '{strategy}')")
+                "supported")
         return tuple(int(s) for s in v.shape)
 
     for n in gm.graph.nodes:
@@ -185,7 +180,7 @@ def _classify(gm: fx.GraphModule, shapes: dict[str, Any], strategy: str) -> list
             if not isinstance(res, fx.Node):
                 raise PartitionError(
                     f"the model returns {type(res).__name__}; exactly one output tensor is "
-                    f"supported (strategy '{strategy}')")
+                    "supported")
             out.append(_Raw(name="@output", kind="output", inputs=[ref(res)], shape=(),
                             source="output"))
             continue
@@ -198,7 +193,7 @@ def _classify(gm: fx.GraphModule, shapes: dict[str, Any], strategy: str) -> list
         def unsupported(why: str = "", name: str = name, kind: str = kind) -> PartitionError:
             extra = f" ({why})" if why else ""
             return PartitionError(
-                f"layer '{name}' of type {kind} is not supported by strategy '{strategy}'"
+                f"layer '{name}' of type {kind} is not supported"
                 f"{extra}; supported: {SUPPORTED}")
 
         tensor_args = [a for a in n.args if isinstance(a, fx.Node)]

@@ -5,9 +5,10 @@ Every op answers three questions the planner and the backends need:
 * ``input_boxes(out, w)``: which (ideal, possibly out-of-bounds) region of each input is
   needed to produce the region ``out`` of the output. Out-of-bounds parts are padding and are
   filled with ``fill(i)``; this is how halos at a band's border get the model's own padding.
-* ``run(xs, out, w, kind)``: compute exactly ``out`` from inputs holding exactly those regions,
-  with only the weight slice ``w``. Returns the tensor, the MACs it really performed (counted
-  from the tensors it used) and the weight tensors it read.
+* ``run(xs, out, w, pad)``: compute exactly ``out`` from inputs holding exactly those regions
+  (less the symmetric padding ``pad`` the kernel adds itself), with only the weight slice
+  ``w``. Returns the tensor, the MACs it really performed (counted from the tensors it used)
+  and the weight tensors it read.
 * ``macs(out, w)`` and ``weight_bytes(w)``: the same counts from box arithmetic, for plans.
 
 Ops that carry weights (conv, linear, affine) hold real tensors; planning only reads shapes.
@@ -145,11 +146,22 @@ class Op:
     """Base of all operations; see the module docstring for the contract."""
 
     kind: ClassVar[str] = "op"
+    # Properties the planner and the strategies read, as flags (never as lists of kinds), so a
+    # new op states them where it is defined.
     #: True when a band of output rows can be computed from a band of input rows.
     spatial: ClassVar[bool] = True
-    #: True when the op mixes no channels: a channel slice of the output needs the same slice of
-    #: the input (pools, element-wise ops), so channel strategies let it follow its input.
+    #: True when the op holds parameters (conv, linear, affine): a task reads the slice of them
+    #: that belongs to its output channels, and its weight bytes count.
     has_weights: ClassVar[bool] = False
+    #: True when the op performs no MACs and a device may recompute a region of it from its
+    #: inputs instead of receiving that region, when the inputs cost fewer bytes to get.
+    recomputable: ClassVar[bool] = False
+    #: True for a sliding window over rows and columns (conv, pool): the unit a spatial fused
+    #: stack counts its depth in.
+    sliding_window: ClassVar[bool] = False
+    #: True when only the first input's pieces say where the output is computed (a residual
+    #: add: the other operands are fetched to wherever the first one lies).
+    led_by_first_input: ClassVar[bool] = False
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...]) -> None:
         self.in_shapes = [tuple(s) for s in in_shapes]
@@ -221,6 +233,7 @@ class Conv(_Weighted):
     """2-D convolution with any kernel, stride, padding, dilation and groups (BN folded in)."""
 
     kind = "conv"
+    sliding_window = True
     native_padding = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
@@ -367,6 +380,7 @@ class Affine(Op):
     """Per-channel scale and shift: an eval-mode BatchNorm that could not be folded."""
 
     kind = "affine"
+    recomputable = True
     has_weights = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
@@ -394,6 +408,7 @@ class Elementwise(Op):
     """A stand-alone activation chain (when it could not be fused into its producer)."""
 
     kind = "act"
+    recomputable = True
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
@@ -406,6 +421,8 @@ class Add(Op):
     """Element-wise sum of two or more tensors of one shape (residual connections)."""
 
     kind = "add"
+    recomputable = True
+    led_by_first_input = True
 
     def follow(self, piece: Box, i: int) -> Box | None:
         return piece if i == 0 and not piece.empty else None
@@ -425,6 +442,7 @@ class Cat(Op):
     """Concatenation along channels (dim 1)."""
 
     kind = "cat"
+    recomputable = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...]) -> None:
         super().__init__(in_shapes, out_shape)
@@ -458,6 +476,8 @@ class Pool(Op):
     """Max or average pooling with any kernel, stride, padding, dilation (max) and ceil_mode."""
 
     kind = "pool"
+    sliding_window = True
+    recomputable = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
                  mode: str, kernel: tuple[int, int], stride: tuple[int, int],
@@ -523,6 +543,7 @@ class AdaptiveAvgPool(Op):
     """Adaptive average pooling (global when the output is 1x1); never split by rows."""
 
     kind = "adaptive_avgpool"
+    recomputable = True
     spatial = False
 
     def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
@@ -545,6 +566,7 @@ class Flatten(Op):
     """(N, C, H, W) -> (N, C*H*W); a channel slice maps to a contiguous feature range."""
 
     kind = "flatten"
+    recomputable = True
     spatial = False
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...]) -> None:
@@ -578,6 +600,7 @@ class Reorg(Op):
     pixel_unshuffle)."""
 
     kind = "reorg"
+    recomputable = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
                  stride: int) -> None:
@@ -614,6 +637,7 @@ class Pad(Op):
     """Constant padding of the last two dimensions (may be negative-free only)."""
 
     kind = "pad"
+    recomputable = True
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
                  left: int, right: int, top: int, bottom: int, value: float) -> None:

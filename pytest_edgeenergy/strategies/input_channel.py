@@ -12,7 +12,7 @@ on one device, and needs no reduction. Channel-wise layers follow the slices of 
 
 from __future__ import annotations
 
-from ..graph.box import Box, Range, split_ranges
+from ..graph.box import Range, split_ranges
 from ..graph.layergraph import Layer, LayerGraph
 from ..graph.ops import Cat, Conv, Linear
 from ..planner import PlanBuilder
@@ -33,7 +33,7 @@ class InputChannelStrategy(BuilderStrategy):
                 b.note(layer, f"grouped: output channels split {sizes} on whole groups of "
                               f"{op.out_per_group}, no reduction")
             elif isinstance(op, Conv | Linear):
-                self._split(b, graph, layer, op.in_channels, op.out_channels)
+                self._split(b, layer, op.in_channels)
             elif isinstance(op, Cat):
                 sizes = b.split_channels(layer, split_ranges(layer.out_shape[0], b.speeds))
                 b.note(layer, f"channels split {sizes}")
@@ -53,7 +53,7 @@ class InputChannelStrategy(BuilderStrategy):
             return wanted
         return there
 
-    def _split(self, b: PlanBuilder, graph: LayerGraph, layer: Layer, cin: int, cout: int) -> None:
+    def _split(self, b: PlanBuilder, layer: Layer, cin: int) -> None:
         ranges = self._input_ranges(b, layer, cin)
         contributors = [d for d, r in enumerate(ranges) if r[1] > r[0]]
         if len(contributors) == 1:
@@ -62,15 +62,6 @@ class InputChannelStrategy(BuilderStrategy):
             return
         for d in contributors:
             b.partial(d, layer, ranges[d])
-        full = Box.full(layer.out_shape)
         sizes = "/".join(str(r[1] - r[0]) for r in ranges)
-        if layer.name == graph.output:
-            b.reduce(0, layer, full, contributors)
-            b.note(layer, f"input channels split {sizes}; partial sums reduced on device 0")
-            return
-        out_ranges = split_ranges(cout, b.speeds)
-        for d, r in enumerate(out_ranges):
-            if r[1] > r[0]:
-                b.reduce(d, layer, full.with_range(0, r), contributors)
-        b.note(layer, f"input channels split {sizes}; partial sums reduce-scattered "
-                      f"{'/'.join(str(r[1] - r[0]) for r in out_ranges)}")
+        how = b.reduce_partials(layer, contributors)
+        b.note(layer, f"input channels split {sizes}; partial sums {how}")

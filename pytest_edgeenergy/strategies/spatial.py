@@ -19,7 +19,6 @@ from __future__ import annotations
 from ..errors import PartitionError
 from ..graph.box import Box, split_ranges
 from ..graph.layergraph import Layer, LayerGraph
-from ..graph.ops import Conv, Pool
 from ..planner import PlanBuilder
 from .protocol import BuilderStrategy
 
@@ -55,7 +54,7 @@ class SpatialStrategy(BuilderStrategy):
             stack: list[Layer] = []
             windows = 0
             while i < len(layers) and self._row_mappable(layers[i]):
-                is_window = isinstance(layers[i].op, Conv | Pool)
+                is_window = layers[i].op.sliding_window
                 if is_window and windows == self.fuse:
                     break
                 stack.append(layers[i])
