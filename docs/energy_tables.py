@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +28,7 @@ if not (REPO / "pytest_edgeenergy").is_dir():  # pragma: no cover - the script l
     raise SystemExit(f"expected the package next to {Path(__file__).parent}")
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
+from pytest_edgeenergy.atomic import write_atomic  # noqa: E402
 from pytest_edgeenergy.cluster import Cluster  # noqa: E402
 from pytest_edgeenergy.energy import EnergyEstimate, estimate_energy, get_energy_model  # noqa: E402
 from pytest_edgeenergy.graph.build import build_graph  # noqa: E402
@@ -239,18 +238,6 @@ def replace_section(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Regenerate (or ``--check``) the tables and print the matrix timing."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -290,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{DOC} is up to date")
         return 0
     if new != text:
-        write_atomically(DOC, new)
+        write_atomic(DOC, new)
         print(f"wrote {DOC}")
     else:
         print(f"{DOC} unchanged")

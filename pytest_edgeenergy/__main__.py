@@ -77,8 +77,18 @@ def _positive_count(text: str) -> int:
     return int(text)
 
 
+def _add_saved_runs_options(parser: argparse.ArgumentParser) -> None:
+    """``--dir`` and ``--markdown``, shared by the commands that read saved runs."""
+    from pytest_edgeenergy.records.runs import DEFAULT_HISTORY_DIR  # no torch, no pytest
+
+    parser.add_argument("--dir", type=Path, default=Path(DEFAULT_HISTORY_DIR), metavar="PATH",
+                        help=f"the history folder (default: {DEFAULT_HISTORY_DIR})")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print GitHub Markdown (for a job summary or a comment)")
+
+
 def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from pytest_edgeenergy import compare
+    from pytest_edgeenergy.records import compare
 
     return compare.run(args.runs, baseline=args.baseline, history_dir=args.dir,
                        fail_on=args.fail_on, markdown=args.markdown)
@@ -98,18 +108,15 @@ def _add_compare(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("runs", nargs="*", metavar="RUN", help="old run, then new run")
     parser.add_argument("--baseline", type=Path, metavar="PATH",
                         help="compare the one RUN named against this baseline file")
-    parser.add_argument("--dir", type=Path, default=Path(".edgeenergy"), metavar="PATH",
-                        help="the history folder (default: .edgeenergy)")
     parser.add_argument("--fail-on", action="append", metavar="EXPR",
                         help="thresholds as pytest's --edge-fail-on, e.g. max_device_j:2%% "
                              "(repeatable; default: the plugin's)")
-    parser.add_argument("--markdown", action="store_true",
-                        help="print GitHub Markdown (for a job summary or a comment)")
+    _add_saved_runs_options(parser)
     parser.set_defaults(command=_compare)
 
 
 def _history(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from pytest_edgeenergy import history
+    from pytest_edgeenergy.records import history
 
     return history.run(history_dir=args.dir, case=args.case, metric=args.metric,
                        last=args.last, markdown=args.markdown)
@@ -124,15 +131,13 @@ def _add_history(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
             "with each run's commit, branch and time and the change from the previous run."
         ),
     )
-    parser.add_argument("--dir", type=Path, default=Path(".edgeenergy"), metavar="PATH",
-                        help="the history folder (default: .edgeenergy)")
     parser.add_argument("--case", metavar="SUBSTR",
                         help="only cases whose key contains SUBSTR, e.g. 'tinycnn|layer'")
     parser.add_argument("--metric", default="max_device_j",
                         help="the case metric to follow (default: max_device_j)")
     parser.add_argument("--last", type=_positive_count, metavar="N",
                         help="only the N most recent runs")
-    parser.add_argument("--markdown", action="store_true", help="print GitHub Markdown")
+    _add_saved_runs_options(parser)
     parser.set_defaults(command=_history)
 
 

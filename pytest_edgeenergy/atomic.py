@@ -1,4 +1,8 @@
-"""Files written atomically: readers see the old file or the new one, never a part."""
+"""Files written atomically: readers see the old file or the new one, never a part.
+
+:func:`write_atomic` is the package's one writer of files (profiles, reports, baselines,
+saved runs, CI files, the docs' tables).
+"""
 
 from __future__ import annotations
 
@@ -24,11 +28,27 @@ def file_mode(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
+def _publish(tmp: str, path: Path, exclusive: bool) -> None:
+    if not exclusive:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # fails, rather than overwrites, when the name is taken
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename
+        if os.path.lexists(path):
+            raise FileExistsError(f"{path} exists") from None
+        os.replace(tmp, path)
+
+
+def write_atomic(path: Path, text: str | bytes, *, exclusive: bool = False) -> None:
     """Write ``text`` (or bytes, e.g. a PNG) to ``path`` through a temporary file and a rename.
 
     An interrupted write leaves the old file (or none), never a truncated one. The file keeps
-    the permissions of the one it replaces (a new one gets the usual ones).
+    the permissions of the one it replaces (a new one gets the usual ones). With
+    ``exclusive``, an existing ``path`` is never replaced: :class:`FileExistsError` is raised
+    (for numbered files that concurrent runs may both want).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = file_mode(path)
@@ -40,7 +60,6 @@ def write_atomic(path: Path, text: str | bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        _publish(tmp, path, exclusive)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise

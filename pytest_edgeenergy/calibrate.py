@@ -38,7 +38,6 @@ __all__ = [
     "measure_mem_bytes_per_s",
     "render_profile",
     "run",
-    "write_atomically",
 ]
 
 
@@ -249,13 +248,6 @@ def _toml_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename:
-    on failure the old file is left as it was (see :func:`pytest_edgeenergy.atomic.write_atomic`).
-    """
-    write_atomic(path, text)
-
-
 def _resolve_output(out: Path, name: str | None) -> tuple[Path, str]:
     """Return the file to write and the device name, from ``--out`` and ``--name``."""
     if out.suffix == PROFILE_SUFFIX:
@@ -314,7 +306,7 @@ def run(
 
         powers = measure_profile_power(meter, seconds)
     calibration = measure(seconds, command)
-    write_atomically(target, render_profile(name, calibration, powers))
+    write_atomic(target, render_profile(name, calibration, powers))
 
     missing = ", ".join(field for field, _ in FILL_IN_FIELDS if field not in powers)
     if calibration.memory_bytes is None:

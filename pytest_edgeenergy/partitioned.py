@@ -16,22 +16,11 @@ from .graph.build import build_graph
 from .graph.layergraph import LayerGraph
 from .plan import Plan
 from .strategies.protocol import Strategy
-from .strategies.registry import get_strategy
+from .strategies.registry import get_strategy, resolve_strategy
 from .trace import Trace
 
 #: Layers whose training-mode behaviour differs from inference (batch statistics, dropout).
 _MODE_SENSITIVE = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
-
-
-def resolve_strategy(strategy: str | Strategy) -> Strategy:
-    """A strategy object from a name or an object implementing the protocol."""
-    if isinstance(strategy, str):
-        return get_strategy(strategy)
-    if not callable(getattr(strategy, "plan", None)) or not isinstance(
-            getattr(strategy, "name", None), str):
-        raise PartitionError(f"strategy {strategy!r} is neither a strategy name nor an object with "
-                             f"a 'name' and a 'plan(graph, cluster)' method")
-    return strategy
 
 
 class PartitionedModel(nn.Module):

@@ -15,7 +15,6 @@ which is what bounds each device's peak memory.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -308,12 +307,3 @@ class Plan:
         """Restore a plan from :meth:`to_json` text."""
         return Plan.from_dict(json.loads(text))
 
-
-def stats_table(stats: Sequence[DeviceStats]) -> str:
-    """Per-device counts as aligned text."""
-    rows = [f"{'dev':>3} {'macs':>16} {'sent B':>14} {'recv B':>14} {'msgs':>6} "
-            f"{'weights B':>14} {'peak B':>14}"]
-    for d, s in enumerate(stats):
-        rows.append(f"{d:>3} {s.macs:>16,} {s.bytes_sent:>14,} {s.bytes_received:>14,} "
-                    f"{s.messages:>6} {s.weight_bytes:>14,} {s.peak_bytes:>14,}")
-    return "\n".join(rows)

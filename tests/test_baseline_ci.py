@@ -9,9 +9,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_edgeenergy.plugin.baseline import DEFAULT_BASELINE
-from pytest_edgeenergy.plugin.ci import STEP_SUMMARY_ENV
 from pytest_edgeenergy.plugin.testing import plugin_args, warm_up, write_profile_variant
+from pytest_edgeenergy.records.baseline import DEFAULT_BASELINE
+from pytest_edgeenergy.records.ci import STEP_SUMMARY_ENV
 
 pytest_plugins = ["pytester"]
 warm_up()

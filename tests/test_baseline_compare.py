@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgeenergy.plugin.baseline import BASELINE_FORMAT, DEFAULT_BASELINE
 from pytest_edgeenergy.plugin.testing import plugin_args, warm_up, write_profile_variant
+from pytest_edgeenergy.records.baseline import BASELINE_FORMAT, DEFAULT_BASELINE
 
 pytest_plugins = ["pytester"]
 warm_up()

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgeenergy.plugin.baseline import (
+from pytest_edgeenergy.plugin.testing import REPO_ROOT, plugin_args, warm_up
+from pytest_edgeenergy.records.baseline import (
     BASELINE_FORMAT,
     DEFAULT_BASELINE,
     BaselineError,
     load_baseline,
 )
-from pytest_edgeenergy.plugin.testing import REPO_ROOT, plugin_args, warm_up
 
 pytest_plugins = ["pytester"]
 warm_up()

@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from pytest_edgeenergy.__main__ import main
-from pytest_edgeenergy.plugin.baseline import DEFAULT_BASELINE
-from pytest_edgeenergy.plugin.runs import RUN_FORMAT, list_runs
 from pytest_edgeenergy.plugin.testing import plugin_args, warm_up, write_profile_variant
+from pytest_edgeenergy.records.baseline import DEFAULT_BASELINE
+from pytest_edgeenergy.records.runs import RUN_FORMAT, list_runs
 
 pytest_plugins = ["pytester"]
 warm_up()

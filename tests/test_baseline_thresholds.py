@@ -7,14 +7,14 @@ import math
 
 import pytest
 
-from pytest_edgeenergy.plugin.results import CaseEnergy, DeviceResult
-from pytest_edgeenergy.plugin.thresholds import (
+from pytest_edgeenergy.records.format import relative_change
+from pytest_edgeenergy.records.results import CaseEnergy, DeviceResult
+from pytest_edgeenergy.records.thresholds import (
     DEFAULT_FAIL_ON,
     METRICS,
     ThresholdError,
     compare_energy,
     parse_thresholds,
-    relative_change,
 )
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from pytest_edgeenergy import calibrate
 from pytest_edgeenergy.__main__ import main
+from pytest_edgeenergy.atomic import write_atomic
 from pytest_edgeenergy.errors import ProfileError
 from pytest_edgeenergy.profiles import load_device
 
@@ -114,7 +115,7 @@ def test_replacing_a_profile_keeps_its_file_mode(tmp_path: Path) -> None:
     out = tmp_path / "bench.toml"
     out.write_text("old\n", encoding="utf-8")
     out.chmod(0o640)
-    calibrate.write_atomically(out, "new\n")
+    write_atomic(out, "new\n")
     assert out.read_text(encoding="utf-8") == "new\n"
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
 
@@ -122,7 +123,7 @@ def test_replacing_a_profile_keeps_its_file_mode(tmp_path: Path) -> None:
 def test_a_new_profile_gets_the_usual_file_mode(tmp_path: Path) -> None:
     umask = os.umask(0o022)
     try:
-        calibrate.write_atomically(tmp_path / "new.toml", "x\n")
+        write_atomic(tmp_path / "new.toml", "x\n")
     finally:
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "new.toml").stat().st_mode) == 0o644

@@ -103,7 +103,7 @@ def test_each_models_reference_runs_once_per_session(pytester: pytest.Pytester) 
     """Four cases of one model (two strategies, two tests) run the unpartitioned model once."""
     pytester.makeini(INI)
     pytester.makepyfile(test_cache="""
-        from pytest_edgeenergy.plugin.state import STATE_KEY
+        from pytest_edgeenergy.plugin.session import SESSION_KEY
 
         def test_a(edge_run):
             edge_run()
@@ -113,7 +113,7 @@ def test_each_models_reference_runs_once_per_session(pytester: pytest.Pytester) 
             edge_run(seed=1)
 
         def test_zz_count(request):
-            assert request.config.stash[STATE_KEY].reference_runs == 2  # seeds 0 and 1
+            assert request.config.stash[SESSION_KEY].reference_runs == 2  # seeds 0 and 1
     """)
     run(pytester, "-p", "no:randomly").assert_outcomes(passed=5)
 

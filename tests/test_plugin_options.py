@@ -164,14 +164,14 @@ def test_every_option_shares_its_help_text_with_its_ini_key(pytester: pytest.Pyt
     assert "edge energy: partition CNNs across edge devices:" in text
     from pytest_edgeenergy.plugin import options
 
-    for dest, help_text, action, ini_type in options._OPTIONS:
-        flag = "--" + dest.replace("_", "-")
-        if action == "store_true":  # a flag takes no value
+    for option in options.OPTIONS:
+        dest, flag = option.dest, option.flag
+        if option.action == "store_true":  # a flag takes no value
             assert f"{flag} " in text and f"{flag}=" not in text
         else:
             assert f"{flag}={dest.removeprefix('edge_').upper()}" in text
-        assert f"{dest} ({ini_type}):" in text
-        assert text.count(" ".join(help_text.split())) == 2, dest
+        assert f"{dest} ({option.ini_type}):" in text
+        assert text.count(" ".join(option.help.split())) == 2, dest
 
 
 # (args, the one-line error). Every one exits with pytest's usage-error status, 4.

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgeenergy.plugin.report import build_report, write_atomic
-from pytest_edgeenergy.plugin.results import (
+from pytest_edgeenergy.atomic import write_atomic
+from pytest_edgeenergy.plugin.testing import plugin_args, warm_up
+from pytest_edgeenergy.records.report import build_report
+from pytest_edgeenergy.records.results import (
     NOT_EQUIVALENT,
     PASSED,
     CaseEnergy,
@@ -22,7 +24,6 @@ from pytest_edgeenergy.plugin.results import (
     DeviceResult,
     ResultCollector,
 )
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up
 
 pytest_plugins = ["pytester"]
 warm_up()

@@ -12,33 +12,27 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
 import torch
 from torch import Tensor, nn
 
+from .. import strategies
 from ..cluster import Cluster, as_cluster
 from ..energy import EnergyEstimate, estimate_energy
-from ..errors import EdgeEnergyError
+from ..errors import EdgeEnergyError, PartitionError
 from ..partitioned import PartitionedModel, partition
 from ..plan import Plan
+from ..records.results import ERROR, NOT_EQUIVALENT, PASSED, CaseEnergy, CaseResult
+from ..records.tracking import check_case
 from ..strategies.protocol import Strategy
 from ..trace import Trace
 from ..zoo import ModelSpec
 from .ci import record_case_properties
 from .registry import EdgeRegistry
-from .results import (
-    ERROR,
-    NOT_EQUIVALENT,
-    PASSED,
-    RESULTS_KEY,
-    CaseEnergy,
-    CaseResult,
-)
-from .state import STATE_KEY, EdgeState
-from .tracking import check_case
+from .session import EDGE_ARGNAMES, EdgeSession, edge_session
 
 __all__ = [
     "EDGE_ARGNAMES",
@@ -65,10 +59,6 @@ products in another order (partial sums, reductions, tiles), which moves the las
 zoo's models land between 1e-7 and 2e-6 of max|ref| on every strategy, so 1e-5 leaves a
 margin of five while still catching any misplaced row, channel or halo (those err by O(1)).
 """
-
-EDGE_ARGNAMES = ("edge_model", "edge_strategy", "edge_cluster")
-"""The fixtures the plugin parametrises, in the order their ids are joined."""
-
 
 @dataclasses.dataclass(frozen=True)
 class EdgeModel:
@@ -146,14 +136,9 @@ def param_id(value: object, argname: str) -> str | None:
         name = getattr(value, "name", None)
         if isinstance(value, type) and isinstance(name, str):
             return name
-        if isinstance(getattr(value, "name", None), str) and callable(
-                getattr(value, "plan", None)):
-            return strategy_label(value)  # type: ignore[arg-type]
+        if isinstance(value, Strategy):
+            return strategy_label(value)
     return None
-
-
-def _state(config: pytest.Config) -> EdgeState:
-    return config.stash[STATE_KEY]
 
 
 # Fixtures resolve names against every loaded plugin and conftest file (``registry(config)``):
@@ -182,22 +167,23 @@ def resolve_model(value: object, registry: EdgeRegistry) -> EdgeModel:
 
 def resolve_strategy(value: object, registry: EdgeRegistry) -> Strategy:
     """A strategy object from a registered name, a strategy class or a strategy object."""
-    if isinstance(value, str):
-        entry = registry.strategies.get(value)
+
+    def lookup(name: str) -> Strategy:
+        entry = registry.strategies.get(name)
         if entry is None:
-            pytest.fail(f"edge_strategy: unknown strategy '{value}'; known strategies: "
+            pytest.fail(f"edge_strategy: unknown strategy '{name}'; known strategies: "
                         f"{', '.join(registry.strategy_names())}", pytrace=False)
         return entry.factory()
-    if isinstance(value, type):
-        value = value()
-    if isinstance(getattr(value, "name", None), str) and callable(getattr(value, "plan", None)):
-        return value  # type: ignore[return-value]
-    pytest.fail(f"edge_strategy: cannot use {value!r} as a strategy: give a registered name, "
-                "a strategy class or an object with 'name' and 'plan(graph, cluster)'",
-                pytrace=False)
+
+    try:
+        return strategies.resolve_strategy(value, lookup)
+    except PartitionError:
+        pytest.fail(f"edge_strategy: cannot use {value!r} as a strategy: give a registered "
+                    "name, a strategy class or an object with 'name', 'params' and "
+                    "'plan(graph, cluster)'", pytrace=False)
 
 
-def resolve_cluster(value: object, state: EdgeState, registry: EdgeRegistry) -> Cluster:
+def resolve_cluster(value: object, registry: EdgeRegistry) -> Cluster:
     """A cluster from a Cluster, a device count or a cluster spec (``"rpi4,jetson-tx2"``)."""
     if isinstance(value, Cluster):
         return value
@@ -213,32 +199,31 @@ def resolve_cluster(value: object, state: EdgeState, registry: EdgeRegistry) -> 
 @pytest.fixture(scope="session")
 def edge_cluster(request: pytest.FixtureRequest) -> Cluster:
     """The cluster of this case (``--edge-devices``, ``--edge-device``, ``--edge-cluster``)."""
-    state = _state(request.config)
+    edge = edge_session(request.config)
     if not hasattr(request, "param"):
-        return state.clusters[0]
-    return resolve_cluster(request.param, state, state.registry(request.config))
+        return edge.clusters[0]
+    return resolve_cluster(request.param, edge.registry())
+
+
+def _param(request: pytest.FixtureRequest,
+           first: Callable[[EdgeSession, EdgeRegistry], list[str]]) -> tuple[object, EdgeRegistry]:
+    """The fixture's parameter, or (not parametrised) the first name the run would use."""
+    edge = edge_session(request.config)
+    registry = edge.registry()
+    value = getattr(request, "param", None)
+    return (first(edge, registry)[0] if value is None else value), registry
 
 
 @pytest.fixture(scope="session")
 def edge_model(request: pytest.FixtureRequest) -> EdgeModel:
     """The model of this case, built once per session with seeded weights, in eval mode."""
-    state = _state(request.config)
-    registry = state.registry(request.config)
-    value = getattr(request, "param", None)
-    if value is None:
-        value = state.model_names(registry)[0]
-    return resolve_model(value, registry)
+    return resolve_model(*_param(request, EdgeSession.model_names))
 
 
 @pytest.fixture(scope="session")
 def edge_strategy(request: pytest.FixtureRequest) -> Strategy:
     """The partitioning strategy of this case (its ``name`` is what ids and reports show)."""
-    state = _state(request.config)
-    registry = state.registry(request.config)
-    value = getattr(request, "param", None)
-    if value is None:
-        value = state.strategy_names(registry)[0]
-    return resolve_strategy(value, registry)
+    return resolve_strategy(*_param(request, EdgeSession.strategy_names))
 
 
 class EdgeRunner:
@@ -247,26 +232,26 @@ class EdgeRunner:
     def __init__(self, request: pytest.FixtureRequest, model: object, strategy: object,
                  cluster: object) -> None:
         self._request = request
-        self._state = _state(request.config)
-        registry = self._state.registry(request.config)
+        self._session: EdgeSession = edge_session(request.config)
+        registry = self._session.registry()
         # Resolved again: a test may parametrise these directly (not indirectly).
         self.model = resolve_model(model, registry)
         self.strategy = resolve_strategy(strategy, registry)
-        self.cluster = resolve_cluster(cluster, self._state, registry)
+        self.cluster = resolve_cluster(cluster, registry)
 
     def reference(self, x: Tensor) -> Tensor:
         """The unpartitioned model's output for ``x``, computed once per model and input."""
         digest = hashlib.sha256(x.detach().contiguous().numpy().tobytes()).hexdigest()
         key = (*self.model.cache_key, tuple(x.shape), digest)
-        cached = self._state.references.get(key)
+        cached = self._session.references.get(key)
         if cached is None:
             with torch.no_grad():
                 out = self.model.module(x)
             if not isinstance(out, Tensor):
                 raise EdgeEnergyError(f"model '{self.model.name}' returned "
                                       f"{type(out).__name__}, not a single tensor")
-            self._state.references[key] = cached = out
-            self._state.reference_runs += 1
+            self._session.references[key] = cached = out
+            self._session.reference_runs += 1
         return cached
 
     def _run(self, pm: PartitionedModel, x: Tensor, rounds: int | None) -> Tensor:
@@ -293,14 +278,14 @@ class EdgeRunner:
         fails the test; the case is recorded (and reported) either way.
         """
         x = make_input(self.model.input_shape, seed) if input is None else input
-        settings = self._state.settings
+        settings = self._session.settings
         base: dict[str, Any] = {
             "model": self.model.name, "strategy": strategy_label(self.strategy),
             "strategy_params": dict(getattr(self.strategy, "params", {}) or {}),
             "cluster": self.cluster.signature, "input_shape": tuple(x.shape),
             "energy_model": settings.energy_model, "nodeid": self._request.node.nodeid,
         }
-        collector = self._request.config.stash[RESULTS_KEY]
+        collector = self._session.collector
         try:
             reference = self.reference(x)
             pm = partition(self.model.module, self.strategy, self.cluster, tuple(x.shape))
@@ -325,7 +310,8 @@ class EdgeRunner:
             extra["edgeenergy"] = case.to_dict()
         # Against the committed baseline: a regression fails this test (the session's summary
         # and the update of the file happen at the end, on the controller).
-        status, regression = check_case(case, self.cluster, self._state.baseline,
+        profile_paths = {p.name: p.path for p in self.cluster if p.path}
+        status, regression = check_case(case, profile_paths, self._session.baseline,
                                         settings.fail_on, settings.strict,
                                         self._request.config.rootpath)
         record_case_properties(self._request.node, case, status)
@@ -379,16 +365,16 @@ def generate_tests(metafunc: pytest.Metafunc) -> None:
               if a in metafunc.fixturenames and not _user_parametrized(metafunc, a)]
     if not wanted:
         return
-    state = _state(metafunc.config)
-    registry = state.registry(metafunc.config, metafunc.definition)
+    edge = edge_session(metafunc.config)
+    registry = edge.registry(metafunc.definition)
     if "edge_model" in wanted:
         # Unknown names are left out here and reported as a usage error after collection,
         # when every conftest has had its chance to register them.
-        models = [m for m in state.model_names(registry) if m in registry.models]
+        models = [m for m in edge.model_names(registry) if m in registry.models]
         metafunc.parametrize("edge_model", models, ids=models, indirect=True)
     if "edge_strategy" in wanted:
-        strategies = [s for s in state.strategy_names(registry) if s in registry.strategies]
+        strategies = [s for s in edge.strategy_names(registry) if s in registry.strategies]
         metafunc.parametrize("edge_strategy", strategies, ids=strategies, indirect=True)
     if "edge_cluster" in wanted:
-        metafunc.parametrize("edge_cluster", list(state.clusters),
-                             ids=[c.signature for c in state.clusters], indirect=True)
+        metafunc.parametrize("edge_cluster", list(edge.clusters),
+                             ids=[c.signature for c in edge.clusters], indirect=True)

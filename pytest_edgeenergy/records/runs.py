@@ -13,17 +13,16 @@ from ``git`` in the project folder; outside a git checkout (or without git) it i
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
 from .baseline import (
     BASELINE_FORMAT,
     BaselineError,
@@ -35,7 +34,6 @@ from .baseline import (
     plugin_version,
     read_entries,
 )
-from .report import file_mode
 
 __all__ = [
     "DEFAULT_HISTORY_DIR",
@@ -150,34 +148,20 @@ def save_run(folder: Path, entries: Mapping[str, Entry], failed: Sequence[str], 
              when: datetime.datetime | None = None) -> Path:
     """Save one run as the next numbered file in ``folder``; return its path.
 
-    The file appears whole: it is written to a temporary file, then hard-linked to its name,
-    which fails rather than overwrites when a concurrent run took that number first (the
-    next number is tried then).
+    The file appears whole (:func:`~pytest_edgeenergy.atomic.write_atomic`, ``exclusive``):
+    when a concurrent run took that number first, the next number is tried.
     """
     when = (when or datetime.datetime.now(datetime.UTC)).replace(microsecond=0)
     folder.mkdir(parents=True, exist_ok=True)
     number = max((_run_number(p) or 0 for p in list_runs(folder)), default=0) + 1
     for attempt in range(100):
         target = folder / _file_name(number + attempt, when, git)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".run.", suffix=".tmp")
         try:
-            os.chmod(tmp, file_mode(target))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(_run_json(number + attempt, when, git, entries, failed))
-                handle.flush()
-                os.fsync(handle.fileno())
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                continue
-            except OSError:  # a file system without hard links: check, then rename
-                if target.exists():
-                    continue
-                os.replace(tmp, target)
-            return target
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            write_atomic(target, _run_json(number + attempt, when, git, entries, failed),
+                         exclusive=True)
+        except FileExistsError:
+            continue
+        return target
     raise OSError(f"no free run number in {folder} after {number + 99:04d}")
 
 

@@ -20,8 +20,10 @@ An :class:`Entry` holds only figures that are a pure function of the plan, the p
 the energy model (no wall time, no numerical error of the inference), so a baseline is exact
 on every machine. Saved runs (:mod:`.runs`) hold entries of the same shape.
 
-:func:`load_baseline` checks everything and raises :class:`BaselineError` with one message
-naming the file and what is wrong; nothing here ever writes over a file it could not read.
+Reading and writing live here together: :func:`load_baseline` checks everything and raises
+:class:`BaselineError` with one message naming the file and what is wrong; :func:`save_baseline`
+writes the file atomically, only when its text changes. Nothing here ever writes over a file
+it could not read.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
 from ..errors import EdgeEnergyError
-from .results import CaseEnergy, CaseResult, DeviceResult, case_key
+from .results import CaseEnergy, CaseId, CaseResult, DeviceResult
 
 __all__ = [
     "BASELINE_FORMAT",
@@ -48,6 +51,7 @@ __all__ = [
     "load_baseline",
     "parse_json_object",
     "plugin_version",
+    "save_baseline",
 ]
 
 BASELINE_FORMAT = "pytest-edgeenergy-baseline/1"
@@ -79,34 +83,17 @@ def function_id(nodeid: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class Entry:
+class Entry(CaseId):
     """One case's figures as a baseline (or a saved run) records them.
 
     ``tests`` names the test functions that produced it (node ids without parameters): that
     is how a later run knows whether it could have produced the entry (see
-    :mod:`.tracking`). ``plugin_version`` is the version that recorded it.
+    :mod:`.selection`). ``plugin_version`` is the version that recorded it.
     """
 
-    model: str
-    strategy: str
-    strategy_params: dict[str, Any]
-    cluster: str
-    input_shape: tuple[int, ...]
-    energy_model: str
     energy: CaseEnergy
     plugin_version: str
     tests: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        """The case's stable name, as :attr:`.results.CaseResult.key`."""
-        return case_key(self.model, self.strategy, self.cluster, self.input_shape,
-                        self.energy_model)
-
-    @property
-    def group(self) -> tuple[str, str, tuple[int, ...], str]:
-        """(model, cluster, input shape, energy model), as :attr:`.results.CaseResult.group`."""
-        return (self.model, self.cluster, self.input_shape, self.energy_model)
 
     @property
     def profiles(self) -> dict[str, str]:
@@ -370,3 +357,16 @@ def load_baseline(path: Path) -> Baseline | None:
     data = parse_json_object(path, "baseline")
     check_format(data, path, "baseline", BASELINE_FORMAT)
     return Baseline(path, read_entries(data, path, "baseline"))
+
+
+def save_baseline(path: Path, entries: Mapping[str, Entry]) -> bool:
+    """Write the baseline of ``entries`` (sorted by key) to ``path`` atomically.
+
+    Return whether the file was written: a file that already holds this text is left alone.
+    An :class:`OSError` leaves the previous file as it was.
+    """
+    text = Baseline(path, dict(sorted(entries.items()))).to_json()
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    write_atomic(path, text)
+    return True

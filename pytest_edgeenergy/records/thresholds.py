@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 
+from .format import format_change, format_value, relative_change
 from .results import CaseEnergy, DeviceResult
 
 __all__ = [
@@ -32,9 +33,7 @@ __all__ = [
     "Threshold",
     "ThresholdError",
     "compare_energy",
-    "format_value",
     "parse_thresholds",
-    "relative_change",
 ]
 
 
@@ -150,13 +149,6 @@ def _limit_text(limit: float) -> str:
     return f"{limit:g}"
 
 
-def relative_change(old: float, new: float) -> float:
-    """``new / old - 1``; from zero, any growth is infinite and no change is 0."""
-    if old == 0:
-        return 0.0 if new == 0 else math.copysign(math.inf, new)
-    return (new - old) / abs(old)
-
-
 _NUMBER = re.compile(r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?")
 
 
@@ -208,26 +200,6 @@ def parse_thresholds(items: Iterable[str]) -> tuple[Threshold, ...]:
             raise ThresholdError(f"names the metric '{threshold.metric.name}' twice")
         thresholds[threshold.metric.name] = threshold
     return tuple(thresholds.values())
-
-
-def format_value(value: float, unit: str) -> str:
-    """A figure with its unit, four significant figures (integers in full)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value} {unit}"
-    if value == 0:
-        return f"0 {unit}"
-    text = f"{value:.4g}" if 1e-4 <= abs(value) < 1e6 else f"{value:.3e}"
-    return f"{text} {unit}"
-
-
-def format_change(old: float, new: float) -> str:
-    """``+2.38%`` (relative change), ``+inf%`` from zero, ``0%`` for none."""
-    change = relative_change(old, new)
-    if change == 0:
-        return "0%"
-    if math.isinf(change):
-        return "+inf%" if change > 0 else "-inf%"
-    return f"{change * 100:+.3g}%"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,10 +19,10 @@ from typing import TextIO
 
 from tabulate import tabulate
 
-from pytest_edgeenergy.errors import EdgeEnergyError
-from pytest_edgeenergy.plugin.report import format_number
-from pytest_edgeenergy.plugin.runs import SavedRun, list_runs, load_run
-from pytest_edgeenergy.plugin.thresholds import METRICS, format_change
+from ..errors import EdgeEnergyError
+from .format import MB, format_change, format_number
+from .runs import DEFAULT_HISTORY_DIR, SavedRun, list_runs, load_run
+from .thresholds import METRICS
 
 __all__ = ["CASE_METRICS", "render", "run"]
 
@@ -54,7 +54,7 @@ def render(runs: list[SavedRun], case: str | None = None, metric: str = "max_dev
             rows.append([f"{saved.number:04d}" if saved.number is not None else saved.path.name,
                          saved.time_utc or "-", (saved.git.commit or "-")[:12],
                          saved.git.branch or "-", _dirty(saved),
-                         format_number(value / (1e6 if unit == "bytes" else 1.0)),
+                         format_number(value / (MB if unit == "bytes" else 1.0)),
                          "" if previous is None else format_change(previous, value)])
             previous = value
         title = f"{key}: {metric} ({'MB' if unit == 'bytes' else unit})"
@@ -63,7 +63,7 @@ def render(runs: list[SavedRun], case: str | None = None, metric: str = "max_dev
     return "\n\n".join(parts) + "\n" if parts else ""
 
 
-def run(history_dir: Path = Path(".edgeenergy"), case: str | None = None,
+def run(history_dir: Path = Path(DEFAULT_HISTORY_DIR), case: str | None = None,
         metric: str = "max_device_j", last: int | None = None, markdown: bool = False,
         stdout: TextIO | None = None) -> int:
     """Print the trends of the saved runs in ``history_dir``; return the exit status.

@@ -10,128 +10,33 @@ The baseline is compared in two places, with the same pure functions:
   every case, the new cases, the unused entries, and with ``--edge-update-baseline`` the
   rewrite of the file.
 
-**Unused entries.** As syrupy does for snapshots, an entry that no test produced is reported
-as unused only when this run could have produced it: one of the test functions that recorded
-it ran in full (none of its parametrisations deselected by ``-k``, ``-m``, ``--deselect`` or
-``--lf``, skipped, or left unrun by ``-x``; and no parametrised node id was named on the
-command line), for the entry's model, cluster and energy model; and, when ``--edge-strategies``
-names strategies, the entry's strategy is one of them. An entry is also unused when every test
-that recorded it is gone: its file was collected whole and no longer holds it. Anything else
-(another cluster, another model, a selection, a file not collected) leaves the entry alone: the
-run says nothing about it.
+Which entries count as unused is :mod:`.selection`'s job; writing the file is
+:func:`.baseline.save_baseline`'s. Nothing here imports pytest or torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from ..cluster import Cluster
-from .baseline import Baseline, BaselineError, Entry, function_id, load_baseline
-from .report import write_atomic
+from .baseline import Baseline, BaselineError, Entry, function_id, load_baseline, save_baseline
+from .format import format_change, format_value
 from .results import CaseResult
-from .thresholds import Comparison, Threshold, compare_energy, format_change, format_value
+from .selection import Selection, unused_keys
+from .thresholds import Comparison, Threshold, compare_energy
 
 __all__ = [
     "BaselineOutcome",
     "CaseOutcome",
-    "Selection",
     "check_case",
     "display_path",
-    "is_edge_item",
     "session_outcome",
-    "unused_keys",
     "what_moved",
 ]
 
 UPDATE_HINT = "pytest --edge-update-baseline"
-
-
-def is_edge_item(item: pytest.Item) -> bool:
-    """Whether a test item runs cases (uses ``edge_run``)."""
-    return "edge_run" in getattr(item, "fixturenames", ())
-
-
-def _file_of(nodeid: str) -> str:
-    return nodeid.split("::", 1)[0]
-
-
-@dataclasses.dataclass
-class Selection:
-    """Which edge tests this run selected, by test function: what could produce which entry.
-
-    ``selected`` maps a test function (node id without parameters) to the node ids of its
-    selected parametrisations; ``deselected`` holds the functions some of whose
-    parametrisations were deselected; ``files`` the test files any item was collected from.
-    ``narrowed`` is set when the command line named a parametrised node
-    (``test_x.py::test_f[...]``), which selects without deselecting; ``nodes_named`` when it
-    named any node inside a file (``test_x.py::test_f``), so a file's other functions may be
-    missing from the run without being gone.
-    """
-
-    selected: dict[str, set[str]] = dataclasses.field(default_factory=dict)
-    deselected: set[str] = dataclasses.field(default_factory=set)
-    files: set[str] = dataclasses.field(default_factory=set)
-    narrowed: bool = False
-    nodes_named: bool = False
-
-    def note_args(self, args: Sequence[str]) -> None:
-        """Record whether the command line named nodes inside files."""
-        self.nodes_named = any("::" in a for a in args)
-        self.narrowed = any("::" in a and a.rstrip().endswith("]") for a in args)
-
-    def add_selected(self, items: Iterable[pytest.Item]) -> None:
-        """Record the items that will run (``session.items`` after collection)."""
-        for item in items:
-            self.files.add(_file_of(item.nodeid))
-            if is_edge_item(item):
-                self.selected.setdefault(function_id(item.nodeid), set()).add(item.nodeid)
-
-    def add_deselected(self, items: Iterable[pytest.Item]) -> None:
-        """Record items that ``-k``, ``-m``, ``--deselect``, ``--lf`` and the like dropped."""
-        for item in items:
-            self.files.add(_file_of(item.nodeid))
-            if is_edge_item(item):
-                self.deselected.add(function_id(item.nodeid))
-
-    def functions(self) -> set[str]:
-        """Every edge test function this run collected, selected or not."""
-        return set(self.selected) | self.deselected
-
-    def complete(self, recorded: set[str]) -> set[str]:
-        """The functions that ran in full: every parametrisation selected and recorded."""
-        if self.narrowed:
-            return set()
-        return {f for f, nodeids in self.selected.items()
-                if f not in self.deselected and nodeids <= recorded}
-
-    def gone(self, function: str) -> bool:
-        """Whether a test function no longer exists: its file was collected whole (no node
-        named on the command line) and holds no edge test of that name."""
-        return (not self.nodes_named and _file_of(function) in self.files
-                and function not in self.functions())
-
-    def to_json(self) -> str:
-        """JSON text, for a pytest-xdist worker to hand to the controller."""
-        return json.dumps({"selected": {f: sorted(n) for f, n in self.selected.items()},
-                           "deselected": sorted(self.deselected), "files": sorted(self.files),
-                           "narrowed": self.narrowed, "nodes_named": self.nodes_named},
-                          sort_keys=True)
-
-    def merge_json(self, text: str) -> None:
-        """Merge a worker's selection (every worker collects the same items)."""
-        data = json.loads(text)
-        for function, nodeids in data["selected"].items():
-            self.selected.setdefault(function, set()).update(nodeids)
-        self.deselected.update(data["deselected"])
-        self.files.update(data["files"])
-        self.narrowed = self.narrowed or bool(data["narrowed"])
-        self.nodes_named = self.nodes_named or bool(data["nodes_named"])
 
 
 def display_path(path: Path, root: Path) -> str:
@@ -200,10 +105,13 @@ def _finding_lines(comparison: Comparison, regressions: bool) -> list[str]:
     return [line for f in findings for line in f.lines()]
 
 
-def check_case(case: CaseResult, cluster: Cluster, baseline: Baseline | None,
+def check_case(case: CaseResult, profile_paths: Mapping[str, str], baseline: Baseline | None,
                thresholds: Sequence[Threshold], strict: bool,
                root: Path) -> tuple[str, str | None]:
     """Compare one case with the baseline: (status, failure message or ``None``).
+
+    ``profile_paths`` maps each profile name of the case's cluster to its file, so a message
+    says where a changed profile now comes from.
 
     ``status`` is ``regressed``, ``improved``, ``changed``, ``unchanged``, ``new`` or ``-``
     (no baseline, or a case without figures). A regression fails; with ``strict`` so do an
@@ -230,8 +138,7 @@ def check_case(case: CaseResult, cluster: Cluster, baseline: Baseline | None,
     else:
         return status, None
     new = Entry.from_case(case)
-    paths = {p.name: p.path for p in cluster if p.path}
-    moved = what_moved(old, new, paths)
+    moved = what_moved(old, new, profile_paths)
     body = [head, *(f"  {line}" for line in lines)]
     if moved:
         body.append(f"  since the baseline: {moved}")
@@ -382,32 +289,6 @@ def _compare_detail(comparison: Comparison, old: Entry, new: Entry, strict: bool
     return text
 
 
-def unused_keys(baseline: Baseline, produced: set[str], records: Sequence[CaseResult],
-                selection: Selection, strategies: Sequence[str] | None) -> list[str]:
-    """The entries no test produced although this run could have (see the module's doc)."""
-    recorded = {c.nodeid for c in records}
-    complete = selection.complete(recorded)
-    scope: dict[str, set[tuple[str, str, str]]] = {}
-    for case in records:
-        function = function_id(case.nodeid)
-        if function in complete:
-            scope.setdefault(function, set()).add((case.model, case.cluster, case.energy_model))
-    named = None if strategies is None or "all" in strategies else set(strategies)
-    out = []
-    for key, entry in sorted(baseline.entries.items()):
-        if key in produced:
-            continue
-        if entry.tests and all(selection.gone(test) for test in entry.tests):
-            out.append(key)  # every test that produced it is gone from its file
-            continue
-        if named is not None and entry.strategy not in named:
-            continue
-        where = (entry.model, entry.cluster, entry.energy_model)
-        if any(where in scope.get(test, ()) for test in entry.tests):
-            out.append(key)
-    return out
-
-
 def session_outcome(*, path: Path, root: Path, baseline: Baseline | None,
                     records: Sequence[CaseResult], cases: Sequence[CaseResult],
                     selection: Selection, thresholds: Sequence[Threshold], strict: bool,
@@ -491,13 +372,8 @@ def _update(outcome: BaselineOutcome, current: Mapping[str, Entry],
                                          "could have"))
     if not entries and not current:
         return  # nothing ran and there is no file: do not create an empty baseline
-    text = Baseline(outcome.path, dict(sorted(entries.items()))).to_json()
     try:
-        if outcome.path.is_file() and outcome.path.read_text(encoding="utf-8") == text:
-            return
-        write_atomic(outcome.path, text)
+        outcome.written = save_baseline(outcome.path, entries)
     except OSError as exc:
         outcome.error = (f"could not write the edge baseline {outcome.shown_path}: "
                          f"{exc.strerror or exc}; the previous file is unchanged")
-        return
-    outcome.written = True

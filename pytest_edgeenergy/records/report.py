@@ -13,53 +13,94 @@ import csv
 import dataclasses
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from tabulate import tabulate
 
-from ..atomic import file_mode, write_atomic
-from .results import CaseEnergy, CaseResult
+from .format import MB, format_number
+from .results import CaseEnergy, CaseResult, DeviceResult
+from .written import Written, write_file
 
 __all__ = [
+    "CSV_FIGURES",
+    "DEVICE_COLUMNS",
     "REPORT_FORMAT",
+    "SUMMARY_COLUMNS",
     "BaselineSection",
+    "Column",
     "GroupReport",
     "Report",
     "build_report",
-    "file_mode",
-    "format_number",
     "group_title",
-    "write_atomic",
     "write_reports",
 ]
 
 REPORT_FORMAT = "pytest-edgeenergy-report/1"
 """The ``format`` field of the JSON report."""
 
-MB = 1e6
-
-_SUMMARY_HEADERS = ("strategy", "rank", "max device J", "mean device J", "total J", "comm MB",
-                    "peak MB/device", "fits", "makespan s", "halo recompute")
-_DEVICE_HEADERS = ("device", "profile", "compute J", "comm J", "static J", "total J", "busy s",
-                   "comm s", "sent MB", "received MB", "peak MB", "fits")
-
-
-def _num(value: float) -> str:
-    """Four significant figures, never in exponent form for ordinary magnitudes."""
-    if value == 0:
-        return "0"
-    return f"{value:.4g}" if 1e-4 <= abs(value) < 1e6 else f"{value:.3e}"
+_Row = TypeVar("_Row")
 
 
 def _mb(value: int) -> str:
-    return _num(value / MB)
+    return format_number(value / MB)
 
 
-def format_number(value: float) -> str:
-    """A figure as every table shows it: four significant figures."""
-    return _num(value)
+@dataclasses.dataclass(frozen=True)
+class Column(Generic[_Row]):
+    """One figure column of a table: its header and how a row's figures become its cell.
+
+    Adding a column to the report is one entry in :data:`SUMMARY_COLUMNS` (per case) or
+    :data:`DEVICE_COLUMNS` (per device), and one in :data:`CSV_FIGURES` for the CSV file.
+    """
+
+    header: str
+    cell: Callable[[_Row], str]
+
+
+def _halo(e: CaseEnergy) -> str:
+    return f"{e.redundant_macs_pct:.2f}%" if e.redundant_macs else "-"
+
+
+def _fits(e: CaseEnergy) -> str:
+    return "yes" if e.fits else "no: device " + ",".join(
+        str(d.index) for d in e.devices if not d.fits)
+
+
+SUMMARY_COLUMNS: tuple[Column[CaseEnergy], ...] = (
+    Column("max device J", lambda e: format_number(e.max_device_j)),
+    Column("mean device J", lambda e: format_number(e.mean_device_j)),
+    Column("total J", lambda e: format_number(e.total_j)),
+    Column("comm MB", lambda e: _mb(e.comm_bytes)),
+    Column("peak MB/device", lambda e: _mb(e.max_peak_bytes)),
+    Column("fits", _fits),
+    Column("makespan s", lambda e: format_number(e.makespan_s)),
+    Column("halo recompute", _halo),
+)
+"""The figures of each strategy's row in a group's table, after its name and rank."""
+
+DEVICE_COLUMNS: tuple[Column[DeviceResult], ...] = (
+    Column("compute J", lambda d: format_number(d.compute_j)),
+    Column("comm J", lambda d: format_number(d.comm_j)),
+    Column("static J", lambda d: format_number(d.static_j)),
+    Column("total J", lambda d: format_number(d.total_j)),
+    Column("busy s", lambda d: format_number(d.busy_s)),
+    Column("comm s", lambda d: format_number(d.comm_s)),
+    Column("sent MB", lambda d: _mb(d.bytes_sent)),
+    Column("received MB", lambda d: _mb(d.bytes_received)),
+    Column("peak MB", lambda d: _mb(d.peak_bytes)),
+    Column("fits", lambda d: "yes" if d.fits else "no"),
+)
+"""The figures of each device's row in the per-device tables, after its index and profile."""
+
+CSV_FIGURES: tuple[str, ...] = (
+    "max_device_j", "mean_device_j", "total_j", "comm_bytes", "max_peak_bytes", "fits",
+    "makespan_s", "redundant_macs", "redundant_macs_pct")
+"""The :class:`~.results.CaseEnergy` figures of each CSV row, raw (joules, seconds, bytes)."""
+
+_SUMMARY_HEADERS = ("strategy", "rank", *(c.header for c in SUMMARY_COLUMNS))
+_DEVICE_HEADERS = ("device", "profile", *(c.header for c in DEVICE_COLUMNS))
 
 
 def group_title(model: str, cluster: str, input_shape: tuple[int, ...],
@@ -134,23 +175,16 @@ class GroupReport:
 def _summary_cells(row: Row, best: bool) -> list[str]:
     case, energy = row.case, row.case.energy
     rank = "-" if row.rank is None else f"{row.rank} (best)" if best else str(row.rank)
-    if energy is None:
-        return [case.strategy, rank, *["-"] * 7, case.status.upper()]
-    halo = f"{energy.redundant_macs_pct:.2f}%" if energy.redundant_macs else "-"
-    fits = "yes" if energy.fits else "no: device " + ",".join(
-        str(d.index) for d in energy.devices if not d.fits)
+    if energy is None:  # the status takes the last column
+        return [case.strategy, rank, *["-"] * (len(SUMMARY_COLUMNS) - 1), case.status.upper()]
     status = "" if case.ok else f" [{case.status.upper()}]"
-    return [case.strategy + status, rank, _num(energy.max_device_j),
-            _num(energy.mean_device_j), _num(energy.total_j), _mb(energy.comm_bytes),
-            _mb(energy.max_peak_bytes), fits, _num(energy.makespan_s), halo]
+    return [case.strategy + status, rank, *(c.cell(energy) for c in SUMMARY_COLUMNS)]
 
 
 def device_rows(energy: CaseEnergy) -> list[list[str]]:
     """The per-device breakdown of one case, as text."""
-    return [[f"{d.index}{' (idle)' if d.idle else ''}", d.profile, _num(d.compute_j),
-             _num(d.comm_j), _num(d.static_j), _num(d.total_j), _num(d.busy_s), _num(d.comm_s),
-             _mb(d.bytes_sent), _mb(d.bytes_received), _mb(d.peak_bytes),
-             "yes" if d.fits else "no"] for d in energy.devices]
+    return [[f"{d.index}{' (idle)' if d.idle else ''}", d.profile,
+             *(c.cell(d) for c in DEVICE_COLUMNS)] for d in energy.devices]
 
 
 def _rank(cases: Sequence[CaseResult]) -> tuple[Row, ...]:
@@ -260,17 +294,13 @@ class Report:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["model", "cluster", "input_shape", "energy_model", "strategy", "rank",
-                         "best", "status", "max_device_j", "mean_device_j", "total_j",
-                         "comm_bytes", "max_peak_bytes", "fits", "makespan_s", "redundant_macs",
-                         "redundant_macs_pct", "key"])
+                         "best", "status", *CSV_FIGURES, "key"])
         for group in self.groups:
             best = group.best
             for row in [*group.ranked, *(r for r in group.rows if r.rank is None)]:
                 c, e = row.case, row.case.energy
-                figures: list[object] = (["", "", "", "", "", "", "", "", ""] if e is None else [
-                    repr(e.max_device_j), repr(e.mean_device_j), repr(e.total_j), e.comm_bytes,
-                    e.max_peak_bytes, e.fits, repr(e.makespan_s), e.redundant_macs,
-                    repr(e.redundant_macs_pct)])
+                figures = ([""] * len(CSV_FIGURES) if e is None
+                           else [_raw(getattr(e, name)) for name in CSV_FIGURES])
                 writer.writerow([c.model, c.cluster, "x".join(map(str, c.input_shape)),
                                  c.energy_model, c.strategy,
                                  "" if row.rank is None else row.rank, c is best, c.status,
@@ -309,12 +339,11 @@ def build_report(cases: Iterable[CaseResult], failures: Iterable[CaseResult]) ->
     return Report(groups, tuple(all_cases), tuple(failures))
 
 
-def write_reports(report: Report, paths: Iterable[Path]) -> list[str]:
-    """Write the report to each path; return one error line per file that failed."""
-    errors = []
-    for path in paths:
-        try:
-            write_atomic(path, report.render(path))
-        except OSError as exc:
-            errors.append(f"could not write the edge energy report {path}: {exc.strerror or exc}")
-    return errors
+def _raw(value: object) -> object:
+    # repr keeps every digit of a float: the CSV holds the figures themselves.
+    return repr(value) if isinstance(value, float) else value
+
+
+def write_reports(report: Report, paths: Iterable[Path]) -> list[Written]:
+    """Write the report to each path; say for each file what happened."""
+    return [write_file("report", path, report.render(path)) for path in paths]

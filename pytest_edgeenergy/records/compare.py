@@ -24,24 +24,22 @@ from typing import TextIO
 
 from tabulate import tabulate
 
-from pytest_edgeenergy.errors import EdgeEnergyError
-from pytest_edgeenergy.plugin.baseline import Entry
-from pytest_edgeenergy.plugin.report import build_report, format_number, group_title
-from pytest_edgeenergy.plugin.runs import load_figures, resolve_run
-from pytest_edgeenergy.plugin.thresholds import (
+from ..errors import EdgeEnergyError
+from .baseline import Entry
+from .format import MB, format_change, format_number
+from .report import build_report, group_title
+from .runs import DEFAULT_HISTORY_DIR, load_figures, resolve_run
+from .thresholds import (
     DEFAULT_FAIL_ON,
     Comparison,
     Threshold,
     ThresholdError,
     compare_energy,
-    format_change,
     parse_thresholds,
 )
-from pytest_edgeenergy.plugin.tracking import what_moved
+from .tracking import what_moved
 
 __all__ = ["CaseDiff", "compare_entries", "render", "run"]
-
-_MB = 1e6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +123,7 @@ def _row(diff: CaseDiff, ranks_old: Mapping[str, int | None],
             else f"{rank_old or '-'} -> {rank_new or '-'}")
     cells = [entry.strategy, rank]
     for name, scale in (("max_device_j", 1.0), ("total_j", 1.0), ("makespan_s", 1.0),
-                        ("comm_bytes", _MB)):
+                        ("comm_bytes", MB)):
         x = None if a is None else float(getattr(a, name))
         y = None if b is None else float(getattr(b, name))
         cells += [_pair(x, y, scale), _change(x, y)]
@@ -139,7 +137,7 @@ def _device_rows(diff: CaseDiff) -> list[list[str]]:
         rows.append([str(b.index), b.profile, _pair(a.total_j, b.total_j),
                      _change(a.total_j, b.total_j), _pair(a.compute_j, b.compute_j),
                      _pair(a.comm_j, b.comm_j), _pair(a.static_j, b.static_j),
-                     _pair(a.peak_bytes, b.peak_bytes, _MB)])
+                     _pair(a.peak_bytes, b.peak_bytes, MB)])
     return rows
 
 
@@ -203,9 +201,9 @@ def _summary(diffs: Sequence[CaseDiff], markdown: bool) -> str:
     return "\n".join(lines)
 
 
-def run(runs: Sequence[str], baseline: Path | None = None, history_dir: Path = Path(
-        ".edgeenergy"), fail_on: Sequence[str] | None = None, markdown: bool = False,
-        stdout: TextIO | None = None) -> int:
+def run(runs: Sequence[str], baseline: Path | None = None,
+        history_dir: Path = Path(DEFAULT_HISTORY_DIR), fail_on: Sequence[str] | None = None,
+        markdown: bool = False, stdout: TextIO | None = None) -> int:
     """Compare and print; return 1 if a case regressed past a threshold, else 0.
 
     ``runs`` holds zero (previous -> latest), one (with ``baseline``: baseline -> run) or two

@@ -7,7 +7,8 @@ stable keys, so it travels from pytest-xdist workers to the controller, lands in
 and can be compared against a committed baseline; :meth:`~CaseResult.from_dict` restores it.
 :attr:`CaseResult.key` names the case the same way in every run.
 
-The session's records live in a :class:`ResultCollector` under ``config.stash[RESULTS_KEY]``.
+A session's records live in a :class:`ResultCollector` (on a pytest-xdist worker: that
+worker's). Nothing here imports pytest or torch.
 """
 
 from __future__ import annotations
@@ -15,21 +16,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytest
-
-from ..cluster import Cluster
-from ..energy import EnergyEstimate
-from ..plan import Plan
+if TYPE_CHECKING:  # only annotations: records import neither torch nor pytest
+    from ..cluster import Cluster
+    from ..energy import EnergyEstimate
+    from ..plan import Plan
 
 __all__ = [
     "CASE_FORMAT",
     "ERROR",
     "NOT_EQUIVALENT",
     "PASSED",
-    "RESULTS_KEY",
     "CaseEnergy",
+    "CaseId",
     "CaseResult",
     "DeviceResult",
     "ResultCollector",
@@ -155,13 +155,8 @@ class CaseEnergy:
 
 
 @dataclasses.dataclass(frozen=True)
-class CaseResult:
-    """What one ``edge_run()`` produced, as JSON-able data with stable keys.
-
-    ``energy`` is ``None`` only for a case with status :data:`ERROR` that failed before its
-    plan existed. ``max_abs_error`` and ``tolerance`` are the equivalence check's figures
-    (``None`` when it did not run).
-    """
+class CaseId:
+    """Which case a record is about: what a result, a baseline entry and a saved run share."""
 
     model: str
     strategy: str  # the strategy's label: its name, plus parameters that differ from defaults
@@ -169,12 +164,6 @@ class CaseResult:
     cluster: str  # the cluster's signature, e.g. "4xrpi4"
     input_shape: tuple[int, ...]
     energy_model: str
-    status: str
-    nodeid: str
-    message: str = ""
-    max_abs_error: float | None = None
-    tolerance: float | None = None
-    energy: CaseEnergy | None = None
 
     @property
     def key(self) -> str:
@@ -186,6 +175,23 @@ class CaseResult:
     def group(self) -> tuple[str, str, tuple[int, ...], str]:
         """The comparison this case belongs to: (model, cluster, input shape, energy model)."""
         return (self.model, self.cluster, self.input_shape, self.energy_model)
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseResult(CaseId):
+    """What one ``edge_run()`` produced, as JSON-able data with stable keys.
+
+    ``energy`` is ``None`` only for a case with status :data:`ERROR` that failed before its
+    plan existed. ``max_abs_error`` and ``tolerance`` are the equivalence check's figures
+    (``None`` when it did not run).
+    """
+
+    status: str
+    nodeid: str
+    message: str = ""
+    max_abs_error: float | None = None
+    tolerance: float | None = None
+    energy: CaseEnergy | None = None
 
     @property
     def ok(self) -> bool:
@@ -281,6 +287,3 @@ class ResultCollector:
         """Every record as JSON-able dicts (what a worker hands the controller)."""
         return [c.to_dict() for c in self.records()]
 
-
-RESULTS_KEY = pytest.StashKey[ResultCollector]()
-"""Where a session's :class:`ResultCollector` lives: ``config.stash[RESULTS_KEY]``."""
