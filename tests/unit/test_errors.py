@@ -12,14 +12,14 @@ from torch import nn
 from pytest_edgeenergy import PartitionError, build_model, get_strategy, partition
 
 
-class WithUpsample(nn.Module):
+class WithLocalResponseNorm(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3)
-        self.up = nn.Upsample(scale_factor=2)
+        self.lrn = nn.LocalResponseNorm(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(self.conv(x))  # type: ignore[no-any-return]
+        return self.lrn(self.conv(x))  # type: ignore[no-any-return]
 
 
 class WithFunctionalSoftmax(nn.Module):
@@ -32,9 +32,9 @@ class WithFunctionalSoftmax(nn.Module):
 
 
 def test_an_unsupported_module_is_named_with_its_type_and_the_strategy() -> None:
-    with pytest.raises(PartitionError, match=r"layer 'up' of type Upsample is not supported.*"
-                                             r"\(strategy 'spatial'\)$"):
-        partition(WithUpsample(), "spatial", 2, (1, 3, 8, 8))
+    with pytest.raises(PartitionError, match=r"layer 'lrn' of type LocalResponseNorm is not "
+                                             r"supported.*\(strategy 'spatial'\)$"):
+        partition(WithLocalResponseNorm(), "spatial", 2, (1, 3, 8, 8))
 
 
 def test_an_unsupported_function_is_named_with_its_type_and_the_strategy() -> None:
@@ -45,7 +45,7 @@ def test_an_unsupported_function_is_named_with_its_type_and_the_strategy() -> No
 
 def test_an_unsupported_layer_is_reported_before_anything_runs(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """partition() names the upsample layer while tracing shapes on meta tensors: not one
+    """partition() names the unsupported layer while tracing shapes on meta tensors: not one
     convolution runs on real data before the error."""
     real_conv2d = F.conv2d
     devices: list[str] = []
@@ -55,9 +55,9 @@ def test_an_unsupported_layer_is_reported_before_anything_runs(
         return real_conv2d(input, *args, **kwargs)
 
     monkeypatch.setattr(F, "conv2d", watched)
-    with pytest.raises(PartitionError, match=r"layer 'up' of type Upsample is not supported"
-                                             r".*\(strategy 'spatial'\)$"):
-        partition(WithUpsample(), "spatial", 2, (1, 3, 8, 8))
+    with pytest.raises(PartitionError, match=r"layer 'lrn' of type LocalResponseNorm is not "
+                                             r"supported.*\(strategy 'spatial'\)$"):
+        partition(WithLocalResponseNorm(), "spatial", 2, (1, 3, 8, 8))
     assert all(device == "meta" for device in devices), devices
 
 
