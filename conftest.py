@@ -34,3 +34,9 @@ def _no_job_summary_in_nested_runs(request: pytest.FixtureRequest,
     """
     if "pytester" in request.fixturenames:
         monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``heavy`` marker (tests kept out of the default run)."""
+    config.addinivalue_line(
+        "markers", "heavy: slow tests (subprocess swarms, big models); CI runs them separately")

@@ -64,6 +64,14 @@ from ..graph.layergraph import LayerGraph
 from ..plan import DeviceStats, Plan, Step, Task, Transfer
 from ..trace import Trace
 from .local import Executor, check_input
+from .stall import (
+    FINISHED,
+    IDLE,
+    MAIN_GUARD_ADVICE,
+    describe_stall,
+    process_state,
+    script_without_main_guard,
+)
 
 __all__ = ["LOOPBACK", "GlooWorkers", "run_gloo"]
 
@@ -98,10 +106,13 @@ def _describe(step: Step) -> str:
 class _Worker:
     """What runs in the process of device ``rank``: join the group, then serve jobs."""
 
-    def __init__(self, rank: int, n_devices: int, conn: Connection) -> None:
+    def __init__(self, rank: int, n_devices: int, conn: Connection,
+                 progress: Any = None) -> None:
         self.rank = rank
         self.n_devices = n_devices
         self.conn = conn
+        # the step this worker is at, shared with the parent, which names it on a timeout
+        self.progress = progress if progress is not None else [IDLE] * n_devices
         self.where = "while starting"
         self.graph_key = -1
         self.graph: LayerGraph | None = None
@@ -138,6 +149,7 @@ class _Worker:
                 _, job_id, plan, graph_key, graph, x = msg
                 out, row = self.execute(plan, graph_key, graph, x)
                 self.conn.send(("done", job_id, row, out))
+                self.progress[self.rank] = IDLE
             except EOFError:
                 return True
             except BaseException:
@@ -170,13 +182,13 @@ class _Worker:
             for step in plan.steps:
                 if isinstance(step, Task):
                     if step.device == rank:
-                        self.where = _describe(step)
+                        self.where, self.progress[rank] = _describe(step), step.step
                         ex.run_task(step)
                 elif rank in (step.src, step.dst):
-                    self.where = _describe(step)
+                    self.where, self.progress[rank] = _describe(step), step.step
                     self.transfer(ex, step)
                 ex.release(step.step)
-            self.where = "while assembling the output"
+            self.where, self.progress[rank] = "while assembling the output", FINISHED
             out = ex.output() if rank == 0 else None
         return out, ex.trace("gloo").device_stats()[rank]
 
@@ -208,11 +220,11 @@ class _Worker:
 
 
 def _worker_main(rank: int, n_devices: int, conn: Connection, timeout_s: float, threads: int,
-                 port: int | None) -> None:
+                 port: int | None, progress: Any = None) -> None:
     """Entry point of a worker process: exit code 0 after a clean stop, 1 after a failure."""
     os.environ["GLOO_SOCKET_IFNAME"] = _LOOPBACK_IFNAME  # gloo's sockets on 127.0.0.1 only
     torch.set_num_threads(threads)
-    worker = _Worker(rank, n_devices, conn)
+    worker = _Worker(rank, n_devices, conn, progress)
     try:
         worker.join(timeout_s, port)
     except BaseException:
@@ -318,6 +330,8 @@ class GlooWorkers:
         self._graph_key = 0
         self._job = 0
         self._broken: str | None = None
+        self._plan: Plan | None = None
+        self._progress: Any = None
         self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns,
                                            _STOP_GRACE_S)
         self._start(port)
@@ -361,7 +375,7 @@ class GlooWorkers:
                                  f"to the worker processes: {exc!r}") from exc
         # The workers now replace whatever graph they had; remember the new one (and keep it
         # alive, so that its identity cannot be reused by another object).
-        self._graph, self._graph_key = graph, key
+        self._graph, self._graph_key, self._plan = graph, key, plan
         try:
             for conn, payload in zip(self._conns, payloads, strict=True):
                 _send_in_background(conn, payload)
@@ -402,12 +416,13 @@ class GlooWorkers:
     # ---- start-up and waiting -------------------------------------------------------------
     def _start(self, port: int | None) -> None:
         ctx = get_context("spawn")
+        self._progress = ctx.RawArray("q", [IDLE] * self.n_devices)
         for rank in range(self.n_devices):
             parent_conn, child_conn = ctx.Pipe(duplex=True)
             proc = ctx.Process(
                 target=_worker_main, name=f"edgeenergy-gloo-device-{rank}", daemon=True,
                 args=(rank, self.n_devices, child_conn, self.timeout_s, self.threads_per_worker,
-                      port if rank == 0 else None))
+                      port if rank == 0 else None, self._progress))
             proc.start()
             child_conn.close()  # the child's copy is the only one: EOF when it exits
             self._procs.append(proc)
@@ -433,10 +448,11 @@ class GlooWorkers:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 late = ", ".join(str(d) for d in sorted(pending))
+                stall = self._stall(pending, job)
                 self._abort(f"device(s) {late} timed out")
                 raise PartitionError(
                     f"gloo backend: device(s) {late} gave no {what} within {timeout_s:g} s "
-                    f"(timeout_s); every worker process was killed")
+                    f"(timeout_s){stall}; every worker process was killed")
             self._wait(pending, remaining)
             for d in sorted(pending):
                 outcome = self._poll(d, kind, job)
@@ -449,6 +465,15 @@ class GlooWorkers:
         if failures:
             self._raise(failures, pending, kind, job)
         return got
+
+    def _stall(self, pending: set[int], job: int | None) -> str:
+        """``: device 2 is stuck at step 7 (...)``, read before the workers are killed."""
+        if job is None or self._plan is None or self._progress is None:
+            return ""
+        at = {d: int(self._progress[d]) for d in range(self.n_devices)}
+        states = {d: process_state(pid) for d, pid in enumerate(self.pids)}
+        return ": " + describe_stall(self._plan, sorted(pending), at, states,
+                                     dict(enumerate(self.pids)), _describe)
 
     def _wait(self, devices: set[int], timeout_s: float) -> None:
         waitables: list[Any] = []
@@ -498,6 +523,9 @@ class GlooWorkers:
         self._abort(f"device {first.device} failed")
         lines = [f"gloo backend: device {first.device} failed {first.where}:",
                  first.detail.rstrip()]
+        script = script_without_main_guard() if first.died and job is None else None
+        if script is not None:  # died while starting: the script ran again in the worker
+            lines.append(MAIN_GUARD_ADVICE.format(path=script))
         for f in failures[1:]:
             lines.append(f"(then device {f.device} failed {f.where}: {f.last_line()})")
         lines.append("every worker process was killed")

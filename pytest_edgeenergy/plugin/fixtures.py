@@ -20,10 +20,10 @@ from torch import Tensor, nn
 from .. import strategies
 from ..checks import as_seed, as_shape, as_tolerance, check_tensor_input
 from ..cluster import Cluster, as_cluster
-from ..equivalence import DEFAULT_TOLERANCE, check_equivalence
-from ..finite import first_non_finite
 from ..energy import EnergyEstimate, estimate_energy
+from ..equivalence import DEFAULT_TOLERANCE, check_equivalence
 from ..errors import EdgeEnergyError, PartitionError
+from ..finite import first_non_finite
 from ..partitioned import PartitionedModel, partition
 from ..plan import Plan
 from ..records.results import ERROR, NOT_EQUIVALENT, PASSED, CaseEnergy, CaseResult

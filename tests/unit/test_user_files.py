@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeenergy import ProfileError, load_device
-from pytest_edgeenergy.plugin.baseline import BaselineError, parse_json_object
+from pytest_edgeenergy.records.baseline import BaselineError, parse_json_object
 from pytest_edgeenergy.userfiles import MAX_RECORD_BYTES, read_regular_file
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
