@@ -30,7 +30,8 @@ def _positive_seconds(text: str) -> float:
 def _calibrate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from pytest_edgeenergy import calibrate  # deferred: it imports torch when it runs
 
-    return calibrate.run(out=args.out, name=args.name, seconds=args.seconds, argv=argv)
+    return calibrate.run(out=args.out, name=args.name, seconds=args.seconds, argv=argv,
+                         per_kind=args.per_kind)
 
 
 def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,6 +61,12 @@ def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         default=10.0,
         metavar="S",
         help="about how long to measure, in seconds (default: 10)",
+    )
+    parser.add_argument(
+        "--per-kind",
+        action="store_true",
+        help="also measure dense, pointwise and depthwise conv and linear layers into a "
+             "[macs_per_s_by_kind] table (used under --edge-scenario=compute=per-kind)",
     )
     parser.set_defaults(command=_calibrate)
 

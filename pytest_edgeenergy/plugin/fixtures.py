@@ -21,6 +21,7 @@ from .. import strategies
 from ..checks import as_seed, as_shape, as_tolerance, check_tensor_input
 from ..cluster import Cluster, as_cluster
 from ..energy import EnergyEstimate, estimate_energy
+from ..energy.sensitivity import case_sensitivity
 from ..equivalence import DEFAULT_TOLERANCE, check_equivalence
 from ..errors import EdgeEnergyError, PartitionError
 from ..finite import first_non_finite
@@ -272,6 +273,7 @@ class EdgeRunner:
             "strategy_params": dict(getattr(self.strategy, "params", {}) or {}),
             "cluster": self.cluster.signature, "input_shape": tuple(self.model.input_shape),
             "energy_model": settings.energy_model, "nodeid": self._request.node.nodeid,
+            "scenario": str(settings.scenario),
         }
         collector = self._session.collector
         try:  # the arguments, named in the message (the case is recorded as an error)
@@ -290,13 +292,19 @@ class EdgeRunner:
             reference = self.reference(x)
             pm = partition(self.model.module, self.strategy, self.cluster, tuple(x.shape))
             output = self._run(pm, x, rounds)
-            estimate = estimate_energy(pm, model=settings.energy_model)
+            estimate = estimate_energy(pm, model=settings.energy_model,
+                                       scenario=settings.scenario)
             energy = CaseEnergy.from_estimate(estimate, pm.plan, self.cluster)
             non_finite = first_non_finite(energy.to_dict())
             if non_finite is not None:
                 raise EdgeEnergyError(f"the energy estimate is not finite: {non_finite}; check "
                                       f"the figures of the cluster's profiles "
                                       f"({self.cluster.signature})")
+            sensitivity = None
+            if settings.sensitivity:  # ranked per group by the report (on the controller)
+                sensitivity = case_sensitivity(
+                    pm.plan, self.cluster, settings.energy_model, settings.scenario,
+                    samples=settings.sensitivity_samples).to_dict()
         except Exception as exc:
             self._record_error(base, exc)
             raise
@@ -306,7 +314,7 @@ class EdgeRunner:
                        f"{pm.plan.device_stats()}, trace {pm.trace.device_stats()}")
         case = CaseResult(**base, status=PASSED if problem is None else NOT_EQUIVALENT,
                           message=problem or "", max_abs_error=max_error, tolerance=atol,
-                          energy=energy)
+                          energy=energy, sensitivity=sensitivity)
         collector.add(case)
         if "benchmark" in self._request.fixturenames:
             extra = self._request.getfixturevalue("benchmark").extra_info

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from ..cluster import DEFAULT_DEVICE, MAX_DEVICES, Cluster
-from ..energy import DEFAULT_ENERGY_MODEL
+from ..energy import DEFAULT_ENERGY_MODEL, DEFAULT_SCENARIO, EnergyError, Scenario, parse_scenario
 from ..errors import EdgeEnergyError
 from ..profiles import load_device
 from ..records.baseline import DEFAULT_BASELINE
@@ -47,6 +47,7 @@ __all__ = [
     "add_options",
     "build_clusters",
     "check_names",
+    "check_scenario",
     "read_settings",
     "unknown_name_error",
 ]
@@ -110,6 +111,21 @@ HISTORY_DIR_HELP = (
     "the folder --edge-autosave saves runs in; a relative path is relative to the rootdir "
     f"(default: {DEFAULT_HISTORY_DIR})"
 )
+SCENARIO_HELP = (
+    "the conditions of the estimate as key=value pairs, e.g. workload=stream,power=sleep,"
+    "network=shared; keys: workload (single, stream), fps, power (always-on, sleep), network "
+    "(half-duplex, full-duplex, shared), relay (ap, direct), compute (uniform, per-kind) "
+    f"(default: {DEFAULT_SCENARIO}); see docs/energy-model.md"
+)
+SENSITIVITY_HELP = (
+    "show how robust each ranking is: the winner's margin, the profile-field factor that "
+    "changes the winner, and the share of wins when every figure varies x0.5..x2"
+)
+SENSITIVITY_SAMPLES_HELP = (
+    "joint draws per ranking for --edge-sensitivity (seeded, so runs repeat; default: "
+    "64; 0 skips the joint draws)"
+)
+DEFAULT_SENSITIVITY_SAMPLES = 64
 BENCHMARK_JSON_HELP = (
     "write the cases' figures to this file in github-action-benchmark's customSmallerIsBetter "
     "format"
@@ -153,6 +169,9 @@ class EdgeSettings:
     autosave: bool = False
     history_dir: Path = Path(DEFAULT_HISTORY_DIR)
     benchmark_json: Path | None = None
+    scenario: Scenario = DEFAULT_SCENARIO
+    sensitivity: bool = False
+    sensitivity_samples: int = DEFAULT_SENSITIVITY_SAMPLES
     sources: dict[str, Source] = dataclasses.field(default_factory=dict, compare=False)
 
     def source(self, dest: str) -> Source:
@@ -341,6 +360,27 @@ def _flag_value(raw: Raw) -> bool:
     return bool(raw.value)
 
 
+def _scenario(raw: Raw) -> Scenario:
+    text = raw.text()
+    if text is None:
+        return DEFAULT_SCENARIO
+    try:
+        return parse_scenario(text)
+    except EnergyError as exc:
+        raise raw.error(f"is not a valid scenario: {exc}",
+                        "expected key=value pairs such as workload=stream,power=sleep,"
+                        "network=shared", text) from None
+
+
+def _sample_count(raw: Raw) -> int:
+    text = raw.text()
+    if text is None:
+        return DEFAULT_SENSITIVITY_SAMPLES
+    if not text.isdigit():
+        raise raw.error("is not a sample count", "expected a whole number, 0 or more", text)
+    return int(text)
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     """One option: ``--edge-x`` on the command line and ``edge_x`` in the ini file.
@@ -379,6 +419,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("edge_autosave", AUTOSAVE_HELP, "autosave", _flag_value, "store_true", "bool"),
     Option("edge_history_dir", HISTORY_DIR_HELP, "history_dir", _history_dir),
     Option("edge_benchmark_json", BENCHMARK_JSON_HELP, "benchmark_json", _benchmark_json),
+    Option("edge_scenario", SCENARIO_HELP, "scenario", _scenario),
+    Option("edge_sensitivity", SENSITIVITY_HELP, "sensitivity", _flag_value, "store_true",
+           "bool"),
+    Option("edge_sensitivity_samples", SENSITIVITY_SAMPLES_HELP, "sensitivity_samples",
+           _sample_count),
 )
 """Every option of the plugin, in ``pytest --help`` order."""
 
@@ -442,6 +487,22 @@ def check_names(settings: EdgeSettings, dest: str, kind: str, names: Iterable[st
     for name in names:
         if name not in known:
             raise unknown_name_error(settings, dest, kind, name, known)
+
+
+def check_scenario(settings: EdgeSettings, clusters: Sequence[Cluster]) -> None:
+    """A scenario that needs optional profile figures (``power=sleep``) gets them from every
+    device, or the run stops with a usage error naming the device and the fields."""
+    if settings.scenario.power != "sleep":
+        return
+    from ..energy.power import check_sleep_fields
+
+    for cluster in clusters:
+        for index, profile in enumerate(cluster):
+            try:
+                check_sleep_fields(profile, index)
+            except EnergyError as exc:
+                raise _error(settings.source("edge_scenario"), str(settings.scenario),
+                             f"cannot run on cluster {cluster.signature}", str(exc)) from None
 
 
 def build_clusters(settings: EdgeSettings, search_dirs: Sequence[Path]) -> tuple[Cluster, ...]:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # only annotations: records import neither torch nor pytest
 
 __all__ = [
     "CASE_FORMAT",
+    "DEFAULT_SCENARIO_TEXT",
     "ERROR",
     "NOT_EQUIVALENT",
     "PASSED",
@@ -47,6 +48,11 @@ NOT_EQUIVALENT = "not-equivalent"
 """Status of a case whose partitioned output differs from the reference."""
 ERROR = "error"
 """Status of a case that could not be partitioned, run or estimated."""
+
+DEFAULT_SCENARIO_TEXT = "workload=single,power=always-on,network=half-duplex"
+"""The text of the default scenario (``str(pytest_edgeenergy.energy.DEFAULT_SCENARIO)``,
+spelled out so records import no energy code): what a record without a scenario was made
+under."""
 
 
 def case_key(model: str, strategy: str, cluster: str, input_shape: Sequence[int],
@@ -100,6 +106,7 @@ class CaseEnergy:
     graph_macs: int
     redundant_macs: int  # MACs beyond the unpartitioned model's (halo recompute)
     devices: tuple[DeviceResult, ...]
+    period_s: float | None = None  # time between images of a stream (None: one image)
 
     @property
     def redundant_macs_pct(self) -> float:
@@ -137,12 +144,15 @@ class CaseEnergy:
             energy_model_version=estimate.model_version, makespan_s=estimate.makespan_s,
             max_device_j=estimate.max_device_j, mean_device_j=estimate.mean_device_j,
             total_j=estimate.total_j, comm_bytes=plan.comm_bytes, graph_macs=plan.graph_macs,
-            redundant_macs=plan.redundant_macs, devices=devices)
+            redundant_macs=plan.redundant_macs, devices=devices,
+            period_s=estimate.period_s if "workload=stream" in estimate.scenario else None)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, the derived figures included for readers of the file."""
         out = dataclasses.asdict(self)
         out["devices"] = [d.to_dict() for d in self.devices]
+        if self.period_s is None:  # one image: the record is as it was before streams
+            del out["period_s"]
         out["redundant_macs_pct"] = self.redundant_macs_pct
         out["max_peak_bytes"] = self.max_peak_bytes
         out["fits"] = self.fits
@@ -151,9 +161,10 @@ class CaseEnergy:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CaseEnergy:
         """Restore from :meth:`to_dict` output (derived figures are recomputed)."""
-        fields = {f.name for f in dataclasses.fields(cls)} - {"devices"}
+        fields = {f.name for f in dataclasses.fields(cls)} - {"devices", "period_s"}
         return cls(**{name: data[name] for name in fields},
-                   devices=tuple(DeviceResult.from_dict(d) for d in data["devices"]))
+                   devices=tuple(DeviceResult.from_dict(d) for d in data["devices"]),
+                   period_s=data.get("period_s"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +205,10 @@ class CaseResult(CaseId):
     max_abs_error: float | None = None
     tolerance: float | None = None
     energy: CaseEnergy | None = None
+    scenario: str = DEFAULT_SCENARIO_TEXT
+    # With --edge-sensitivity: the case's figures under changed profiles, the JSON form of
+    # pytest_edgeenergy.robustness.CaseSensitivity, which the report ranks per group.
+    sensitivity: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -210,6 +225,7 @@ class CaseResult(CaseId):
             "message": self.message, "max_abs_error": self.max_abs_error,
             "tolerance": self.tolerance,
             "energy": None if self.energy is None else self.energy.to_dict(),
+            "scenario": self.scenario, "sensitivity": self.sensitivity,
         }
 
     @classmethod
@@ -225,7 +241,9 @@ class CaseResult(CaseId):
             input_shape=tuple(data["input_shape"]), energy_model=data["energy_model"],
             status=data["status"], nodeid=data["nodeid"], message=data["message"],
             max_abs_error=data["max_abs_error"], tolerance=data["tolerance"],
-            energy=None if energy is None else CaseEnergy.from_dict(energy))
+            energy=None if energy is None else CaseEnergy.from_dict(energy),
+            scenario=data.get("scenario", DEFAULT_SCENARIO_TEXT),
+            sensitivity=data.get("sensitivity"))
 
 
 def _jsonable(value: Any) -> Any:
