@@ -26,7 +26,14 @@ from ..energy.sensitivity import case_sensitivity
 from ..errors import EdgeEnergyError, PartitionError
 from ..partitioned import PartitionedModel, partition
 from ..plan import Plan
-from ..records.results import ERROR, NOT_EQUIVALENT, PASSED, CaseEnergy, CaseResult
+from ..records.results import (
+    ERROR,
+    NOT_EQUIVALENT,
+    PASSED,
+    CaseEnergy,
+    CaseResult,
+    case_key,
+)
 from ..records.tracking import check_case
 from ..strategies.protocol import Strategy
 from ..trace import Trace
@@ -255,6 +262,16 @@ class EdgeRunner:
             self._session.reference_runs += 1
         return cached
 
+    def _sensitivity(self, pm: PartitionedModel, key: str) -> dict[str, Any]:
+        """The case's figures under changed profiles, computed once per session."""
+        cache = self._session.sensitivities
+        if key not in cache:
+            settings = self._session.settings
+            cache[key] = case_sensitivity(
+                pm.plan, self.cluster, settings.energy_model, settings.scenario,
+                samples=settings.sensitivity_samples).to_dict()
+        return cache[key]
+
     def _run(self, pm: PartitionedModel, x: Tensor, rounds: int | None) -> Tensor:
         if "benchmark" not in self._request.fixturenames:
             plain: Tensor = pm(x)
@@ -297,9 +314,9 @@ class EdgeRunner:
             energy = CaseEnergy.from_estimate(estimate, pm.plan, self.cluster)
             sensitivity = None
             if settings.sensitivity:  # ranked per group by the report (on the controller)
-                sensitivity = case_sensitivity(
-                    pm.plan, self.cluster, settings.energy_model, settings.scenario,
-                    samples=settings.sensitivity_samples).to_dict()
+                sensitivity = self._sensitivity(pm, case_key(
+                    base["model"], base["strategy"], base["cluster"], base["input_shape"],
+                    base["energy_model"]))
         except Exception as exc:
             failed = CaseResult(**base, status=ERROR, message=f"{type(exc).__name__}: {exc}")
             collector.add(failed)

@@ -131,6 +131,8 @@ class EdgeSession:
     # Unpartitioned outputs by (model key, input digest): each model's reference runs once.
     references: dict[tuple[object, ...], Tensor] = dataclasses.field(default_factory=dict)
     reference_runs: int = 0
+    # --edge-sensitivity figures by case key: a case several tests run is analysed once.
+    sensitivities: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     end: SessionEnd | None = None
 
     @classmethod
