@@ -130,3 +130,18 @@ def test_a_baseline_of_another_scenario_is_not_compared_and_says_why(
         "network=half-duplex, this run uses workload=stream,power=always-on,"
         "network=half-duplex: not compared*"])
     assert result.ret == pytest.ExitCode.OK
+
+
+def test_under_xdist_the_robustness_is_the_same_as_in_one_process(
+        case_file: pytest.Pytester) -> None:
+    """Workers analyse their own cases; the controller ranks them: the same figures."""
+    args = (*plugin_args(), "-p", "no:cacheprovider", *TINY, "--edge-sensitivity",
+            "--edge-sensitivity-samples=8")
+    plain = case_file.runpytest_subprocess(*args, "--edge-report=plain.json", "-p", "no:xdist")
+    plain.assert_outcomes(passed=2)
+    spread = case_file.runpytest_subprocess(*args, "-n", "2", "--edge-report=spread.json")
+    spread.assert_outcomes(passed=2)
+    one = json.loads((case_file.path / "plain.json").read_text())["groups"]
+    two = json.loads((case_file.path / "spread.json").read_text())["groups"]
+    assert one[0]["robustness"] is not None
+    assert [g["robustness"] for g in one] == [g["robustness"] for g in two]
