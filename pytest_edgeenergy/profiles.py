@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_edgeenergy.errors import ProfileError
+from pytest_edgeenergy.userfiles import MAX_PROFILE_BYTES, read_regular_file
 
 __all__ = [
     "LAYER_KINDS",
     "NAME_PATTERN",
     "OPTIONAL_PROFILE_FIELDS",
+    "PLAUSIBLE_RANGES",
     "PROFILE_FIELDS",
     "PROFILE_SUFFIX",
     "DeviceProfile",
@@ -79,6 +81,30 @@ _FIELDS: dict[str, _Field] = {
 PROFILE_FIELDS: tuple[str, ...] = tuple(_FIELDS)
 """Every key a profile file must hold, in the order profiles list them."""
 
+PLAUSIBLE_RANGES: dict[str, tuple[float, float]] = {
+    # From a microcontroller asleep (microwatts) to a rack server (kilowatts).
+    "idle_w": (1e-6, 1e4),
+    "active_w": (1e-6, 1e4),
+    # From a 1 MHz microcontroller without a multiplier (about 1e4 MAC/s) with margin, to
+    # a data-centre accelerator (about 1e15 MAC/s) with margin.
+    "macs_per_s": (1e3, 1e17),
+    "mem_bytes_per_s": (1e3, 1e14),
+    # From a kilobyte of microcontroller RAM to a petabyte.
+    "memory_bytes": (1e3, 1e15),
+    # From LoRa at its slowest (250 bit/s, about 31 B/s) with margin, to 8 Tbit/s.
+    "net_bytes_per_s": (1.0, 1e12),
+    # A minute: no link takes longer to deliver a message.
+    "net_latency_s": (0.0, 60.0),
+    # LoRa costs about 3e-3 J/B (0.1 W at 31 B/s); a joule per byte is far beyond any radio.
+    "tx_j_per_byte": (0.0, 1.0),
+    "rx_j_per_byte": (0.0, 1.0),
+}
+"""The range (inclusive, in the field's unit) a figure of a profile file must lie in.
+
+Wider than any real device, so it never rejects a real one; it catches a figure in the
+wrong unit (Mbit/s as bytes/s), a typo'd exponent, or a number such as ``5e-324`` that
+passes "greater than 0" yet makes every energy infinite.
+"""
 # Optional figures, used only by the scenarios that need them (docs/energy-model.md).
 _OPTIONAL_FIELDS: dict[str, _Field] = {
     "sleep_w": _Field(float, "a power in watts, 0 or more and at most idle_w", 0.0, strict=False),
@@ -189,19 +215,26 @@ def load_device(name_or_path: str | Path, search_dirs: Sequence[Path] = ()) -> D
     """
     if _is_path(name_or_path):
         path = Path(name_or_path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ProfileError(f"device profile not found: {path}") from None
-        except OSError as exc:
-            raise ProfileError(f"cannot read device profile {path}: {exc.strerror}") from None
-        return _parse(data, str(path.resolve()), path.name)
+        return _parse(_read(path), str(path.resolve()), path.name)
 
     name = str(name_or_path)
     for candidate_name, location in _candidates(search_dirs):
         if candidate_name == name:
-            return _parse(location.read_bytes(), str(location), location.name)
+            return _parse(_read(location), str(location), location.name)
     raise ProfileError(_unknown_device_message(name, search_dirs))
+
+
+def _read(location: Path | Traversable) -> bytes:
+    """The bytes of a profile file: a regular file of bounded size (see userfiles)."""
+    if not isinstance(location, Path):  # inside an installed package (perhaps a zip)
+        return location.read_bytes()
+    try:
+        return read_regular_file(location, MAX_PROFILE_BYTES)
+    except FileNotFoundError:
+        raise ProfileError(f"device profile not found: {location}") from None
+    except OSError as exc:
+        raise ProfileError(f"cannot read device profile {location}: "
+                           f"{exc.strerror or exc}") from None
 
 
 def _is_path(name_or_path: str | Path) -> bool:
@@ -253,6 +286,8 @@ def _parse(data: bytes, path: str, file_name: str) -> DeviceProfile:
 
     _check_keys(table, path)
     values = {key: _check_value(key, table[key], path) for key in PROFILE_FIELDS}
+    for key, value in values.items():
+        _check_plausible(key, value, path)
     values.update(_optional_values(table, path))
 
     if values["active_w"] < values["idle_w"]:
@@ -342,6 +377,16 @@ def _check_value(key: str, value: Any, path: str, spec: _Field | None = None) ->
         if too_small:
             raise ProfileError(f"{path}: field '{key}' must be {spec.expected}, {got}")
     return value if spec.kind is int else float(value)
+
+
+def _check_plausible(key: str, value: Any, path: str) -> None:
+    bounds = PLAUSIBLE_RANGES.get(key)
+    if bounds is None or bounds[0] <= value <= bounds[1]:
+        return
+    raise ProfileError(
+        f"{path}: field '{key}' = {value!r} is outside the plausible range for a device, "
+        f"{bounds[0]:g} to {bounds[1]:g} (the unit is in the name): check its unit and "
+        f"exponent")
 
 
 def _describe(value: Any) -> str:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ..backends.pool import INIT_METHODS as GLOO_INIT_METHODS
 from ..cluster import DEFAULT_DEVICE, MAX_DEVICES, Cluster
 from ..energy import DEFAULT_ENERGY_MODEL, DEFAULT_SCENARIO, EnergyError, Scenario, parse_scenario
 from ..errors import EdgeEnergyError
@@ -132,6 +134,32 @@ BENCHMARK_JSON_HELP = (
 )
 
 
+# -- the backend (issue 13): --edge-backend and the gloo worker pool's settings ---------------
+BACKEND_NAMES: tuple[str, ...] = ("local", "gloo")
+"""What ``--edge-backend`` accepts."""
+BACKEND_HELP = (
+    "what runs each case's plan: local (every device in this process) or gloo (one process "
+    "per device, torch.distributed; started once per session and cluster size) "
+    "(default: local)"
+)
+GLOO_INIT_HELP = (
+    "how the gloo backend starts its ranks: spawn (processes on this host, 127.0.0.1) or env "
+    "(this process is rank 0; the other ranks run 'python -m pytest_edgeenergy worker' on "
+    "other hosts and meet it through MASTER_ADDR, MASTER_PORT and WORLD_SIZE) (default: spawn)"
+)
+GLOO_TIMEOUT_HELP = "seconds one gloo run may take before its ranks are stopped (default: 120)"
+GLOO_JOIN_TIMEOUT_HELP = "seconds rank 0 waits for the worker ranks to join (env) (default: 60)"
+GLOO_PORT_HELP = (
+    "the gloo rendezvous port: rank 0's port on 127.0.0.1 (spawn; default: a free one) or "
+    "MASTER_PORT (env)"
+)
+GLOO_IFNAME_HELP = "the network interface gloo binds to on this host, e.g. eth0 (env)"
+TRACE_DIR_HELP = (
+    "save every gloo case's measured trace (counts and timeline) as <case>.trace.json in this "
+    "folder, for 'python -m pytest_edgeenergy calibrate --from-trace'"
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Source:
     """Where a setting's value came from: ``command line``, ``ini file <path>`` or ``default``."""
@@ -172,6 +200,13 @@ class EdgeSettings:
     scenario: Scenario = DEFAULT_SCENARIO
     sensitivity: bool = False
     sensitivity_samples: int = DEFAULT_SENSITIVITY_SAMPLES
+    backend: str = "local"
+    gloo_init: str = "spawn"
+    gloo_timeout_s: float = 120.0
+    gloo_join_timeout_s: float = 60.0
+    gloo_port: int | None = None
+    gloo_ifname: str | None = None
+    trace_dir: Path | None = None
     sources: dict[str, Source] = dataclasses.field(default_factory=dict, compare=False)
 
     def source(self, dest: str) -> Source:
@@ -381,6 +416,53 @@ def _sample_count(raw: Raw) -> int:
     return int(text)
 
 
+def _choice(choices: tuple[str, ...], default: str) -> Callable[[Raw], str]:
+    def parse(raw: Raw) -> str:
+        text = raw.text()
+        if text is None:
+            return default
+        if text not in choices:
+            raise raw.error("is not one of the choices", f"valid choices: {', '.join(choices)}",
+                            text)
+        return text
+    return parse
+
+
+def _seconds(default: float) -> Callable[[Raw], float]:
+    def parse(raw: Raw) -> float:
+        text = raw.text()
+        if text is None:
+            return default
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value <= 0:
+            raise raw.error("is not a positive number of seconds", "e.g. 30 or 2.5", text)
+        return value
+    return parse
+
+
+def _port(raw: Raw) -> int | None:
+    text = raw.text()
+    if text is None:
+        return None
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise raw.error("is not a TCP port", "expected a whole number from 1 to 65535", text)
+    return int(text)
+
+
+def _trace_dir(raw: Raw) -> Path | None:
+    text = raw.text()
+    if text is None:
+        return None
+    (_, path), = _paths(dataclasses.replace(raw, value=text))
+    if path.exists() and not path.is_dir():
+        raise raw.error("is not a folder",
+                        "expected a folder to save traces in (it is created when missing)", text)
+    return path
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     """One option: ``--edge-x`` on the command line and ``edge_x`` in the ini file.
@@ -424,6 +506,14 @@ OPTIONS: tuple[Option, ...] = (
            "bool"),
     Option("edge_sensitivity_samples", SENSITIVITY_SAMPLES_HELP, "sensitivity_samples",
            _sample_count),
+    Option("edge_backend", BACKEND_HELP, "backend", _choice(BACKEND_NAMES, "local")),
+    Option("edge_gloo_init", GLOO_INIT_HELP, "gloo_init", _choice(GLOO_INIT_METHODS, "spawn")),
+    Option("edge_gloo_timeout", GLOO_TIMEOUT_HELP, "gloo_timeout_s", _seconds(120.0)),
+    Option("edge_gloo_join_timeout", GLOO_JOIN_TIMEOUT_HELP, "gloo_join_timeout_s",
+           _seconds(60.0)),
+    Option("edge_gloo_port", GLOO_PORT_HELP, "gloo_port", _port),
+    Option("edge_gloo_ifname", GLOO_IFNAME_HELP, "gloo_ifname", _optional_text),
+    Option("edge_trace_dir", TRACE_DIR_HELP, "trace_dir", _trace_dir),
 )
 """Every option of the plugin, in ``pytest --help`` order."""
 

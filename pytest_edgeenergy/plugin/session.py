@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from torch import Tensor
 
 from ..cluster import Cluster
 from ..energy import list_energy_models
+from ..equivalence import ReferenceCache
 from ..records.baseline import Baseline, BaselineError, Entry, function_id, load_baseline
 from ..records.ci import append_step_summary, write_benchmark_json
 from ..records.report import Report, build_report, write_reports
@@ -128,8 +128,8 @@ class EdgeSession:
     # Registries by the plugins that implement the hooks: conftest files apply to their
     # own folder only, so two test files may see different registries.
     registries: dict[tuple[int, ...], EdgeRegistry] = dataclasses.field(default_factory=dict)
-    # Unpartitioned outputs by (model key, input digest): each model's reference runs once.
-    references: dict[tuple[object, ...], Tensor] = dataclasses.field(default_factory=dict)
+    # Unpartitioned outputs per model object, weights and input: each runs once.
+    references: ReferenceCache = dataclasses.field(default_factory=ReferenceCache)
     reference_runs: int = 0
     # --edge-sensitivity figures by case key: a case several tests run is analysed once.
     sensitivities: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)

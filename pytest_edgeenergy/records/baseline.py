@@ -38,6 +38,7 @@ from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import EdgeEnergyError
+from ..userfiles import MAX_RECORD_BYTES, read_regular_file
 from .results import DEFAULT_SCENARIO_TEXT, CaseEnergy, CaseId, CaseResult, DeviceResult
 
 __all__ = [
@@ -280,7 +281,7 @@ def parse_json_object(path: Path, what: str) -> dict[str, Any]:
     ``what`` names the kind of file in the message ("baseline", "saved run").
     """
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, MAX_RECORD_BYTES)
     except IsADirectoryError:
         raise BaselineError(f"{what} {path} is a folder, not a file") from None
     except OSError as exc:

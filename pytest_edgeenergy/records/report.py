@@ -46,6 +46,27 @@ REPORT_FORMAT = "pytest-edgeenergy-report/1"
 
 _Row = TypeVar("_Row")
 
+_TIMING_HEADERS = ("case", "device", "busy s measured", "busy s simulated", "comm s measured",
+                   "comm s simulated", "makespan s measured", "makespan s simulated")
+
+
+def timing_rows(cases: Sequence[CaseResult]) -> list[list[str]]:
+    """One row per device of every case with a measured timeline; the makespans on the
+    first row of each case."""
+    rows: list[list[str]] = []
+    for case in cases:
+        t = case.timing or {}
+        for d, (bm, bs, cm, cs) in enumerate(zip(t["measured_busy_s"], t["simulated_busy_s"],
+                                                 t["measured_comm_s"], t["simulated_comm_s"],
+                                                 strict=True)):
+            first = d == 0
+            rows.append([f"{case.model} {case.strategy} {case.cluster}" if first else "",
+                         str(d), format_number(bm), format_number(bs), format_number(cm),
+                         format_number(cs),
+                         format_number(t["measured_makespan_s"]) if first else "",
+                         format_number(t["simulated_makespan_s"]) if first else ""])
+    return rows
+
 
 def _mb(value: int) -> str:
     return format_number(value / MB)
@@ -281,6 +302,13 @@ class Report:
             if group.robustness_line():
                 table += "\n\n" + group.robustness_line()
             sections.append((group.title, table))
+            for row in group.ranked:
+                if row.case.explanation:
+                    lines = row.case.explanation.splitlines()
+                    text = "\n".join(f"- {line}" if fmt == "github" else f"  {line}"
+                                     for line in lines)
+                    sections.append((f"{group.model} on {group.cluster}: how "
+                                     f"{row.case.strategy} chose", text))
             shown: list[tuple[str, CaseResult]] = []
             if group.best is not None:
                 shown.append(("best", group.best))
@@ -292,6 +320,11 @@ class Report:
                                  disable_numparse=True)
                 sections.append((f"{group.model} on {group.cluster}: per device, {label} "
                                  f"strategy {case.strategy}", table))
+        timed = [c for c in self.cases if c.timing is not None]
+        if timed:
+            table = tabulate(timing_rows(timed), headers=_TIMING_HEADERS, tablefmt=fmt,
+                             disable_numparse=True)
+            sections.append(("measured (gloo timeline) against simulated times, per device", table))
         return sections
 
     def failure_lines(self) -> list[str]:
@@ -316,7 +349,7 @@ class Report:
         """The report as Markdown, for a CI job summary."""
         parts = ["# Edge energy report"]
         for heading, table in self._sections("github"):
-            level = "###" if ": per device" in heading else "##"
+            level = "###" if ": per device" in heading or ": how " in heading else "##"
             parts.append(f"{level} {heading}\n\n{table}")
         if self.failures:
             parts.append("## Equivalence failures and errors\n\n" + "\n".join(

@@ -18,6 +18,8 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..finite import first_non_finite
+
 if TYPE_CHECKING:  # only annotations: records import neither torch nor pytest
     from ..cluster import Cluster
     from ..energy import EnergyEstimate
@@ -207,6 +209,9 @@ class CaseResult(CaseId):
     # With --edge-sensitivity: the case's figures under changed profiles, the JSON form of
     # pytest_edgeenergy.robustness.CaseSensitivity, which the report ranks per group.
     sensitivity: dict[str, Any] | None = None
+    explanation: str = ""  # what the strategy said of its plan as a whole (search: its choices)
+    # Measured (gloo timeline) next to simulated times: busy and comm per device, makespan.
+    timing: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -215,7 +220,7 @@ class CaseResult(CaseId):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form with stable keys (``format``, ``key`` and every field)."""
-        return {
+        out = {
             "format": CASE_FORMAT, "key": self.key, "model": self.model,
             "strategy": self.strategy, "strategy_params": _jsonable(self.strategy_params),
             "cluster": self.cluster, "input_shape": list(self.input_shape),
@@ -224,7 +229,11 @@ class CaseResult(CaseId):
             "tolerance": self.tolerance,
             "energy": None if self.energy is None else self.energy.to_dict(),
             "scenario": self.scenario, "sensitivity": self.sensitivity,
+            "explanation": self.explanation,
         }
+        if self.timing is not None:  # only gloo runs measure one; other records keep their form
+            out["timing"] = self.timing
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CaseResult:
@@ -241,7 +250,8 @@ class CaseResult(CaseId):
             max_abs_error=data["max_abs_error"], tolerance=data["tolerance"],
             energy=None if energy is None else CaseEnergy.from_dict(energy),
             scenario=data.get("scenario", DEFAULT_SCENARIO_TEXT),
-            sensitivity=data.get("sensitivity"))
+            sensitivity=data.get("sensitivity"), timing=data.get("timing"),
+            explanation=str(data.get("explanation", "")))
 
 
 def _jsonable(value: Any) -> Any:
@@ -271,12 +281,18 @@ class ResultCollector:
         self._records: list[CaseResult] = []
 
     def add(self, case: CaseResult) -> None:
-        """Record one case."""
+        """Record one case; one holding a NaN or infinite figure is recorded as an error
+        instead, so that no report or baseline write fails on it."""
+        non_finite = None if case.energy is None else first_non_finite(case.energy.to_dict())
+        if non_finite is not None:
+            case = dataclasses.replace(case, status=ERROR, energy=None,
+                                       message=f"non-finite energy figure: {non_finite}")
         self._records.append(case)
 
     def extend(self, cases: Iterable[CaseResult]) -> None:
         """Record several cases (a worker's, on the controller)."""
-        self._records.extend(cases)
+        for case in cases:
+            self.add(case)
 
     def __len__(self) -> int:
         return len(self._records)
