@@ -132,6 +132,7 @@ def test_a_baseline_of_another_scenario_is_not_compared_and_says_why(
     assert result.ret == pytest.ExitCode.OK
 
 
+@pytest.mark.heavy  # two subprocess runs, one of them with xdist workers: about a minute
 def test_under_xdist_the_robustness_is_the_same_as_in_one_process(
         case_file: pytest.Pytester) -> None:
     """Workers analyse their own cases; the controller ranks them: the same figures."""
