@@ -6,21 +6,27 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up
+from pytest_edgeenergy.plugin.testing import run, warm_up
 from pytest_edgeenergy.profiles import shipped_profiles_dir
 
 pytest_plugins = ["pytester"]
 warm_up()
 
+
+def run_set(pytester: pytest.Pytester, where: str, ini: str, ini_lines: str,
+            flags: list[str], *args: str) -> pytest.RunResult:
+    """Run with settings given on the command line (``flags``) or in the ini file
+    (``ini_lines`` added to ``ini``), as ``where`` says."""
+    if where == "ini file":
+        pytester.makeini(ini + ini_lines)
+        return run(pytester, *args)
+    pytester.makeini(ini)
+    return run(pytester, *args, *flags)
+
 CASE_TEST = """
 def test_case(edge_run):
     edge_run()
 """
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """Run pytest in-process with the plugin, quietly."""
-    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)
 
 
 def collected_ids(result: pytest.RunResult) -> list[str]:
@@ -114,13 +120,9 @@ def test_a_device_dir_adds_user_profiles(case_file: pytest.Pytester, where: str)
     """Profiles in ``--edge-device-dir`` (or ``edge_device_dir``) can be named as devices."""
     write_profile(case_file.path / "profiles", "mydev")
     base = "[pytest]\nedge_models = tinycnn\nedge_strategies = layer\n"
-    if where == "ini file":
-        case_file.makeini(base + "edge_device_dir = profiles\nedge_device = mydev\n")
-        result = run(case_file, "--collect-only", "-q")
-    else:
-        case_file.makeini(base)
-        result = run(case_file, "--collect-only", "-q", "--edge-device-dir=profiles",
-                     "--edge-device=mydev")
+    result = run_set(case_file, where, base, "edge_device_dir = profiles\nedge_device = mydev\n",
+                     ["--edge-device-dir=profiles", "--edge-device=mydev"], "--collect-only",
+                     "-q")
     assert collected_ids(result) == ["tinycnn-layer-4xmydev"]
 
 
@@ -128,12 +130,8 @@ def test_a_device_dir_adds_user_profiles(case_file: pytest.Pytester, where: str)
 def test_the_energy_model_option_picks_the_model(case_file: pytest.Pytester, where: str) -> None:
     """``--edge-energy-model=ops`` (or its ini key) prices the cases with the ops model."""
     base = "[pytest]\nedge_models = tinycnn\nedge_strategies = layer\n"
-    if where == "ini file":
-        case_file.makeini(base + "edge_energy_model = ops\n")
-        result = run(case_file)
-    else:
-        case_file.makeini(base)
-        result = run(case_file, "--edge-energy-model=ops")
+    result = run_set(case_file, where, base, "edge_energy_model = ops\n",
+                     ["--edge-energy-model=ops"])
     assert result.ret == 0
     result.stdout.fnmatch_lines(["edgeenergy: clusters 4xrpi4; models tinycnn; "
                                  "strategies layer; energy model ops",
@@ -144,13 +142,9 @@ def test_the_energy_model_option_picks_the_model(case_file: pytest.Pytester, whe
 def test_reports_are_written_to_each_path(case_file: pytest.Pytester, where: str) -> None:
     """``--edge-report`` repeats; ``edge_report`` lists paths; each suffix picks a format."""
     base = "[pytest]\nedge_models = tinycnn\nedge_strategies = layer\n"
-    if where == "ini file":
-        case_file.makeini(base + "edge_report = out/r.md out/r.json out/r.csv\n")
-        result = run(case_file)
-    else:
-        case_file.makeini(base)
-        result = run(case_file, "--edge-report=out/r.md", "--edge-report=out/r.json",
-                     "--edge-report=out/r.csv")
+    result = run_set(case_file, where, base, "edge_report = out/r.md out/r.json out/r.csv\n",
+                     ["--edge-report=out/r.md", "--edge-report=out/r.json",
+                      "--edge-report=out/r.csv"])
     assert result.ret == 0
     for suffix in ("md", "json", "csv"):
         assert (case_file.path / "out" / f"r.{suffix}").is_file()
