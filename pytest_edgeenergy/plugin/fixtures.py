@@ -256,6 +256,16 @@ class EdgeRunner:
         record_case_properties(self._request.node, failed, "-")
         return failed
 
+    def _sensitivity(self, pm: PartitionedModel, key: str) -> dict[str, Any]:
+        """The case's figures under changed profiles, computed once per session."""
+        cache = self._session.sensitivities
+        if key not in cache:
+            settings = self._session.settings
+            cache[key] = case_sensitivity(
+                pm.plan, self.cluster, settings.energy_model, settings.scenario,
+                samples=settings.sensitivity_samples).to_dict()
+        return cache[key]
+
     def _run(self, pm: PartitionedModel, x: Tensor, rounds: int | None) -> Tensor:
         if "benchmark" not in self._request.fixturenames:
             plain: Tensor = pm(x)
@@ -341,9 +351,9 @@ class EdgeRunner:
                                       f"({self.cluster.signature})")
             sensitivity = None
             if settings.sensitivity:  # ranked per group by the report (on the controller)
-                sensitivity = case_sensitivity(
-                    pm.plan, self.cluster, settings.energy_model, settings.scenario,
-                    samples=settings.sensitivity_samples).to_dict()
+                sensitivity = self._sensitivity(pm, case_key(
+                    base["model"], base["strategy"], base["cluster"], base["input_shape"],
+                    base["energy_model"]))
         except Exception as exc:
             self._record_error(base, exc)
             raise
