@@ -266,6 +266,8 @@ class PlanBuilder:
                     if layer.op.led_by_first_input and i > 0:
                         continue
                     return False
+                if out.empty:  # the piece maps to nothing (a channel slice outside it)
+                    continue
                 regions.append((p.device, out))
         full = Box.full(layer.out_shape)
         if sum(b.numel for _, b in regions) != full.numel:

@@ -193,6 +193,7 @@ def test_a_case_record_survives_a_json_round_trip() -> None:
     assert CaseResult.from_dict(data) == case
     assert sorted(data) == ["cluster", "energy", "energy_model", "explanation", "format",
                             "input_shape", "key", "max_abs_error", "message", "model", "nodeid",
-                            "status", "strategy", "strategy_params", "tolerance"]
+                            "scenario", "sensitivity", "status", "strategy", "strategy_params",
+                            "tolerance"]
     with pytest.raises(ValueError, match="not a pytest-edgeenergy case record"):
         CaseResult.from_dict({"format": "other"})
