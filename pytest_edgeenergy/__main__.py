@@ -37,7 +37,7 @@ def _calibrate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from pytest_edgeenergy import calibrate  # deferred: it imports torch when it runs
 
     return calibrate.run(out=args.out, name=args.name, seconds=args.seconds, argv=argv,
-                         per_kind=args.per_kind)
+                         per_kind=args.per_kind, meter=args.meter)
 
 
 def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,6 +80,12 @@ def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         action="store_true",
         help="also measure dense, pointwise and depthwise conv and linear layers into a "
              "[macs_per_s_by_kind] table (used under --edge-scenario=compute=per-kind)",
+    )
+    parser.add_argument(
+        "--meter",
+        metavar="NAME",
+        help="also measure idle_w and active_w with this power meter (rapl, nvml, jetson, "
+             "ina219, ina260, NAME:key=value,...; see docs/meters.md)",
     )
     parser.set_defaults(command=_calibrate)
 

@@ -133,13 +133,15 @@ class _Progress:
 def run_rank(ex: Executor, rank: int, comm: Comm, t0: float, timeout_s: float,
              where: Callable[[str], None] = lambda _: None,
              cancelled: Callable[[], bool] = lambda: False,
+             at: Callable[[int], None] = lambda _: None,
              overlap: bool = True) -> RankResult:
     """Run ``rank``'s steps of ``ex.plan``; ``t0`` is the run's start on ``time.time()``'s
     clock; every wait is bounded by ``timeout_s``; ``where`` is told each step as it starts
-    (for error reports); ``cancelled`` is polled while waiting: when it turns true the run is
-    abandoned with :class:`RunCancelledError`. ``overlap=False`` is the blocking schedule the
-    backend had before (for measuring what overlap gains): a receive is posted at its own step
-    and waited for there, and a send is waited for as soon as it is posted."""
+    (for error reports) and ``at`` its number; ``cancelled`` is polled while waiting: when it
+    turns true the run is abandoned with :class:`RunCancelledError`. ``overlap=False`` is the
+    blocking schedule the backend had before (for measuring what overlap gains): a receive is
+    posted at its own step and waited for there, and a send is waited for as soon as it is
+    posted."""
     plan: Plan = ex.plan
     result = RankResult()
     deadline = time.monotonic() + timeout_s
@@ -172,6 +174,7 @@ def run_rank(ex: Executor, rank: int, comm: Comm, t0: float, timeout_s: float,
                 if isinstance(step, Task):
                     if step.device == rank:
                         where(describe_step(step))
+                        at(step.step)
                         start = now()
                         ex.run_task(step)
                         result.events.append(Event(rank, "task", step.step, start, now(),
@@ -182,6 +185,7 @@ def run_rank(ex: Executor, rank: int, comm: Comm, t0: float, timeout_s: float,
                     ex.received(step, data)
                 elif step.src == rank:
                     where(describe_step(step))
+                    at(step.step)
                     data = ex.region(step).contiguous()
                     sends.append(sending.add(_Posted(
                         step, comm.isend(data, step.dst, step.step), data, now())))
@@ -190,6 +194,7 @@ def run_rank(ex: Executor, rank: int, comm: Comm, t0: float, timeout_s: float,
                     ex.sent(step, data)
                 elif step.dst == rank:
                     where(describe_step(step))
+                    at(step.step)
                     if not overlap:
                         buf = torch.empty((ex.batch, *step.box.shape), dtype=torch.float32)
                         recvs[step.step] = receiving.add(_Posted(

@@ -37,6 +37,7 @@ from ..records.results import (
     case_key,
 )
 from ..records.tracking import check_case
+from ..strategies.conditions import for_run
 from ..strategies.protocol import Strategy
 from ..timeline import compare_times
 from ..trace import Trace
@@ -255,6 +256,16 @@ class EdgeRunner:
         record_case_properties(self._request.node, failed, "-")
         return failed
 
+    def _sensitivity(self, pm: PartitionedModel, key: str) -> dict[str, Any]:
+        """The case's figures under changed profiles, computed once per session."""
+        cache = self._session.sensitivities
+        if key not in cache:
+            settings = self._session.settings
+            cache[key] = case_sensitivity(
+                pm.plan, self.cluster, settings.energy_model, settings.scenario,
+                samples=settings.sensitivity_samples).to_dict()
+        return cache[key]
+
     def _run(self, pm: PartitionedModel, x: Tensor, rounds: int | None) -> Tensor:
         if "benchmark" not in self._request.fixturenames:
             plain: Tensor = pm(x)
@@ -326,7 +337,8 @@ class EdgeRunner:
             pytest.fail(f"{failed.key}: {bad_argument}", pytrace=False)
         try:
             reference = self.reference(x)
-            pm = partition(self.model.module, self.strategy, self.cluster, tuple(x.shape))
+            planner = for_run(self.strategy, settings.energy_model, settings.scenario)
+            pm = partition(self.model.module, planner, self.cluster, tuple(x.shape))
             self._use_backend(pm, backend)
             output = self._run(pm, x, rounds)
             estimate = estimate_energy(pm, model=settings.energy_model,
@@ -339,9 +351,9 @@ class EdgeRunner:
                                       f"({self.cluster.signature})")
             sensitivity = None
             if settings.sensitivity:  # ranked per group by the report (on the controller)
-                sensitivity = case_sensitivity(
-                    pm.plan, self.cluster, settings.energy_model, settings.scenario,
-                    samples=settings.sensitivity_samples).to_dict()
+                sensitivity = self._sensitivity(pm, case_key(
+                    base["model"], base["strategy"], base["cluster"], base["input_shape"],
+                    base["energy_model"]))
         except Exception as exc:
             self._record_error(base, exc)
             raise
@@ -352,6 +364,7 @@ class EdgeRunner:
         case = CaseResult(**base, status=PASSED if problem is None else NOT_EQUIVALENT,
                           message=problem or "", max_abs_error=max_error, tolerance=atol,
                           energy=energy, sensitivity=sensitivity,
+                          explanation="\n".join(pm.plan.plan_notes().values()),
                           timing=self._timing(pm, case_key(
                               base["model"], base["strategy"], base["cluster"],
                               base["input_shape"], base["energy_model"])))

@@ -131,6 +131,8 @@ class EdgeSession:
     # Unpartitioned outputs per model object, weights and input: each runs once.
     references: ReferenceCache = dataclasses.field(default_factory=ReferenceCache)
     reference_runs: int = 0
+    # --edge-sensitivity figures by case key: a case several tests run is analysed once.
+    sensitivities: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     end: SessionEnd | None = None
 
     @classmethod

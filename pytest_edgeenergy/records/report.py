@@ -302,6 +302,13 @@ class Report:
             if group.robustness_line():
                 table += "\n\n" + group.robustness_line()
             sections.append((group.title, table))
+            for row in group.ranked:
+                if row.case.explanation:
+                    lines = row.case.explanation.splitlines()
+                    text = "\n".join(f"- {line}" if fmt == "github" else f"  {line}"
+                                     for line in lines)
+                    sections.append((f"{group.model} on {group.cluster}: how "
+                                     f"{row.case.strategy} chose", text))
             shown: list[tuple[str, CaseResult]] = []
             if group.best is not None:
                 shown.append(("best", group.best))
@@ -342,7 +349,7 @@ class Report:
         """The report as Markdown, for a CI job summary."""
         parts = ["# Edge energy report"]
         for heading, table in self._sections("github"):
-            level = "###" if ": per device" in heading else "##"
+            level = "###" if ": per device" in heading or ": how " in heading else "##"
             parts.append(f"{level} {heading}\n\n{table}")
         if self.failures:
             parts.append("## Equivalence failures and errors\n\n" + "\n".join(

@@ -209,6 +209,7 @@ class CaseResult(CaseId):
     # With --edge-sensitivity: the case's figures under changed profiles, the JSON form of
     # pytest_edgeenergy.robustness.CaseSensitivity, which the report ranks per group.
     sensitivity: dict[str, Any] | None = None
+    explanation: str = ""  # what the strategy said of its plan as a whole (search: its choices)
     # Measured (gloo timeline) next to simulated times: busy and comm per device, makespan.
     timing: dict[str, Any] | None = None
 
@@ -228,6 +229,7 @@ class CaseResult(CaseId):
             "tolerance": self.tolerance,
             "energy": None if self.energy is None else self.energy.to_dict(),
             "scenario": self.scenario, "sensitivity": self.sensitivity,
+            "explanation": self.explanation,
         }
         if self.timing is not None:  # only gloo runs measure one; other records keep their form
             out["timing"] = self.timing
@@ -248,7 +250,8 @@ class CaseResult(CaseId):
             max_abs_error=data["max_abs_error"], tolerance=data["tolerance"],
             energy=None if energy is None else CaseEnergy.from_dict(energy),
             scenario=data.get("scenario", DEFAULT_SCENARIO_TEXT),
-            sensitivity=data.get("sensitivity"), timing=data.get("timing"))
+            sensitivity=data.get("sensitivity"), timing=data.get("timing"),
+            explanation=str(data.get("explanation", "")))
 
 
 def _jsonable(value: Any) -> Any:
