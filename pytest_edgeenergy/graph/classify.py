@@ -320,7 +320,7 @@ class Classifier:
                        getattr(mod, "divisor_override", None),
                        getattr(mod, "return_indices", False))
         elif isinstance(mod, nn.AdaptiveAvgPool2d):
-            self.emit(n, "op", [self.ref(x)], lambda ins, o: AdaptiveAvgPool(ins, o))
+            self._adaptive_avg(n, x)
         elif isinstance(mod, nn.AdaptiveMaxPool2d):
             self._global(n, x, "max", pair(mod.output_size) == (1, 1), True)  # type: ignore[arg-type]
         elif isinstance(mod, nn.Flatten):
@@ -370,7 +370,7 @@ class Classifier:
         elif t in (F.max_pool2d, F.avg_pool2d):
             self._functional_pool(n, x, t is F.max_pool2d)
         elif t is F.adaptive_avg_pool2d:
-            self.emit(n, "op", [self.ref(x)], lambda ins, o: AdaptiveAvgPool(ins, o))
+            self._adaptive_avg(n, x)
         elif t is F.adaptive_max_pool2d:
             self._global(n, x, "max", pair(_arg(n, 1, "output_size")) == (1, 1), True)
         elif t in (torch.mean, torch.amax):
@@ -623,6 +623,13 @@ class Classifier:
         if not ok or len(self.shape(x)) != 4:
             raise self.unsupported(n, "adaptive max pooling to a size other than 1x1")
         self.emit(n, "op", [self.ref(x)], lambda ins, o: GlobalPool(ins, o, mode=mode))
+
+    def _adaptive_avg(self, n: fx.Node, x: Any) -> None:
+        out = self.shape(n)
+        if len(out) == 4 and out[2:] == (1, 1):  # a global mean: partial sums under spatial
+            self.emit(n, "op", [self.ref(x)], lambda ins, o: GlobalPool(ins, o, mode="avg"))
+        else:
+            self.emit(n, "op", [self.ref(x)], lambda ins, o: AdaptiveAvgPool(ins, o))
 
     def _mean(self, n: fx.Node, x: Any, mode: str, dim: Any, keepdim: Any) -> None:
         rank = len(self.shape(x))
