@@ -525,6 +525,8 @@ class Classifier:
         alpha = n.kwargs.get("alpha", 1)
         if alpha != 1 or n.kwargs.get("rounding_mode") is not None:
             raise self.unsupported(n, "alpha or rounding_mode")
+        if op == "mul" and self._silu(n, a, b):
+            return
         if self.is_tensor(a) and self.is_tensor(b):
             sa, sb = self.shape(a), self.shape(b)
             out = self.shape(n)
@@ -555,6 +557,19 @@ class Classifier:
             self._channel_constant(n, op, x, value, flipped)
             return
         raise self.unsupported(n, f"{op} with {type(value).__name__}")
+
+    def _silu(self, n: fx.Node, a: Any, b: Any) -> bool:
+        """``x * sigmoid(x)`` (how SiLU is exported to ONNX or written out) as one SiLU."""
+        for x, gate in ((a, b), (b, a)):
+            if not (self.is_tensor(x) and self.is_tensor(gate)) or len(gate.users) != 1:
+                continue
+            raw = next((r for r in reversed(self.out) if r.name == gate.name), None)
+            if (raw is not None and raw.kind == "act" and raw.act is not None
+                    and raw.act.name == "sigmoid" and raw.inputs == [self.ref(x)]):
+                self.out.remove(raw)
+                self._act(n, "silu", x)
+                return True
+        return False
 
     def _source_shape(self, a: fx.Node) -> tuple[int, ...]:
         """Shape of the layer-graph tensor ``a`` refers to (before an ``expand``)."""
