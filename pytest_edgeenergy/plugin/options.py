@@ -148,7 +148,9 @@ GLOO_INIT_HELP = (
     "other hosts and meet it through MASTER_ADDR, MASTER_PORT and WORLD_SIZE) (default: spawn)"
 )
 GLOO_TIMEOUT_HELP = "seconds one gloo run may take before its ranks are stopped (default: 120)"
-GLOO_JOIN_TIMEOUT_HELP = "seconds rank 0 waits for the worker ranks to join (env) (default: 60)"
+GLOO_JOIN_TIMEOUT_HELP = (
+    "seconds the gloo workers may take to start (spawn) or to join rank 0 (env) (default: 60)"
+)
 GLOO_PORT_HELP = (
     "the gloo rendezvous port: rank 0's port on 127.0.0.1 (spawn; default: a free one) or "
     "MASTER_PORT (env)"
