@@ -8,7 +8,13 @@
 from __future__ import annotations
 
 from .draw import EXTRA, FORMATS, PlotUnavailableError, require_matplotlib
-from .output import is_single_file, markdown_section, write_history_plot, write_report_plots
+from .output import (
+    PicturesSection,
+    is_single_file,
+    markdown_section,
+    write_history_plot,
+    write_report_plots,
+)
 from .records import (
     DeviceBar,
     PlotGroup,
@@ -25,6 +31,7 @@ __all__ = [
     "EXTRA",
     "FORMATS",
     "DeviceBar",
+    "PicturesSection",
     "PlotGroup",
     "PlotUnavailableError",
     "RobustnessBar",

@@ -8,6 +8,7 @@ atomically. :func:`markdown_section` lists them for a Markdown report.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,13 @@ from .draw import (
 )
 from .records import PlotGroup, Sweep, Trend, groups_from_report, sweeps
 
-__all__ = ["is_single_file", "markdown_section", "write_history_plot", "write_report_plots"]
+__all__ = [
+    "PicturesSection",
+    "is_single_file",
+    "markdown_section",
+    "write_history_plot",
+    "write_report_plots",
+]
 
 
 def is_single_file(target: Path) -> bool:
@@ -98,3 +105,27 @@ def markdown_section(paths: Sequence[Path], relative_to: Path | None = None) -> 
         lines.append(f"![{path.stem}]({link})")
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class PicturesSection:
+    """The pictures of a run as a report section (``records.report.ExtraSection``): embedded
+    in a Markdown file (relative to its folder), listed by path in the job summary (which
+    cannot show a file from the runner's disk), ``pictures`` in the JSON report."""
+
+    paths: tuple[Path, ...]
+    key: str = "pictures"
+
+    def to_text(self) -> str:
+        """Nothing: the terminal says where each picture was written."""
+        return ""
+
+    def to_markdown(self, folder: Path | None = None) -> str:
+        """Embedded pictures, or (``folder`` None) their paths."""
+        if folder is not None or not self.paths:
+            return markdown_section(self.paths, folder)
+        return "## Pictures\n\n" + "\n".join(f"- `{p}`" for p in self.paths) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: the files."""
+        return {"files": [str(p) for p in self.paths]}
