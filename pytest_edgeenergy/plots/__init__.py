@@ -12,6 +12,7 @@ from .output import (
     PicturesSection,
     is_single_file,
     markdown_section,
+    picture_data,
     write_history_plot,
     write_report_plots,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "groups_from_report",
     "is_single_file",
     "markdown_section",
+    "picture_data",
     "require_matplotlib",
     "sweeps",
     "trends_from_runs",

@@ -90,8 +90,8 @@ def draw_group(ax: Axes, group: PlotGroup) -> None:
     ax.set_xticks(centres, [f"{s.strategy}\n(rank {s.rank})" for s in group.strategies])
     ax.set_ylabel("energy per device (J)")
     ax.set_title(_wrap(group.title), fontsize=10)
-    ax.legend(loc="upper left", fontsize=8, title="device number above each bar",
-              title_fontsize=7)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+              title="device number\nabove each bar", title_fontsize=7)
     ax.margins(y=0.12)
     ax.grid(axis="y", alpha=0.3)
 
@@ -125,7 +125,7 @@ def draw_sweep(ax: Axes, sweep: Sweep, metric: str) -> None:
     ax.set_xlabel("devices")
     what = "largest per-device energy" if metric == "max_device_j" else "energy of all devices"
     ax.set_ylabel(f"{what} (J)")
-    ax.set_title(_wrap(f"{what} against device count: {sweep.title}"), fontsize=10)
+    ax.set_title(_wrap(f"{what} against device count: {sweep.title}", 60), fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
 
@@ -162,20 +162,22 @@ def figure_of(panels: Sequence[Panel], columns: int = 1,
     return fig
 
 
-def render_figure(fig: Figure, suffix: str) -> str | bytes:
-    """The figure as SVG text or PNG bytes (``suffix`` ``.svg`` or ``.png``)."""
+def render_figure(fig: Figure, suffix: str, description: str | None = None) -> str | bytes:
+    """The figure as SVG text or PNG bytes (``suffix`` ``.svg`` or ``.png``); ``description``
+    goes in the file's metadata (SVG ``dc:description``, PNG ``Description``)."""
     import matplotlib
 
+    extra = {} if description is None else {"Description": description}
     buffer: Any
     if suffix == ".svg":
         buffer = io.StringIO()
         with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "edgeenergy"}):
             fig.savefig(buffer, format="svg", bbox_inches="tight",
-                        metadata={"Date": None, "Creator": None})
+                        metadata={"Date": None, "Creator": None, **extra})
         return str(buffer.getvalue())
     if suffix == ".png":
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight",
-                    metadata={"Software": None})
+                    metadata={"Software": None, **extra})
         return bytes(buffer.getvalue())
     raise ValueError(f"unknown picture suffix {suffix!r}; expected one of {', '.join(FORMATS)}")

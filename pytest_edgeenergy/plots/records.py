@@ -142,7 +142,8 @@ def _bars(case: Mapping[str, Any]) -> tuple[DeviceBar, ...]:
 
 
 def groups_from_report(report: Mapping[str, Any]) -> list[PlotGroup]:
-    """The plot groups of a report's JSON form (failed strategies are left out)."""
+    """The plot groups of a report's JSON form, strategies best first (failed strategies are
+    left out)."""
     cases = {c["key"]: c for c in report.get("cases", ()) if isinstance(c, Mapping)}
     out = []
     for group in report.get("groups", ()):
@@ -155,6 +156,7 @@ def groups_from_report(report: Mapping[str, Any]) -> list[PlotGroup]:
             if bars:
                 strategies.append(StrategyBars(str(row["strategy"]), int(row["rank"]), bars))
         if strategies:
+            strategies.sort(key=lambda s: (s.rank, s.strategy))  # best first, left to right
             out.append(PlotGroup(str(group["model"]), str(group["cluster"]),
                                  tuple(int(s) for s in group["input_shape"]),
                                  str(group["energy_model"]), tuple(strategies),
