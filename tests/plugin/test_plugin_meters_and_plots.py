@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import json
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -189,14 +188,7 @@ def test_a_bad_picture_path_or_no_matplotlib_is_a_usage_error_naming_the_extra(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--edge-plot='x.pdf' (from the command line) has an unknown "
                                  "picture suffix '.pdf'; expected .svg or .png*"])
-    real = importlib.import_module
-
-    def no_matplotlib(name: str, package: str | None = None) -> Any:
-        if name == "matplotlib":
-            raise ImportError("No module named 'matplotlib'")
-        return real(name, package)
-
-    monkeypatch.setattr(importlib, "import_module", no_matplotlib)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # importing it raises ImportError
     result = run(pytester, "--edge-plot=x.svg")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert ("--edge-plot='x.svg' (from the command line) needs matplotlib, which is not "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -189,15 +190,6 @@ def test_markdown_embeds_the_pictures_relative_to_the_report(tmp_path: Path) -> 
 
 def test_without_matplotlib_pictures_are_refused_naming_the_extra(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
-
-    real = importlib.import_module
-
-    def no_matplotlib(name: str, package: str | None = None) -> Any:
-        if name == "matplotlib":
-            raise ImportError("No module named 'matplotlib'")
-        return real(name, package)
-
-    monkeypatch.setattr(importlib, "import_module", no_matplotlib)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # importing it raises ImportError
     with pytest.raises(PlotUnavailableError, match=r"pip install 'pytest-edgeenergy\[plot\]'"):
         require_matplotlib()
