@@ -34,3 +34,20 @@ def _no_job_summary_in_nested_runs(request: pytest.FixtureRequest,
     """
     if "pytester" in request.fixturenames:
         monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``heavy`` marker (big zoo models, full matrices, subprocess swarms)."""
+    config.addinivalue_line(
+        "markers", "heavy: slow tests (big zoo models, full matrices, subprocess swarms); "
+                   "skipped unless selected with -m heavy")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``heavy`` tests unless the marker expression names them."""
+    if "heavy" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="heavy: run with -m heavy")
+    for item in items:
+        if "heavy" in item.keywords:
+            item.add_marker(skip)

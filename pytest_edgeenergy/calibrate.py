@@ -283,6 +283,7 @@ def run(
     seconds: float = 10.0,
     stdout: TextIO | None = None,
     argv: Sequence[str] | None = None,
+    per_kind: bool = False,
     meter: str | None = None,
 ) -> int:
     """Calibrate this host and write its profile to ``out``; return the exit status.
@@ -292,7 +293,9 @@ def run(
     :mod:`pytest_edgeenergy.meters`), ``idle_w`` and ``active_w`` are measured with it too
     (:mod:`pytest_edgeenergy.meters.calibrate`). Nothing is written unless measuring
     succeeds, and an existing file is replaced atomically. ``argv`` is recorded in the
-    profile as the command that made it. Raises ProfileError for a bad ``out``/``name``.
+    profile as the command that made it. With ``per_kind``, the profile also gets a
+    ``[macs_per_s_by_kind]`` table (:mod:`pytest_edgeenergy.calibrate_kinds`). Raises
+    ProfileError for a bad ``out``/``name``.
     """
     stdout = stdout or sys.stdout
     if not math.isfinite(seconds) or seconds <= 0:
@@ -307,7 +310,16 @@ def run(
 
         powers = measure_profile_power(meter, seconds)
     calibration = measure(seconds, command)
-    write_atomic(target, render_profile(name, calibration, powers))
+    text = render_profile(name, calibration, powers)
+    if per_kind:
+        from pytest_edgeenergy import calibrate_kinds
+
+        rates = calibrate_kinds.measure_kind_rates(seconds)
+        text += calibrate_kinds.render_kind_table(
+            rates, f"by `{command}` on {calibration.when.isoformat()}")
+        print("measured per kind: " + ", ".join(f"{k} = {v:.3e}" for k, v in rates.items()),
+              file=stdout)
+    write_atomic(target, text)
 
     missing = ", ".join(field for field, _ in FILL_IN_FIELDS if field not in powers)
     if calibration.memory_bytes is None:

@@ -10,14 +10,14 @@ from torch import nn
 from pytest_edgeenergy import PartitionError, build_model, get_strategy, partition
 
 
-class WithUpsample(nn.Module):
+class WithLocalResponseNorm(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3)
-        self.up = nn.Upsample(scale_factor=2)
+        self.lrn = nn.LocalResponseNorm(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(self.conv(x))  # type: ignore[no-any-return]
+        return self.lrn(self.conv(x))  # type: ignore[no-any-return]
 
 
 class WithFunctionalSoftmax(nn.Module):
@@ -30,9 +30,9 @@ class WithFunctionalSoftmax(nn.Module):
 
 
 def test_an_unsupported_module_is_named_with_its_type_and_the_strategy() -> None:
-    with pytest.raises(PartitionError, match=r"layer 'up' of type Upsample is not supported.*"
-                                             r"\(strategy 'spatial'\)$"):
-        partition(WithUpsample(), "spatial", 2, (1, 3, 8, 8))
+    with pytest.raises(PartitionError, match=r"layer 'lrn' of type LocalResponseNorm is not "
+                                             r"supported.*\(strategy 'spatial'\)$"):
+        partition(WithLocalResponseNorm(), "spatial", 2, (1, 3, 8, 8))
 
 
 def test_an_unsupported_function_is_named_with_its_type_and_the_strategy() -> None:
@@ -48,7 +48,7 @@ def test_an_unsupported_layer_is_reported_before_anything_runs(
 
     monkeypatch.setattr(F, "conv2d", forbidden)
     with pytest.raises(PartitionError):
-        partition(WithUpsample(), "spatial", 2, (1, 3, 8, 8))
+        partition(WithLocalResponseNorm(), "spatial", 2, (1, 3, 8, 8))
 
 
 @pytest.mark.parametrize("count", [0, -1])

@@ -226,7 +226,8 @@ def test_an_unknown_device_names_the_known_ones(case_file: pytest.Pytester) -> N
     result.stderr.fnmatch_lines([
         "ERROR: --edge-device='rpi5' (from the command line) is not a valid device profile; "
         "unknown device 'rpi5'; did you mean 'rpi4'? Known devices: esp32-s3, jetson-nano-10w, "
-        "jetson-nano-5w, jetson-tx2, jetson-xavier-nx, rpi3bplus, rpi4. Searched: *"])
+        "jetson-nano-5w, jetson-tx2, jetson-xavier-nx, rpi3bplus, rpi3bplus-wifi, rpi4, "
+        "rpi4-wifi. Searched: *"])
     result = run(case_file, "--edge-cluster=rpi4,missing.toml")
     result.stderr.fnmatch_lines(["ERROR: --edge-cluster='rpi4,missing.toml' (from the command "
                                  "line) is not a valid cluster; device profile not found: "

@@ -67,10 +67,11 @@ def test_the_terminal_shows_one_row_per_strategy_with_the_best_marked(
     start = lines.index("tinycnn on 2xrpi4 (input 1x3x32x32, energy model board)")
     header = lines[start + 1].split()
     assert header[:4] == ["strategy", "rank", "max", "device"]
-    rows = [line.split() for line in lines[start + 3:start + 7]]
-    assert sorted(r[0] for r in rows) == ["input-channel", "layer", "output-channel", "spatial"]
+    rows = [line.split() for line in lines[start + 3:start + 8]]
+    assert sorted(r[0] for r in rows) == ["input-channel", "layer", "output-channel", "search",
+                                          "spatial"]
     assert rows[0][1:3] == ["1", "(best)"]
-    assert [r[1] for r in rows[1:]] == ["2", "3", "4"]
+    assert [r[1] for r in rows[1:]] == ["2", "3", "4", "5"]
     assert sum("per device, best strategy" in line for line in lines) == 1
     assert sum("per device, worst strategy" in line for line in lines) == 1
 
@@ -191,7 +192,7 @@ def test_a_case_record_survives_a_json_round_trip() -> None:
     data = json.loads(json.dumps(case.to_dict()))
     assert CaseResult.from_dict(data) == case
     assert sorted(data) == ["cluster", "energy", "energy_model", "format", "input_shape", "key",
-                            "max_abs_error", "message", "model", "nodeid", "status", "strategy",
-                            "strategy_params", "tolerance"]
+                            "max_abs_error", "message", "model", "nodeid", "scenario",
+                            "sensitivity", "status", "strategy", "strategy_params", "tolerance"]
     with pytest.raises(ValueError, match="not a pytest-edgeenergy case record"):
         CaseResult.from_dict({"format": "other"})

@@ -38,6 +38,9 @@ BUILTIN_MODELS = [
     "yolov2",
     "yolov2_tiny",
 ]
+#: the edge CNNs of issue 12; their published figures are checked in tests/unit/test_edge_zoo.py
+EDGE_MODELS = ["efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small", "shufflenet_v2",
+               "yolov8n"]
 
 
 def _conv_bn(in_channels: int, out_channels: int, size: int) -> int:
@@ -228,7 +231,7 @@ def _all_weights_differ(first: nn.Module, second: nn.Module) -> bool:
 
 
 def test_the_zoo_lists_every_builtin_model_sorted() -> None:
-    assert list_models() == sorted(BUILTIN_MODELS)
+    assert list_models() == sorted(BUILTIN_MODELS + EDGE_MODELS)
 
 
 def test_each_model_has_the_published_parameter_count(name: str, model: nn.Module) -> None:
@@ -338,8 +341,8 @@ def test_an_unknown_model_is_an_error_that_lists_the_known_models() -> None:
     with pytest.raises(PartitionError) as raised:
         build_model("vgg17")
     message = str(raised.value)
-    assert message.startswith("unknown model 'vgg17'; known models: densenet121, mobilenet_v2")
-    assert all(known in message for known in BUILTIN_MODELS)
+    assert message.startswith("unknown model 'vgg17'; known models: densenet121, efficientnet_b0")
+    assert all(known in message for known in BUILTIN_MODELS + EDGE_MODELS)
 
 
 def test_the_input_shape_of_an_unknown_model_is_an_error() -> None:

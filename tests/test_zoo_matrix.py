@@ -15,7 +15,12 @@ from pytest_edgeenergy import build_model, list_models, model_input_shape, parti
 
 STRATEGIES = ["layer", "spatial", "output-channel", "input-channel"]
 COUNTS = [2, 3, 4, 8]
-ZOO = [m for m in list_models() if m != "tinycnn"] + ["tinycnn"]
+#: the edge CNNs of issue 12: their full matrix runs with the heavy tests (a few minutes);
+#: every op they use has a cheap test in the default run (tests/unit/test_edge_ops.py)
+HEAVY = frozenset({"efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small",
+                   "shufflenet_v2", "yolov8n"})
+ZOO = [pytest.param(m, marks=pytest.mark.heavy) if m in HEAVY else m
+       for m in [m for m in list_models() if m != "tinycnn"] + ["tinycnn"]]
 
 
 @cache

@@ -97,17 +97,30 @@ def draw_group(ax: Axes, group: PlotGroup) -> None:
 
 
 def draw_robustness(ax: Axes, group: PlotGroup) -> None:
-    """How far each profile figure must move before the best strategy changes."""
-    labels = [r.label for r in group.robustness]
-    margins = [r.margin_pct for r in group.robustness]
-    bars = ax.barh(range(len(labels)), margins, color="#55A868")
-    for bar, label in zip(bars.patches, labels, strict=True):
-        bar.set_gid(f"robustness__{label}")
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    """Per profile field, the factor that changes the best strategy (log scale, from x1);
+    fields no factor in range flips are labelled so."""
+    bars = group.robustness
+    ys = list(range(len(bars)))
+    for y, bar in zip(ys, bars, strict=True):
+        if bar.factor is None:
+            ax.annotate("no flip in range", (1.0, y), xytext=(4, 0), textcoords="offset points",
+                        va="center", fontsize=7, color="#555555")
+            continue
+        left, right = sorted((1.0, bar.factor))
+        (patch,) = ax.barh([y], [right - left], left=left, color="#55A868",
+                           height=0.6).patches
+        patch.set_gid(f"robustness__{bar.label}")
+        ax.annotate(f"x{bar.factor:.3g} -> {bar.new_winner}", (bar.factor, y), xytext=(4, 0),
+                    textcoords="offset points", va="center", fontsize=7)
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="#333333", linewidth=0.8)
+    ax.set_yticks(ys, [b.label for b in bars], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("change (%) before the best strategy changes")
-    ax.set_title(_wrap(f"robustness of the ranking: {group.model} on {group.cluster}"),
-                 fontsize=10)
+    ax.set_xlabel("factor on the profile field that changes the best strategy")
+    title = f"robustness of the ranking: {group.model} on {group.cluster}"
+    if group.robustness_headline:
+        title += f": {group.robustness_headline}"
+    ax.set_title(_wrap(title, 90), fontsize=9)
     ax.grid(axis="x", alpha=0.3)
 
 

@@ -26,6 +26,7 @@ from .fixtures import (
     generate_tests,
     param_id,
 )
+from .gloo import GLOO_KEY, GlooSession
 from .options import add_options
 from .session import SESSION_KEY, EdgeSession, edge_session
 
@@ -57,6 +58,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """Read and check the options, collect the registries, read the baseline."""
     config.addinivalue_line("markers", MARKER)
     config.stash[SESSION_KEY] = EdgeSession.start(config)
+    # The backend: the gloo worker pool (started when a case needs it), closed at the end.
+    config.stash[GLOO_KEY] = gloo = GlooSession(config)
+    config.pluginmanager.register(gloo, "edgeenergy-gloo")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from torch import Tensor
 
 from ..cluster import Cluster
 from ..energy import list_energy_models
+from ..equivalence import ReferenceCache
 from ..errors import EdgeEnergyError
 from ..meters.metering import Metering
 from ..plots import PicturesSection, write_report_plots
@@ -32,7 +32,14 @@ from ..records.runs import git_info, save_run
 from ..records.selection import Selection
 from ..records.tracking import BaselineOutcome, display_path, session_outcome
 from ..records.written import Written, reason
-from .options import DEFAULT_MODELS, EdgeSettings, build_clusters, check_names, read_settings
+from .options import (
+    DEFAULT_MODELS,
+    EdgeSettings,
+    build_clusters,
+    check_names,
+    check_scenario,
+    read_settings,
+)
 from .registry import EdgeRegistry, EntryPoints, collect_registry, hook_plugins, load_entry_points
 
 __all__ = ["ALL", "EDGE_ARGNAMES", "SESSION_KEY", "EdgeSession", "SessionEnd", "edge_session",
@@ -127,8 +134,8 @@ class EdgeSession:
     # Registries by the plugins that implement the hooks: conftest files apply to their
     # own folder only, so two test files may see different registries.
     registries: dict[tuple[int, ...], EdgeRegistry] = dataclasses.field(default_factory=dict)
-    # Unpartitioned outputs by (model key, input digest): each model's reference runs once.
-    references: dict[tuple[object, ...], Tensor] = dataclasses.field(default_factory=dict)
+    # Unpartitioned outputs per model object, weights and input: each runs once.
+    references: ReferenceCache = dataclasses.field(default_factory=ReferenceCache)
     reference_runs: int = 0
     end: SessionEnd | None = None
     metering: Metering = dataclasses.field(default_factory=lambda: Metering(None))
@@ -142,6 +149,7 @@ class EdgeSession:
         check_names(settings, "edge_energy_model", "energy model", [settings.energy_model],
                     list_energy_models())
         clusters = build_clusters(settings, registry.device_dirs)
+        check_scenario(settings, clusters)
         session = cls(config, settings, entry_points, clusters, baseline=_read_baseline(settings),
                       metering=_metering(settings))
         session.selection.note_args(config.args)
@@ -208,8 +216,16 @@ class EdgeSession:
         return [f"edgeenergy: clusters {', '.join(c.signature for c in self.clusters)}; "
                 f"models {', '.join(self.model_names(registry))}; "
                 f"strategies {', '.join(self.strategy_names(registry))}; "
-                f"energy model {settings.energy_model}",
+                f"energy model {settings.energy_model}{self._conditions()}",
                 f"edgeenergy baseline: {baseline}"]
+
+    def _conditions(self) -> str:
+        """The scenario and sensitivity parts of the header (empty for the defaults)."""
+        settings = self.settings
+        text = "" if settings.scenario.is_default else f"; scenario {settings.scenario}"
+        if settings.sensitivity:
+            text += f"; sensitivity on ({settings.sensitivity_samples} joint draws, seed 0)"
+        return text
 
     def collected(self, items: Iterable[pytest.Item]) -> None:
         """Check names against the final registries; mark every case ``edge`` (before
