@@ -113,6 +113,7 @@ def draw_robustness(ax: Axes, group: PlotGroup) -> None:
         ax.annotate(f"x{bar.factor:.3g} -> {bar.new_winner}", (bar.factor, y), xytext=(4, 0),
                     textcoords="offset points", va="center", fontsize=7)
     ax.set_xscale("log")
+    ax.set_xlim(1 / 24, 24)  # the sensitivity search covers x1/16..x16
     ax.axvline(1.0, color="#333333", linewidth=0.8)
     ax.set_yticks(ys, [b.label for b in bars], fontsize=8)
     ax.invert_yaxis()
