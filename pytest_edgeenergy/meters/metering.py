@@ -11,6 +11,7 @@ here imports pytest.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,13 @@ class Metering:
 
     key = "measured"
 
-    def __init__(self, spec: str | None, rule: StopRule | None = None) -> None:
+    def __init__(self, spec: str | None, rule: StopRule | None = None,
+                 clock: Callable[[], float] = time.perf_counter,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.spec = spec
         self.rule = rule
+        self._clock = clock
+        self._sleep = sleep
         self.meter: Meter | None = None
         self.status: MeterStatus | None = None
         self.rows: list[MeasuredRow] = []
@@ -59,7 +64,8 @@ class Metering:
         beside the devices' estimated (compute_j, comm_j); None without a working meter."""
         if self.meter is None:
             return None
-        measured = measure_energy(run, self.meter, self.rule)
+        measured = measure_energy(run, self.meter, self.rule, clock=self._clock,
+                                  sleep=self._sleep)
         row = local_row(case, devices, measured)
         self.rows.append(row)
         return row
