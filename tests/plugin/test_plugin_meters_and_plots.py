@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeenergy.__main__ import main
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up
+from pytest_edgeenergy.plugin.testing import REPO_ROOT, plugin_args, warm_up
 
 pytest_plugins = ["pytester"]
 warm_up()
@@ -214,3 +215,18 @@ def test_history_plot_draws_each_case_with_the_commits_on_the_axis(
         main(["history", "--plot", "trend.gif"])
     assert exit_info.value.code == 2
     assert "unknown picture suffix" in capsys.readouterr().err
+
+
+@pytest.mark.heavy  # a pytest subprocess with two xdist workers
+def test_under_xdist_the_workers_measured_rows_reach_the_controllers_report(
+        metered: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    result = metered.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", "-n", "2",
+                                          "--edge-meter=counting-fake", "--edge-report=r.json")
+    result.assert_outcomes(passed=2)
+    assert result.stdout.str().count("measured beside estimated (meter counting-fake)") == 1
+    rows = json.loads((metered.path / "r.json").read_text())["measured"]["rows"]
+    assert sorted(r["case"] for r in rows) == ["tinycnn|layer|2xrpi4|1x3x32x32|board",
+                                               "tinycnn|spatial|2xrpi4|1x3x32x32|board"]
+    assert all(r["measured_j"] == pytest.approx(0.005, rel=0.02) for r in rows)
