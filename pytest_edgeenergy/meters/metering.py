@@ -70,6 +70,12 @@ class Metering:
         self.rows.append(row)
         return row
 
+    def close(self) -> None:
+        """Release the meter (a jtop connection, say) if it has a ``close()``; idempotent."""
+        close = getattr(self.meter, "close", None)
+        if callable(close):
+            close()
+
     def to_json(self) -> str:
         """The rows, for a pytest-xdist worker's ``workeroutput``."""
         return json.dumps([r.to_dict() for r in self.rows], sort_keys=True)
