@@ -76,6 +76,23 @@ class Metering:
         if callable(close):
             close()
 
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        """The CSV report's columns for the measurement (none when nothing could be)."""
+        if self.status is None or not self.status.ok:
+            return ()
+        return ("measured_j", "measured_estimated_j", "measured_ratio", "measured_stable")
+
+    def csv_cells(self, key: str) -> list[object]:
+        """Case ``key``'s measured cells (blank when it was not measured)."""
+        if not self.csv_columns:
+            return []
+        row = next((r for r in self.rows if r.case == key), None)
+        if row is None:
+            return ["", "", "", ""]
+        return [repr(row.measured_j), repr(row.estimated_j),
+                "" if row.ratio is None else repr(row.ratio), row.stable]
+
     def to_json(self) -> str:
         """The rows, for a pytest-xdist worker's ``workeroutput``."""
         return json.dumps([r.to_dict() for r in self.rows], sort_keys=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import sys
@@ -81,7 +83,7 @@ def metered(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_a_fake_meter_fills_the_measured_beside_estimated_table(
         metered: pytest.Pytester) -> None:
     result = run(metered, "--edge-meter=counting-fake", "--edge-report=r.md",
-                 "--edge-report=r.json")
+                 "--edge-report=r.json", "--edge-report=r.csv")
     result.assert_outcomes(passed=2)
     out = result.stdout.str()
     print(out[out.index("measured beside estimated"):])  # what the report looks like
@@ -107,6 +109,13 @@ def test_a_fake_meter_fills_the_measured_beside_estimated_table(
         assert "fake meter: 0.1 W + 5 mJ per inference" in row["how"]
     md = (metered.path / "r.md").read_text()
     assert "## measured beside estimated (meter counting-fake)" in md
+    by_key = {r["case"]: r for r in data["measured"]["rows"]}
+    for line in csv.DictReader(io.StringIO((metered.path / "r.csv").read_text())):
+        row = by_key[line["key"]]
+        assert float(line["measured_j"]) == row["measured_j"]
+        assert float(line["measured_estimated_j"]) == row["estimated_j"]
+        assert float(line["measured_ratio"]) == row["ratio"]
+        assert line["measured_stable"] == "True"
     assert "| case " in md and "measured / estimated" in md
 
 
