@@ -12,17 +12,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from energy_cases import STRATEGIES, P, make_profile, small_plan
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared energy cases
-from energy_cases import STRATEGIES, P, make_profile, small_plan
 
 from pytest_edgeenergy import Scenario as TopLevelScenario
 from pytest_edgeenergy.cluster import Cluster
