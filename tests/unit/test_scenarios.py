@@ -320,10 +320,11 @@ def test_a_bad_scenario_is_refused_with_what_was_wrong(text: str, message: str) 
 
 # ---- properties in every scenario -----------------------------------------------------------
 
-SCENARIOS = [Scenario(workload=w, network=n, relay=r, compute=c)
-             for w, n, r, c in itertools.product(("single", "stream"),
-                                                 ("half-duplex", "full-duplex", "shared"),
-                                                 ("ap", "direct"), ("uniform", "per-kind"))
+SCENARIOS = [Scenario(workload=w, fps=f, power=p, network=n, relay=r, compute=c)
+             for (w, f), p, n, r, c in itertools.product(
+                 (("single", None), ("stream", None), ("stream", 500.0)), ("always-on", "sleep"),
+                 ("half-duplex", "full-duplex", "shared"), ("ap", "direct"),
+                 ("uniform", "per-kind"))
              if n == "shared" or r == "ap"]
 TABLE = dataclasses.replace(P, macs_per_s_by_kind=(("conv", 2e6), ("linear", 5e5)))
 
