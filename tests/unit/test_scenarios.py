@@ -357,10 +357,15 @@ def test_a_faster_link_or_device_never_raises_the_makespan_or_the_period(
     assert everything.period_s <= before.period_s * (1 + 1e-12)
 
 
+# Back to back and always on: a frame rate slower than the pipeline makes each image pay
+# static power for longer than its own makespan, so the property holds only without one.
+BACK_TO_BACK = [s for s in SCENARIOS if s.fps is None and s.power == "always-on"]
+
+
 @settings(max_examples=40, deadline=None)
 @given(strategy=st.sampled_from(STRATEGIES), n=st.integers(1, 4),
-       scenario=st.sampled_from(SCENARIOS))
-def test_a_stream_never_costs_more_per_image_than_one_isolated_image(
+       scenario=st.sampled_from(BACK_TO_BACK))
+def test_a_stream_back_to_back_never_costs_more_per_image_than_one_isolated_image(
         strategy: str, n: int, scenario: Scenario) -> None:
     plan = small_plan(strategy, n)
     single = dataclasses.replace(scenario, workload="single")
