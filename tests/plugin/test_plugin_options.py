@@ -184,8 +184,9 @@ BAD_VALUES = [
     (["--edge-devices="], "--edge-devices='' (from the command line) is empty; give a value or "
      "leave the option out"),
     (["--edge-models=vgg"], "--edge-models='vgg' (from the command line) names an unknown model "
-     "'vgg' (did you mean 'vgg19'?); valid choices: densenet121, mobilenet_v2, resnet101, "
-     "resnet18, resnet50, tinycnn, vgg16, vgg19, yolov2, yolov2_tiny"),
+     "'vgg' (did you mean 'vgg19'?); valid choices: densenet121, efficientnet_b0, mobilenet_v2, "
+     "mobilenet_v3_large, mobilenet_v3_small, resnet101, resnet18, resnet50, shufflenet_v2, "
+     "tinycnn, vgg16, vgg19, yolov2, yolov2_tiny, yolov8n"),
     (["--edge-models=tinycnn,"], "--edge-models='tinycnn,' (from the command line) has an "
      "empty name; expected names separated by single commas"),
     (["--edge-strategies=layer,pipeline"], "--edge-strategies='layer,pipeline' (from the "
@@ -255,8 +256,9 @@ def test_a_missing_device_dir_is_a_usage_error(case_file: pytest.Pytester) -> No
     ("edge_devices", "0", "holds an out-of-range device count (0); expected whole numbers from "
      "1 to 64, such as 4 or 2,4,8"),
     ("edge_models", "resnet", "names an unknown model 'resnet' (did you mean 'resnet50'?); "
-     "valid choices: densenet121, mobilenet_v2, resnet101, resnet18, resnet50, tinycnn, vgg16, "
-     "vgg19, yolov2, yolov2_tiny"),
+     "valid choices: densenet121, efficientnet_b0, mobilenet_v2, mobilenet_v3_large, "
+     "mobilenet_v3_small, resnet101, resnet18, resnet50, shufflenet_v2, tinycnn, vgg16, vgg19, "
+     "yolov2, yolov2_tiny, yolov8n"),
     ("edge_strategies", "tiles", "names an unknown strategy 'tiles'; valid choices: layer, "
      "spatial, output-channel, input-channel, search"),
     ("edge_energy_model", "watts", "names an unknown energy model 'watts'; valid choices: "
