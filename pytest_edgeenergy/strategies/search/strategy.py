@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,7 @@ from ..protocol import ClusterLike
 from .dp import Pricing, best_paths
 from .layouts import CLASSIC, Layout, apply_classic, windows
 from .objective import Measured, check_goal, measure, unit_costs
-from .pricing import Option, Pricer
+from .pricing import Cost, Option, Pricer, Regions
 from .proportions import optimal_shares
 from .segments import Span, cut_points, spans
 
@@ -48,8 +48,10 @@ __all__ = ["SearchReport", "SearchStrategy", "SegmentChoice"]
 
 WORK_PER_BUDGET_S = 2500
 """Layer placements per second of budget when pricing segments (a layer placed on every
-device counts once per device): a fixed rate, measured on a two-core machine, so that the
-budget decides counts and the search never reads the clock."""
+device counts once per device). A fixed rate, so that the budget decides counts and the search
+never reads the clock; conservative (resnet101 on 4 devices prices about 19,500 placements in
+about 3 s of CPU on a two-core machine), because the whole search is several times the pricing
+of segments."""
 LOCAL_STEPS_PER_BUDGET_S = 0.5
 """Single-segment changes tried on the winner per second of budget."""
 MAX_WINDOWS = (6, 4, 3, 2, 1)
@@ -249,8 +251,9 @@ class SearchStrategy:
                        for s in chosen) * len(devices)
             if size <= limit:
                 break
-        options = [opt for s in chosen for lay in self._layouts(s, graph, devices, share_sets)
-                   if (opt := pricer.option(s, lay)) is not None]
+        options = _distinct(opt for s in chosen
+                            for lay in self._layouts(s, graph, devices, share_sets)
+                            if (opt := pricer.option(s, lay)) is not None)
         cuts = [c for c, _ in cut_points(graph)]
         finals, report.partials = best_paths(pricer, options, cuts, pricing, BEAM, FINALISTS)
 
@@ -365,3 +368,17 @@ def _scenario_text(scenario: Scenario | str | None) -> str:
     """The scenario's text, or "" for none or the default one."""
     conditions = as_scenario(scenario)
     return "" if conditions.is_default else str(conditions)
+
+
+def _distinct(options: Iterable[Option]) -> list[Option]:
+    """The options, less those that place a segment exactly as an earlier one does (a tilt
+    with no remainder to move, spatial bands over layers with no rows, ...): same needs, same
+    output pieces, same price. The first, simplest, name is kept."""
+    seen: set[tuple[Span, Regions, Regions, Cost]] = set()
+    out = []
+    for opt in options:
+        key = (opt.span, opt.need, opt.exit, opt.cost)
+        if key not in seen:
+            seen.add(key)
+            out.append(opt)
+    return out
