@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from .compare import MeasuredRow, MeterStatus, local_row, measured_section
 from .measure import StopRule, measure_energy
@@ -22,7 +24,13 @@ __all__ = ["Metering"]
 
 
 class Metering:
-    """The meter named by ``spec`` (None: no meter asked for), its status and its rows."""
+    """The meter named by ``spec`` (None: no meter asked for), its status and its rows.
+
+    It is also the report's section (``records.report.ExtraSection``): ``measured`` in the
+    JSON report.
+    """
+
+    key = "measured"
 
     def __init__(self, spec: str | None, rule: StopRule | None = None) -> None:
         self.spec = spec
@@ -67,3 +75,17 @@ class Metering:
     def section(self, markdown: bool = False) -> str:
         """The report's section ("" when no meter was asked for)."""
         return measured_section(self.status, self.rows, markdown)
+
+    def to_text(self) -> str:
+        """The section as the terminal shows it."""
+        return self.section()
+
+    def to_markdown(self, folder: Path | None = None) -> str:
+        """The section in Markdown."""
+        return self.section(markdown=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: the meter's status and every row."""
+        return {"meter": None if self.status is None else self.status.to_dict(),
+                "rows": [r.to_dict() for r in sorted(self.rows,
+                                                     key=lambda r: (r.case, r.device))]}

@@ -25,6 +25,8 @@ from ..backends.pool import INIT_METHODS as GLOO_INIT_METHODS
 from ..cluster import DEFAULT_DEVICE, MAX_DEVICES, Cluster
 from ..energy import DEFAULT_ENERGY_MODEL, DEFAULT_SCENARIO, EnergyError, Scenario, parse_scenario
 from ..errors import EdgeEnergyError
+from ..meters import MeterSpecError, get_meter, meter_names
+from ..plots import EXTRA, FORMATS, PlotUnavailableError, require_matplotlib
 from ..profiles import load_device
 from ..records.baseline import DEFAULT_BASELINE
 from ..records.runs import DEFAULT_HISTORY_DIR
@@ -132,6 +134,15 @@ BENCHMARK_JSON_HELP = (
     "write the cases' figures to this file in github-action-benchmark's customSmallerIsBetter "
     "format"
 )
+METER_HELP = (
+    "measure each partitioned inference with this power meter, above an idle baseline, and "
+    "show it beside the estimate: rapl, nvml, jetson, ina219, ina260, or NAME:key=value,... "
+    "(docs/meters.md); an unavailable meter is reported with its reason"
+)
+PLOT_HELP = (
+    "draw the comparisons (needs the 'plot' extra): a .svg or .png file for one picture, or a "
+    "folder for one SVG per model and cluster"
+)
 
 
 # -- the backend (issue 13): --edge-backend and the gloo worker pool's settings ---------------
@@ -148,7 +159,9 @@ GLOO_INIT_HELP = (
     "other hosts and meet it through MASTER_ADDR, MASTER_PORT and WORLD_SIZE) (default: spawn)"
 )
 GLOO_TIMEOUT_HELP = "seconds one gloo run may take before its ranks are stopped (default: 120)"
-GLOO_JOIN_TIMEOUT_HELP = "seconds rank 0 waits for the worker ranks to join (env) (default: 60)"
+GLOO_JOIN_TIMEOUT_HELP = (
+    "seconds the gloo workers may take to start (spawn) or to join rank 0 (env) (default: 60)"
+)
 GLOO_PORT_HELP = (
     "the gloo rendezvous port: rank 0's port on 127.0.0.1 (spawn; default: a free one) or "
     "MASTER_PORT (env)"
@@ -197,6 +210,8 @@ class EdgeSettings:
     autosave: bool = False
     history_dir: Path = Path(DEFAULT_HISTORY_DIR)
     benchmark_json: Path | None = None
+    meter: str | None = None
+    plot: Path | None = None
     scenario: Scenario = DEFAULT_SCENARIO
     sensitivity: bool = False
     sensitivity_samples: int = DEFAULT_SENSITIVITY_SAMPLES
@@ -377,6 +392,40 @@ def _benchmark_json(raw: Raw) -> Path | None:
     return path
 
 
+def _meter(raw: Raw) -> str | None:
+    spec = raw.text()
+    if spec is not None:
+        try:
+            get_meter(spec)  # a known name with valid parameters; availability is not checked
+        except MeterSpecError as exc:
+            raise raw.error(f"is not a meter ({exc})",
+                            f"meters: {', '.join(meter_names())}", spec) from None
+    return spec
+
+
+def _plot(raw: Raw) -> Path | None:
+    text = raw.text()
+    if text is None:
+        return None
+    try:
+        require_matplotlib()
+    except PlotUnavailableError:
+        raise raw.error("needs matplotlib, which is not installed", f"install it with {EXTRA}",
+                        text) from None
+    (_, path), = _paths(dataclasses.replace(raw, value=text))
+    suffix = path.suffix.lower()
+    if suffix and suffix not in FORMATS:
+        raise raw.error(f"has an unknown picture suffix '{path.suffix}'",
+                        f"expected {' or '.join(FORMATS)} for one picture, or a folder", text)
+    if suffix and path.is_dir():
+        raise raw.error("is a folder", f"expected a file name ending in {' or '.join(FORMATS)}",
+                        text)
+    if not suffix and path.exists() and not path.is_dir():
+        raise raw.error("is a file without a picture suffix",
+                        f"expected a folder, or a file ending in {' or '.join(FORMATS)}", text)
+    return path
+
+
 def _thresholds(raw: Raw) -> tuple[Threshold, ...]:
     value = raw.value
     items = (list(DEFAULT_FAIL_ON) if value is None
@@ -501,6 +550,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("edge_autosave", AUTOSAVE_HELP, "autosave", _flag_value, "store_true", "bool"),
     Option("edge_history_dir", HISTORY_DIR_HELP, "history_dir", _history_dir),
     Option("edge_benchmark_json", BENCHMARK_JSON_HELP, "benchmark_json", _benchmark_json),
+    Option("edge_meter", METER_HELP, "meter", _meter),
+    Option("edge_plot", PLOT_HELP, "plot", _plot),
     Option("edge_scenario", SCENARIO_HELP, "scenario", _scenario),
     Option("edge_sensitivity", SENSITIVITY_HELP, "sensitivity", _flag_value, "store_true",
            "bool"),

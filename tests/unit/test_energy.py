@@ -119,7 +119,7 @@ def test_a_single_convolution_on_one_device_costs_active_power_times_its_time() 
     assert estimate.total_j == estimate.max_device_j == estimate.mean_device_j == device.total_j
 
 
-# Makespans of the conv split in two, by hand (derivations in tests/test_schedule.py): a task
+# Makespans of the conv split in two, by hand (derivations in tests/unit/test_schedule.py): a task
 # of half the conv is 576 MACs = 0.576 ms, compute-bound; the input-channel reduction touches
 # 784 bytes and no MACs, 0.784 ms.
 HAND_MAKESPAN_S = {

@@ -8,22 +8,14 @@ import math
 import xml.etree.ElementTree as ET
 
 import pytest
+from edge_project import CASE_TEST, INI, LAYER
 
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up, write_profile_variant
+from pytest_edgeenergy.plugin.testing import run, warm_up, write_profile_variant
 from pytest_edgeenergy.records.baseline import DEFAULT_BASELINE
 from pytest_edgeenergy.records.ci import STEP_SUMMARY_ENV
 
 pytest_plugins = ["pytester"]
 warm_up()
-
-INI = "[pytest]\nedge_models = tinycnn\nedge_devices = 2\nedge_strategies = layer,spatial\n"
-CASE_TEST = "def test_case(edge_run):\n    edge_run()\n"
-LAYER = "tinycnn|layer|2xrpi4|1x3x32x32|board"
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """Run pytest in-process with the plugin."""
-    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from edge_project import CASE_TEST, INI, LAYER
 
-from pytest_edgeenergy.plugin.testing import REPO_ROOT, plugin_args, warm_up
+from pytest_edgeenergy.plugin.testing import REPO_ROOT, plugin_args, run, warm_up
 from pytest_edgeenergy.records.baseline import (
     BASELINE_FORMAT,
     DEFAULT_BASELINE,
@@ -22,15 +23,6 @@ from pytest_edgeenergy.records.baseline import (
 
 pytest_plugins = ["pytester"]
 warm_up()
-
-INI = "[pytest]\nedge_models = tinycnn\nedge_devices = 2\nedge_strategies = layer,spatial\n"
-CASE_TEST = "def test_case(edge_run):\n    edge_run()\n"
-LAYER = "tinycnn|layer|2xrpi4|1x3x32x32|board"
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """Run pytest in-process with the plugin."""
-    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +208,7 @@ def test_an_update_whose_rename_fails_leaves_the_old_baseline_intact(
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
 
+@pytest.mark.heavy  # a pytest subprocess with two xdist workers
 def test_under_xdist_an_update_keeps_every_entry(pytester: pytest.Pytester,
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  good_text: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up
+from pytest_edgeenergy.plugin.testing import run, warm_up
 
 pytest_plugins = ["pytester"]
 warm_up()
@@ -24,11 +24,6 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     EdgeRunner.reference = _original
 """
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """Run pytest in-process with the plugin."""
-    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)
 
 
 def test_ids_read_model_strategy_cluster(pytester: pytest.Pytester) -> None:

@@ -9,24 +9,15 @@ import subprocess
 import sys
 
 import pytest
+from edge_project import CASE_TEST, INI, LAYER, SPATIAL
 
 from pytest_edgeenergy.__main__ import main
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up, write_profile_variant
+from pytest_edgeenergy.plugin.testing import run, warm_up, write_profile_variant
 from pytest_edgeenergy.records.baseline import DEFAULT_BASELINE
 from pytest_edgeenergy.records.runs import RUN_FORMAT, list_runs
 
 pytest_plugins = ["pytester"]
 warm_up()
-
-INI = "[pytest]\nedge_models = tinycnn\nedge_devices = 2\nedge_strategies = layer,spatial\n"
-CASE_TEST = "def test_case(edge_run):\n    edge_run()\n"
-LAYER = "tinycnn|layer|2xrpi4|1x3x32x32|board"
-SPATIAL = "tinycnn|spatial|2xrpi4|1x3x32x32|board"
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """Run pytest in-process with the plugin."""
-    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)
 
 
 @pytest.fixture

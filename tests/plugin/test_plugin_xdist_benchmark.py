@@ -38,6 +38,7 @@ def _section(text: str) -> str:
     return text[text.index("\n", start):text.index("rank: strategies", start)].strip()
 
 
+@pytest.mark.heavy  # two pytest subprocesses, one with two xdist workers
 def test_under_xdist_the_report_prints_once_with_the_same_numbers(
         project: pytest.Pytester) -> None:
     """Workers hand their cases to the controller; only it prints, and the tables match."""

@@ -9,25 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from edge_project import HAND_OFF
 
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up
+from pytest_edgeenergy.plugin.testing import run, warm_up
 from pytest_edgeenergy.profiles import shipped_profiles_dir
 
 pytest_plugins = ["pytester"]
 warm_up()
 
-# A strategy a user might write: everything on device 0 but the last layer on device 1.
-STRATEGY_MODULE = """
-from pytest_edgeenergy.strategies import BuilderStrategy
-
-
-class HandOff(BuilderStrategy):
-    name = "hand-off"
-
-    def assign(self, b, graph):
-        for i, layer in enumerate(graph.layers):
-            b.compute(1 if i == len(graph.layers) - 1 and b.n > 1 else 0, layer)
-
+# A module a user might write: a strategy and a model.
+STRATEGY_MODULE = HAND_OFF + """
 
 def tiny_builder():
     import torch.nn as nn
@@ -42,11 +33,6 @@ CASE_TEST = """
 def test_case(edge_run):
     edge_run()
 """
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """Run pytest in-process with the plugin."""
-    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)
 
 
 def ids_of(result: pytest.RunResult) -> list[str]:

@@ -161,6 +161,7 @@ def test_a_task_that_cannot_run_fails_quickly_with_one_error_naming_the_device()
     assert elapsed_s < 30  # start-up plus the failure, not the 120 s timeout
 
 
+@pytest.mark.heavy  # a swarm of worker processes, and timeouts
 def test_a_worker_that_dies_is_reported_with_its_signal_and_the_others_are_killed() -> None:
     model, x, _ = case("tinycnn")
     pm = partition(model, "output-channel", 2, x.shape)
@@ -178,6 +179,7 @@ def test_a_worker_that_dies_is_reported_with_its_signal_and_the_others_are_kille
             pool.run(pm.plan, pm.graph, x)
 
 
+@pytest.mark.heavy  # a swarm of worker processes, and timeouts
 def test_a_worker_that_hangs_times_out_and_every_worker_is_killed() -> None:
     model, x, _ = case("tinycnn")
     pm = partition(model, "output-channel", 2, x.shape)
@@ -190,6 +192,7 @@ def test_a_worker_that_hangs_times_out_and_every_worker_is_killed() -> None:
         assert all(code is not None for code in pool.exitcodes)
 
 
+@pytest.mark.heavy  # a swarm of worker processes, and timeouts
 def test_workers_are_reused_across_runs_and_graphs_and_stop_cleanly() -> None:
     tiny, x_tiny, ref_tiny = case("tinycnn")
     rand, x_rand, ref_rand = case("random-cnn")
@@ -238,6 +241,7 @@ def _tcp_sockets(pid: int) -> list[tuple[str, tuple[object, int], tuple[object, 
     return found
 
 
+@pytest.mark.heavy  # a swarm of worker processes
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/<pid>/net/tcp")
 def test_every_socket_of_the_workers_is_on_127_0_0_1(
         workers: Callable[[int], GlooWorkers]) -> None:
@@ -259,6 +263,7 @@ def test_every_socket_of_the_workers_is_on_127_0_0_1(
     assert pool.port in listening  # device 0's rendezvous store, bound to 127.0.0.1 too
 
 
+@pytest.mark.heavy  # a swarm of worker processes, and timeouts
 def test_an_explicit_port_is_used_and_a_busy_one_is_a_clear_error() -> None:
     model, x, ref = case("tinycnn")
     pm = partition(model, "layer", 1, x.shape)

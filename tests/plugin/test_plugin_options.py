@@ -6,21 +6,27 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up
+from pytest_edgeenergy.plugin.testing import run, warm_up
 from pytest_edgeenergy.profiles import shipped_profiles_dir
 
 pytest_plugins = ["pytester"]
 warm_up()
 
+
+def run_set(pytester: pytest.Pytester, where: str, ini: str, ini_lines: str,
+            flags: list[str], *args: str) -> pytest.RunResult:
+    """Run with settings given on the command line (``flags``) or in the ini file
+    (``ini_lines`` added to ``ini``), as ``where`` says."""
+    if where == "ini file":
+        pytester.makeini(ini + ini_lines)
+        return run(pytester, *args)
+    pytester.makeini(ini)
+    return run(pytester, *args, *flags)
+
 CASE_TEST = """
 def test_case(edge_run):
     edge_run()
 """
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """Run pytest in-process with the plugin, quietly."""
-    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)
 
 
 def collected_ids(result: pytest.RunResult) -> list[str]:
@@ -115,13 +121,9 @@ def test_a_device_dir_adds_user_profiles(case_file: pytest.Pytester, where: str)
     """Profiles in ``--edge-device-dir`` (or ``edge_device_dir``) can be named as devices."""
     write_profile(case_file.path / "profiles", "mydev")
     base = "[pytest]\nedge_models = tinycnn\nedge_strategies = layer\n"
-    if where == "ini file":
-        case_file.makeini(base + "edge_device_dir = profiles\nedge_device = mydev\n")
-        result = run(case_file, "--collect-only", "-q")
-    else:
-        case_file.makeini(base)
-        result = run(case_file, "--collect-only", "-q", "--edge-device-dir=profiles",
-                     "--edge-device=mydev")
+    result = run_set(case_file, where, base, "edge_device_dir = profiles\nedge_device = mydev\n",
+                     ["--edge-device-dir=profiles", "--edge-device=mydev"], "--collect-only",
+                     "-q")
     assert collected_ids(result) == ["tinycnn-layer-4xmydev"]
 
 
@@ -129,12 +131,8 @@ def test_a_device_dir_adds_user_profiles(case_file: pytest.Pytester, where: str)
 def test_the_energy_model_option_picks_the_model(case_file: pytest.Pytester, where: str) -> None:
     """``--edge-energy-model=ops`` (or its ini key) prices the cases with the ops model."""
     base = "[pytest]\nedge_models = tinycnn\nedge_strategies = layer\n"
-    if where == "ini file":
-        case_file.makeini(base + "edge_energy_model = ops\n")
-        result = run(case_file)
-    else:
-        case_file.makeini(base)
-        result = run(case_file, "--edge-energy-model=ops")
+    result = run_set(case_file, where, base, "edge_energy_model = ops\n",
+                     ["--edge-energy-model=ops"])
     assert result.ret == 0
     result.stdout.fnmatch_lines(["edgeenergy: clusters 4xrpi4; models tinycnn; "
                                  "strategies layer; energy model ops",
@@ -145,13 +143,9 @@ def test_the_energy_model_option_picks_the_model(case_file: pytest.Pytester, whe
 def test_reports_are_written_to_each_path(case_file: pytest.Pytester, where: str) -> None:
     """``--edge-report`` repeats; ``edge_report`` lists paths; each suffix picks a format."""
     base = "[pytest]\nedge_models = tinycnn\nedge_strategies = layer\n"
-    if where == "ini file":
-        case_file.makeini(base + "edge_report = out/r.md out/r.json out/r.csv\n")
-        result = run(case_file)
-    else:
-        case_file.makeini(base)
-        result = run(case_file, "--edge-report=out/r.md", "--edge-report=out/r.json",
-                     "--edge-report=out/r.csv")
+    result = run_set(case_file, where, base, "edge_report = out/r.md out/r.json out/r.csv\n",
+                     ["--edge-report=out/r.md", "--edge-report=out/r.json",
+                      "--edge-report=out/r.csv"])
     assert result.ret == 0
     for suffix in ("md", "json", "csv"):
         assert (case_file.path / "out" / f"r.{suffix}").is_file()
@@ -190,8 +184,9 @@ BAD_VALUES = [
     (["--edge-devices="], "--edge-devices='' (from the command line) is empty; give a value or "
      "leave the option out"),
     (["--edge-models=vgg"], "--edge-models='vgg' (from the command line) names an unknown model "
-     "'vgg' (did you mean 'vgg19'?); valid choices: densenet121, mobilenet_v2, resnet101, "
-     "resnet18, resnet50, tinycnn, vgg16, vgg19, yolov2, yolov2_tiny"),
+     "'vgg' (did you mean 'vgg19'?); valid choices: densenet121, efficientnet_b0, mobilenet_v2, "
+     "mobilenet_v3_large, mobilenet_v3_small, resnet101, resnet18, resnet50, shufflenet_v2, "
+     "tinycnn, vgg16, vgg19, yolov2, yolov2_tiny, yolov8n"),
     (["--edge-models=tinycnn,"], "--edge-models='tinycnn,' (from the command line) has an "
      "empty name; expected names separated by single commas"),
     (["--edge-strategies=layer,pipeline"], "--edge-strategies='layer,pipeline' (from the "
@@ -261,8 +256,9 @@ def test_a_missing_device_dir_is_a_usage_error(case_file: pytest.Pytester) -> No
     ("edge_devices", "0", "holds an out-of-range device count (0); expected whole numbers from "
      "1 to 64, such as 4 or 2,4,8"),
     ("edge_models", "resnet", "names an unknown model 'resnet' (did you mean 'resnet50'?); "
-     "valid choices: densenet121, mobilenet_v2, resnet101, resnet18, resnet50, tinycnn, vgg16, "
-     "vgg19, yolov2, yolov2_tiny"),
+     "valid choices: densenet121, efficientnet_b0, mobilenet_v2, mobilenet_v3_large, "
+     "mobilenet_v3_small, resnet101, resnet18, resnet50, shufflenet_v2, tinycnn, vgg16, vgg19, "
+     "yolov2, yolov2_tiny, yolov8n"),
     ("edge_strategies", "tiles", "names an unknown strategy 'tiles'; valid choices: layer, "
      "spatial, output-channel, input-channel, search"),
     ("edge_energy_model", "watts", "names an unknown energy model 'watts'; valid choices: "

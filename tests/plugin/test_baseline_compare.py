@@ -14,39 +14,24 @@ import stat
 from pathlib import Path
 
 import pytest
+from edge_project import CASE_TEST, HAND_OFF
 
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up, write_profile_variant
+from pytest_edgeenergy.plugin.testing import run, warm_up, write_profile_variant
 from pytest_edgeenergy.records.baseline import BASELINE_FORMAT, DEFAULT_BASELINE
 
 pytest_plugins = ["pytester"]
 warm_up()
 
 INI = "[pytest]\nedge_models = tinycnn\nedge_devices = 2\n"
-CASE_TEST = "def test_case(edge_run):\n    edge_run()\n"
 KEYS = [f"tinycnn|{s}|2xrpi4|1x3x32x32|board"
         for s in ("input-channel", "layer", "output-channel", "search", "spatial")]
 
-# A strategy a user adds in conftest.py: everything on device 0 but the last layer.
-HAND_OFF = """
-from pytest_edgeenergy.strategies import BuilderStrategy
-
-
-class HandOff(BuilderStrategy):
-    name = "hand-off"
-
-    def assign(self, b, graph):
-        for i, layer in enumerate(graph.layers):
-            b.compute(1 if i == len(graph.layers) - 1 and b.n > 1 else 0, layer)
-
+# A strategy a user adds in conftest.py.
+HAND_OFF_CONFTEST = HAND_OFF + """
 
 def pytest_edgeenergy_add_strategies(config):
     return [HandOff]
 """
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """Run pytest in-process with the plugin."""
-    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)
 
 
 def baseline_path(pytester: pytest.Pytester) -> Path:
@@ -178,7 +163,7 @@ def test_a_strategy_added_in_conftest_is_new_and_one_removed_is_unused(
         project: pytest.Pytester) -> None:
     """A registered strategy appears as new (strict fails it); once recorded and no longer
     registered, its entry is unused (strict fails the run); an update removes it."""
-    conftest = project.makeconftest(HAND_OFF)
+    conftest = project.makeconftest(HAND_OFF_CONFTEST)
     result = run(project)
     result.assert_outcomes(passed=6)
     hand_off = "tinycnn|hand-off|2xrpi4|1x3x32x32|board"

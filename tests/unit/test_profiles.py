@@ -26,7 +26,7 @@ from pytest_edgeenergy.profiles import (
     shipped_profiles_dir,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = (
     "esp32-s3",
     "jetson-nano-10w",

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from edge_project import CASE_TEST
 
 from pytest_edgeenergy.atomic import write_atomic
 from pytest_edgeenergy.plugin.testing import plugin_args, warm_up
@@ -29,7 +30,6 @@ pytest_plugins = ["pytester"]
 warm_up()
 
 INI = "[pytest]\nedge_models = tinycnn\nedge_devices = 2\n"
-CASE_TEST = "def test_case(edge_run):\n    edge_run()\n"
 
 
 @pytest.fixture(scope="module")
