@@ -98,6 +98,13 @@ PLAUSIBLE_RANGES: dict[str, tuple[float, float]] = {
     # LoRa costs about 3e-3 J/B (0.1 W at 31 B/s); a joule per byte is far beyond any radio.
     "tx_j_per_byte": (0.0, 1.0),
     "rx_j_per_byte": (0.0, 1.0),
+    # Optional figures. Sleep draws no more than idle; waking takes at most a minute and a
+    # kilojoule; a radio message (headers, handshakes) costs at most a joule.
+    "sleep_w": (0.0, 1e4),
+    "wake_s": (0.0, 60.0),
+    "wake_j": (0.0, 1e3),
+    "tx_j_per_message": (0.0, 1.0),
+    "rx_j_per_message": (0.0, 1.0),
 }
 """The range (inclusive, in the field's unit) a figure of a profile file must lie in.
 
@@ -286,8 +293,6 @@ def _parse(data: bytes, path: str, file_name: str) -> DeviceProfile:
 
     _check_keys(table, path)
     values = {key: _check_value(key, table[key], path) for key in PROFILE_FIELDS}
-    for key, value in values.items():
-        _check_plausible(key, value, path)
     values.update(_optional_values(table, path))
 
     if values["active_w"] < values["idle_w"]:
@@ -376,11 +381,13 @@ def _check_value(key: str, value: Any, path: str, spec: _Field | None = None) ->
         too_small = value <= spec.minimum if spec.strict else value < spec.minimum
         if too_small:
             raise ProfileError(f"{path}: field '{key}' must be {spec.expected}, {got}")
+    _check_plausible(key, value, path)
     return value if spec.kind is int else float(value)
 
 
 def _check_plausible(key: str, value: Any, path: str) -> None:
-    bounds = PLAUSIBLE_RANGES.get(key)
+    # a [macs_per_s_by_kind] rate has the range of macs_per_s
+    bounds = PLAUSIBLE_RANGES.get(key.split(".")[0].removesuffix("_by_kind"))
     if bounds is None or bounds[0] <= value <= bounds[1]:
         return
     raise ProfileError(

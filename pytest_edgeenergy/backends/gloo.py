@@ -64,7 +64,15 @@ from ..graph.layergraph import LayerGraph
 from ..plan import DeviceStats, Plan
 from ..trace import Event, Trace
 from .local import Executor, check_input
-from .rank import run_rank
+from .rank import describe_step, run_rank
+from .stall import (
+    FINISHED,
+    IDLE,
+    MAIN_GUARD_ADVICE,
+    describe_stall,
+    process_state,
+    script_without_main_guard,
+)
 
 __all__ = ["LOOPBACK", "GlooWorkers", "run_gloo"]
 
@@ -91,10 +99,13 @@ def _default_threads(n_devices: int) -> int:
 class _Worker:
     """What runs in the process of device ``rank``: join the group, then serve jobs."""
 
-    def __init__(self, rank: int, n_devices: int, conn: Connection) -> None:
+    def __init__(self, rank: int, n_devices: int, conn: Connection,
+                 progress: Any = None) -> None:
         self.rank = rank
         self.n_devices = n_devices
         self.conn = conn
+        # the step this worker is at, shared with the parent, which names it on a timeout
+        self.progress = progress if progress is not None else [IDLE] * n_devices
         self.where = "while starting"
         self.graphs: dict[int, LayerGraph] = {}
 
@@ -131,6 +142,7 @@ class _Worker:
                 out, row, events, output_s = self.execute(plan, graph_key, graph, x, t0,
                                                           timeout_s)
                 self.conn.send(("done", job_id, row, out, events, output_s))
+                self.progress[self.rank] = IDLE
             except EOFError:
                 return True
             except BaseException:
@@ -159,7 +171,11 @@ class _Worker:
         def where(text: str) -> None:
             self.where = text
 
-        result = run_rank(ex, rank, _DefaultGroup(), t0, timeout_s, where)
+        def at(step: int) -> None:
+            self.progress[rank] = step
+
+        result = run_rank(ex, rank, _DefaultGroup(), t0, timeout_s, where, at=at)
+        self.progress[rank] = FINISHED
         return (result.output, ex.trace("gloo").device_stats()[rank], result.events,
                 result.output_s)
 
@@ -185,11 +201,11 @@ class _DefaultGroup:
 
 
 def _worker_main(rank: int, n_devices: int, conn: Connection, timeout_s: float, threads: int,
-                 port: int | None) -> None:
+                 port: int | None, progress: Any = None) -> None:
     """Entry point of a worker process: exit code 0 after a clean stop, 1 after a failure."""
     os.environ["GLOO_SOCKET_IFNAME"] = _LOOPBACK_IFNAME  # gloo's sockets on 127.0.0.1 only
     torch.set_num_threads(threads)
-    worker = _Worker(rank, n_devices, conn)
+    worker = _Worker(rank, n_devices, conn, progress)
     try:
         worker.join(timeout_s, port)
     except BaseException:
@@ -297,6 +313,8 @@ class GlooWorkers:
         self._job = 0
         self.startup_s = 0.0
         self._broken: str | None = None
+        self._plan: Plan | None = None  # the plan running: named in a timeout's message
+        self._progress: Any = None
         self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns,
                                            _STOP_GRACE_S)
         started = time.perf_counter()
@@ -346,6 +364,7 @@ class GlooWorkers:
                                  f"to the worker processes: {exc!r}") from exc
         # The workers now hold this graph too: each graph is sent once.
         self._graphs[id(graph)] = (key, graph)
+        self._plan = plan
         try:
             for conn, payload in zip(self._conns, payloads, strict=True):
                 _send_in_background(conn, payload)
@@ -389,12 +408,13 @@ class GlooWorkers:
     # ---- start-up and waiting -------------------------------------------------------------
     def _start(self, port: int | None) -> None:
         ctx = get_context("spawn")
+        self._progress = ctx.RawArray("q", [IDLE] * self.n_devices)
         for rank in range(self.n_devices):
             parent_conn, child_conn = ctx.Pipe(duplex=True)
             proc = ctx.Process(
                 target=_worker_main, name=f"edgeenergy-gloo-device-{rank}", daemon=True,
                 args=(rank, self.n_devices, child_conn, self.timeout_s, self.threads_per_worker,
-                      port if rank == 0 else None))
+                      port if rank == 0 else None, self._progress))
             proc.start()
             child_conn.close()  # the child's copy is the only one: EOF when it exits
             self._procs.append(proc)
@@ -420,10 +440,11 @@ class GlooWorkers:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 late = ", ".join(str(d) for d in sorted(pending))
+                stall = self._stall(pending, job)
                 self._abort(f"device(s) {late} timed out")
                 raise PartitionError(
                     f"gloo backend: device(s) {late} gave no {what} within {timeout_s:g} s "
-                    f"(timeout_s); every worker process was killed")
+                    f"(timeout_s){stall}; every worker process was killed")
             self._wait(pending, remaining)
             for d in sorted(pending):
                 outcome = self._poll(d, kind, job)
@@ -436,6 +457,16 @@ class GlooWorkers:
         if failures:
             self._raise(failures, pending, kind, job)
         return got
+
+    def _stall(self, pending: set[int], job: int | None) -> str:
+        """``: device 2 is stuck at step 7 (...)``, read before the workers are killed."""
+        if job is None or self._plan is None or self._progress is None:
+            return ""
+        at = {d: int(self._progress[d]) for d in range(self.n_devices)}
+        pids = [p.pid or 0 for p in self._procs]
+        states = {d: process_state(pid) for d, pid in enumerate(pids)}
+        return ": " + describe_stall(self._plan, sorted(pending), at, states,
+                                     dict(enumerate(pids)), describe_step)
 
     def _wait(self, devices: set[int], timeout_s: float) -> None:
         waitables: list[Any] = []
@@ -485,6 +516,9 @@ class GlooWorkers:
         self._abort(f"device {first.device} failed")
         lines = [f"gloo backend: device {first.device} failed {first.where}:",
                  first.detail.rstrip()]
+        script = script_without_main_guard() if first.died and job is None else None
+        if script is not None:  # died while starting: the script ran again in the worker
+            lines.append(MAIN_GUARD_ADVICE.format(path=script))
         for f in failures[1:]:
             lines.append(f"(then device {f.device} failed {f.where}: {f.last_line()})")
         lines.append("every worker process was killed")

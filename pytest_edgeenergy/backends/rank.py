@@ -132,11 +132,12 @@ class _Progress:
 
 def run_rank(ex: Executor, rank: int, comm: Comm, t0: float, timeout_s: float,
              where: Callable[[str], None] = lambda _: None,
-             cancelled: Callable[[], bool] = lambda: False) -> RankResult:
+             cancelled: Callable[[], bool] = lambda: False,
+             at: Callable[[int], None] = lambda _: None) -> RankResult:
     """Run ``rank``'s steps of ``ex.plan``; ``t0`` is the run's start on ``time.time()``'s
     clock; every wait is bounded by ``timeout_s``; ``where`` is told each step as it starts
-    (for error reports); ``cancelled`` is polled while waiting: when it turns true the run is
-    abandoned with :class:`RunCancelledError`."""
+    (for error reports) and ``at`` its number; ``cancelled`` is polled while waiting: when it
+    turns true the run is abandoned with :class:`RunCancelledError`."""
     plan: Plan = ex.plan
     result = RankResult()
     deadline = time.monotonic() + timeout_s
@@ -169,6 +170,7 @@ def run_rank(ex: Executor, rank: int, comm: Comm, t0: float, timeout_s: float,
                 if isinstance(step, Task):
                     if step.device == rank:
                         where(describe_step(step))
+                        at(step.step)
                         start = now()
                         ex.run_task(step)
                         result.events.append(Event(rank, "task", step.step, start, now(),
@@ -179,12 +181,14 @@ def run_rank(ex: Executor, rank: int, comm: Comm, t0: float, timeout_s: float,
                     ex.received(step, data)
                 elif step.src == rank:
                     where(describe_step(step))
+                    at(step.step)
                     data = ex.region(step).contiguous()
                     sends.append(sending.add(_Posted(
                         step, comm.isend(data, step.dst, step.step), data, now())))
                     ex.sent(step, data)
                 elif step.dst == rank:
                     where(describe_step(step))
+                    at(step.step)
                     posted = recvs.pop(step.step)
                     finish(posted)
                     ex.received(step, posted.tensor)

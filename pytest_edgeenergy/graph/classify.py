@@ -320,7 +320,7 @@ class Classifier:
                        getattr(mod, "divisor_override", None),
                        getattr(mod, "return_indices", False))
         elif isinstance(mod, nn.AdaptiveAvgPool2d):
-            self.emit(n, "op", [self.ref(x)], lambda ins, o: AdaptiveAvgPool(ins, o))
+            self._adaptive_avg(n, x)
         elif isinstance(mod, nn.AdaptiveMaxPool2d):
             self._global(n, x, "max", pair(mod.output_size) == (1, 1), True)  # type: ignore[arg-type]
         elif isinstance(mod, nn.Flatten):
@@ -370,7 +370,7 @@ class Classifier:
         elif t in (F.max_pool2d, F.avg_pool2d):
             self._functional_pool(n, x, t is F.max_pool2d)
         elif t is F.adaptive_avg_pool2d:
-            self.emit(n, "op", [self.ref(x)], lambda ins, o: AdaptiveAvgPool(ins, o))
+            self._adaptive_avg(n, x)
         elif t is F.adaptive_max_pool2d:
             self._global(n, x, "max", pair(_arg(n, 1, "output_size")) == (1, 1), True)
         elif t in (torch.mean, torch.amax):
@@ -525,6 +525,8 @@ class Classifier:
         alpha = n.kwargs.get("alpha", 1)
         if alpha != 1 or n.kwargs.get("rounding_mode") is not None:
             raise self.unsupported(n, "alpha or rounding_mode")
+        if op == "mul" and self._silu(n, a, b):
+            return
         if self.is_tensor(a) and self.is_tensor(b):
             sa, sb = self.shape(a), self.shape(b)
             out = self.shape(n)
@@ -555,6 +557,19 @@ class Classifier:
             self._channel_constant(n, op, x, value, flipped)
             return
         raise self.unsupported(n, f"{op} with {type(value).__name__}")
+
+    def _silu(self, n: fx.Node, a: Any, b: Any) -> bool:
+        """``x * sigmoid(x)`` (how SiLU is exported to ONNX or written out) as one SiLU."""
+        for x, gate in ((a, b), (b, a)):
+            if not (self.is_tensor(x) and self.is_tensor(gate)) or len(gate.users) != 1:
+                continue
+            raw = next((r for r in reversed(self.out) if r.name == gate.name), None)
+            if (raw is not None and raw.kind == "act" and raw.act is not None
+                    and raw.act.name == "sigmoid" and raw.inputs == [self.ref(x)]):
+                self.out.remove(raw)
+                self._act(n, "silu", x)
+                return True
+        return False
 
     def _source_shape(self, a: fx.Node) -> tuple[int, ...]:
         """Shape of the layer-graph tensor ``a`` refers to (before an ``expand``)."""
@@ -623,6 +638,13 @@ class Classifier:
         if not ok or len(self.shape(x)) != 4:
             raise self.unsupported(n, "adaptive max pooling to a size other than 1x1")
         self.emit(n, "op", [self.ref(x)], lambda ins, o: GlobalPool(ins, o, mode=mode))
+
+    def _adaptive_avg(self, n: fx.Node, x: Any) -> None:
+        out = self.shape(n)
+        if len(out) == 4 and out[2:] == (1, 1):  # a global mean: partial sums under spatial
+            self.emit(n, "op", [self.ref(x)], lambda ins, o: GlobalPool(ins, o, mode="avg"))
+        else:
+            self.emit(n, "op", [self.ref(x)], lambda ins, o: AdaptiveAvgPool(ins, o))
 
     def _mean(self, n: fx.Node, x: Any, mode: str, dim: Any, keepdim: Any) -> None:
         rank = len(self.shape(x))

@@ -186,6 +186,10 @@ class Op:
     #: True when only the first input's pieces say where the output is computed (a residual
     #: add: the other operands are fetched to wherever the first one lies).
     led_by_first_input: ClassVar[bool] = False
+    #: True when the output is the sum of partial results over bands of input rows (a global
+    #: average pool): given ``WeightSlice(inp=rows)``, :meth:`input_boxes` and :meth:`run` compute
+    #: the partial result of those rows, and the planner's reduction adds the partials up.
+    sums_over_rows: bool = False
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...]) -> None:
         self.in_shapes = [tuple(s) for s in in_shapes]
@@ -789,7 +793,12 @@ class Pad(Op):
 
 class GlobalPool(Op):
     """Mean or max over all rows and columns: ``(C, H, W) -> (C, 1, 1)`` (``keepdim``) or
-    ``(C,)``. Squeeze-and-excitation blocks and classifier heads."""
+    ``(C,)``. Squeeze-and-excitation blocks and classifier heads.
+
+    A mean is a sum of partial results over bands of rows: with ``WeightSlice(inp=(r0, r1))``
+    the op reads rows ``r0:r1`` only and returns their sum divided by H x W, so that the
+    partials of all bands add up to the mean (``sums_over_rows``).
+    """
 
     kind = "global_pool"
     recomputable = True
@@ -800,13 +809,15 @@ class GlobalPool(Op):
         super().__init__(in_shapes, out_shape)
         self.mode = mode
         self.keepdim = len(out_shape) == 3
+        self.sums_over_rows = mode == "avg"
 
     def describe(self) -> str:
         return f"global {self.mode}"
 
     def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
         _, h, wd = self.in_shapes[0]
-        return [Box((out.ranges[0], (0, h), (0, wd)))]
+        rows = w.inp if w is not None and w.inp is not None else (0, h)
+        return [Box((out.ranges[0], rows, (0, wd)))]
 
     def follow(self, piece: Box, i: int) -> Box | None:
         if piece.empty or piece.ranges[1:] != Box.full(self.in_shapes[0]).ranges[1:]:
@@ -819,6 +830,9 @@ class GlobalPool(Op):
         assert x is not None
         if self.mode == "max":
             return RunResult(out=x.amax((2, 3), keepdim=self.keepdim))
+        if w is not None and w.inp is not None:
+            _, h, wd = self.in_shapes[0]
+            return RunResult(out=x.sum((2, 3), keepdim=self.keepdim) / (h * wd))
         return RunResult(out=x.mean((2, 3), keepdim=self.keepdim))
 
 

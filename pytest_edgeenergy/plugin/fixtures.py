@@ -26,6 +26,7 @@ from ..energy.sensitivity import case_sensitivity
 from ..equivalence import DEFAULT_TOLERANCE, check_equivalence
 from ..errors import EdgeEnergyError, PartitionError
 from ..finite import first_non_finite
+from ..graph.onnx_import import OnnxModel, is_onnx_path
 from ..partitioned import PartitionedModel, partition
 from ..plan import Plan
 from ..records.results import (
@@ -217,8 +218,24 @@ def _param(request: pytest.FixtureRequest,
 
 @pytest.fixture(scope="session")
 def edge_model(request: pytest.FixtureRequest) -> EdgeModel:
-    """The model of this case, built once per session with seeded weights, in eval mode."""
-    return resolve_model(*_param(request, EdgeSession.model_names))
+    """The model of this case, built once per session with seeded weights, in eval mode (an
+    ``.onnx`` path: the file's model, at the input shape it declares)."""
+    value, registry = _param(request, EdgeSession.model_names)
+    if isinstance(value, str) and is_onnx_path(value):
+        return onnx_edge_model(value, edge_session(request.config).onnx_model(value))
+    return resolve_model(value, registry)
+
+
+def onnx_edge_model(name: str, model: OnnxModel) -> EdgeModel:
+    """An :class:`EdgeModel` of an ONNX file; its input shape is the one the file declares (a
+    symbolic batch size is 1; another symbolic dimension fails the test)."""
+    shape = list(model.input_shape)
+    if shape and shape[0] is None:
+        shape[0] = 1
+    if len(shape) != 4 or any(d is None for d in shape):
+        pytest.fail(f"edge_model: ONNX model '{name}' declares input shape {model.input_shape}; "
+                    "a fixed (N, C, H, W) shape is needed", pytrace=False)
+    return EdgeModel(name, model, tuple(int(d) for d in shape if d is not None), None)
 
 
 @pytest.fixture(scope="session")
@@ -255,6 +272,16 @@ class EdgeRunner:
         self._session.collector.add(failed)
         record_case_properties(self._request.node, failed, "-")
         return failed
+
+    def _sensitivity(self, pm: PartitionedModel, key: str) -> dict[str, Any]:
+        """The case's figures under changed profiles, computed once per session."""
+        cache = self._session.sensitivities
+        if key not in cache:
+            settings = self._session.settings
+            cache[key] = case_sensitivity(
+                pm.plan, self.cluster, settings.energy_model, settings.scenario,
+                samples=settings.sensitivity_samples).to_dict()
+        return cache[key]
 
     def _run(self, pm: PartitionedModel, x: Tensor, rounds: int | None) -> Tensor:
         if "benchmark" not in self._request.fixturenames:
@@ -341,9 +368,9 @@ class EdgeRunner:
                                       f"({self.cluster.signature})")
             sensitivity = None
             if settings.sensitivity:  # ranked per group by the report (on the controller)
-                sensitivity = case_sensitivity(
-                    pm.plan, self.cluster, settings.energy_model, settings.scenario,
-                    samples=settings.sensitivity_samples).to_dict()
+                sensitivity = self._sensitivity(pm, case_key(
+                    base["model"], base["strategy"], base["cluster"], base["input_shape"],
+                    base["energy_model"]))
         except Exception as exc:
             self._record_error(base, exc)
             raise
@@ -412,7 +439,8 @@ def generate_tests(metafunc: pytest.Metafunc) -> None:
     if "edge_model" in wanted:
         # Unknown names are left out here and reported as a usage error after collection,
         # when every conftest has had its chance to register them.
-        models = [m for m in edge.model_names(registry) if m in registry.models]
+        models = [m for m in edge.model_names(registry)
+                  if m in registry.models or is_onnx_path(m)]
         metafunc.parametrize("edge_model", models, ids=models, indirect=True)
     if "edge_strategy" in wanted:
         strategies = [s for s in edge.strategy_names(registry) if s in registry.strategies]

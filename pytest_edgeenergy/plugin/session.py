@@ -21,6 +21,8 @@ import pytest
 from ..cluster import Cluster
 from ..energy import list_energy_models
 from ..equivalence import ReferenceCache
+from ..errors import PartitionError
+from ..graph.onnx_import import OnnxModel, is_onnx_path, load_onnx
 from ..records.baseline import Baseline, BaselineError, Entry, function_id, load_baseline
 from ..records.ci import append_step_summary, write_benchmark_json
 from ..records.report import Report, build_report, write_reports
@@ -131,7 +133,11 @@ class EdgeSession:
     # Unpartitioned outputs per model object, weights and input: each runs once.
     references: ReferenceCache = dataclasses.field(default_factory=ReferenceCache)
     reference_runs: int = 0
+    # --edge-sensitivity figures by case key: a case several tests run is analysed once.
+    sensitivities: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     end: SessionEnd | None = None
+    # ONNX files named in --edge-models, read once: the name as given -> the model
+    onnx_models: dict[str, OnnxModel] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def start(cls, config: pytest.Config) -> EdgeSession:
@@ -164,6 +170,26 @@ class EdgeSession:
             self.registries[key] = registry
         return registry
 
+    def onnx_model(self, name: str) -> OnnxModel:
+        """The ONNX file an ``.onnx`` entry of ``--edge-models`` names (relative to the
+        invocation folder from the command line, to the ini file from the ini file), read once;
+        a missing or unreadable file, or an unsupported op, is a usage error."""
+        model = self.onnx_models.get(name)
+        if model is not None:
+            return model
+        source = self.settings.source("edge_models")
+        config = self.config
+        base = (config.inipath.parent if source.kind == "ini file" and config.inipath is not None
+                else config.invocation_params.dir)
+        try:
+            model = load_onnx((base / name).resolve())
+        except PartitionError as exc:
+            raise pytest.UsageError(
+                f"{source.option} (from the {source}) names the ONNX model '{name}': {exc}"
+            ) from None
+        self.onnx_models[name] = model
+        return model
+
     def model_names(self, registry: EdgeRegistry) -> list[str]:
         """The models to parametrise over: the user's, or the default set."""
         wanted = self.settings.models
@@ -182,9 +208,12 @@ class EdgeSession:
 
     def check(self, registry: EdgeRegistry) -> None:
         """Raise the usage error for the first unknown model or strategy name."""
+        models = [m for m in self.settings.models or () if m != ALL]
         check_names(self.settings, "edge_models", "model",
-                    [m for m in self.settings.models or () if m != ALL],
-                    registry.model_names())
+                    [m for m in models if not is_onnx_path(m)], registry.model_names())
+        for name in models:
+            if is_onnx_path(name):
+                self.onnx_model(name)
         check_names(self.settings, "edge_strategies", "strategy",
                     [s for s in self.settings.strategies or () if s != ALL],
                     registry.strategy_names())

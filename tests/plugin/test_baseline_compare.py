@@ -24,7 +24,7 @@ warm_up()
 
 INI = "[pytest]\nedge_models = tinycnn\nedge_devices = 2\n"
 KEYS = [f"tinycnn|{s}|2xrpi4|1x3x32x32|board"
-        for s in ("input-channel", "layer", "output-channel", "spatial")]
+        for s in ("input-channel", "layer", "output-channel", "search", "spatial")]
 
 # A strategy a user adds in conftest.py.
 HAND_OFF_CONFTEST = HAND_OFF + """
@@ -41,11 +41,12 @@ def baseline_path(pytester: pytest.Pytester) -> Path:
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A project of four cases whose baseline has been recorded."""
+    """A project of five cases (the four classic strategies and search) whose baseline has been
+    recorded."""
     pytester.makeini(INI)
     pytester.makepyfile(test_case=CASE_TEST)
     result = run(pytester, "--edge-update-baseline")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     assert result.ret == 0
     return pytester
 
@@ -74,17 +75,17 @@ def test_an_update_creates_a_sorted_diffable_baseline_with_its_metadata(
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not mkstemp's private 0o600
     again = run(project, "--edge-update-baseline")
-    again.stdout.fnmatch_lines([f"edge baseline {DEFAULT_BASELINE} is up to date (4 unchanged)"])
+    again.stdout.fnmatch_lines([f"edge baseline {DEFAULT_BASELINE} is up to date (5 unchanged)"])
     assert path.read_text() == text
 
 
 def test_a_run_against_an_unchanged_baseline_passes_and_says_so(project: pytest.Pytester) -> None:
     """Every case is compared with the default thresholds and found unchanged."""
     result = run(project)
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines([
-        f"edgeenergy baseline: {DEFAULT_BASELINE} (4 cases), fail on device_j:0.1%, *",
-        f"edge baseline {DEFAULT_BASELINE}: 4 case(s) compared (4 unchanged); thresholds "
+        f"edgeenergy baseline: {DEFAULT_BASELINE} (5 cases), fail on device_j:0.1%, *",
+        f"edge baseline {DEFAULT_BASELINE}: 5 case(s) compared (5 unchanged); thresholds "
         "device_j:0.1%, makespan_s:0.1%, comm_bytes:0, device_peak_bytes:0, unfit_devices:0"])
 
 
@@ -110,7 +111,7 @@ def test_active_w_raised_in_a_user_profile_fails_each_case_naming_device_and_pro
         "  if the change is intended, accept it: pytest --edge-update-baseline",
     ])
     result.stdout.fnmatch_lines([
-        f"edge baseline {DEFAULT_BASELINE}: 4 case(s) compared (4 regressed); *",
+        f"edge baseline {DEFAULT_BASELINE}: 5 case(s) compared (5 regressed); *",
         "  REGRESSED  tinycnn|input-channel|2xrpi4|1x3x32x32|board: device_j grew past 0.1% *"])
     assert baseline_path(project).read_bytes() == before  # comparing never writes
 
@@ -121,20 +122,20 @@ def test_active_w_lowered_is_an_improvement_that_strict_refuses_until_acknowledg
     update strict passes again."""
     write_profile_variant(project.path / "dev", active_w=0.9)
     result = run(project, "--edge-device-dir=dev")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines([
-        f"edge baseline {DEFAULT_BASELINE}: 4 case(s) compared (4 improved); *",
+        f"edge baseline {DEFAULT_BASELINE}: 5 case(s) compared (5 improved); *",
         "  improved   tinycnn|layer|2xrpi4|1x3x32x32|board: device_j shrank past 0.1% on "
         "devices 0 (rpi4), 1 (rpi4) (most: 0.001661 J -> 0.001622 J, -2.38%); device profile "
         "rpi4 changed *(acknowledge with pytest --edge-update-baseline)"])
     strict = run(project, "--edge-device-dir=dev", "--edge-strict")
-    strict.assert_outcomes(failed=4)
+    strict.assert_outcomes(failed=5)
     strict.stdout.fnmatch_lines([
         "tinycnn|layer|2xrpi4|1x3x32x32|board: improved past the thresholds against the "
         f"baseline {DEFAULT_BASELINE} (--edge-strict: acknowledge it)",
         "  device_j shrank past 0.1% on devices 0 (rpi4), 1 (rpi4) *"])
-    run(project, "--edge-device-dir=dev", "--edge-update-baseline").assert_outcomes(passed=4)
-    run(project, "--edge-device-dir=dev", "--edge-strict").assert_outcomes(passed=4)
+    run(project, "--edge-device-dir=dev", "--edge-update-baseline").assert_outcomes(passed=5)
+    run(project, "--edge-device-dir=dev", "--edge-strict").assert_outcomes(passed=5)
 
 
 def test_update_accepts_a_regression_and_says_what_changed(project: pytest.Pytester) -> None:
@@ -144,18 +145,18 @@ def test_update_accepts_a_regression_and_says_what_changed(project: pytest.Pytes
     write_profile_variant(project.path / "dev", active_w=1.1)
     baseline_path(project).chmod(0o640)
     result = run(project, "--edge-device-dir=dev", "--edge-update-baseline")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     assert stat.S_IMODE(baseline_path(project).stat().st_mode) == 0o640  # kept
     result.stdout.fnmatch_lines([
-        f"edge baseline {DEFAULT_BASELINE} updated: 4 updated",
+        f"edge baseline {DEFAULT_BASELINE} updated: 5 updated",
         "  updated    tinycnn|input-channel|2xrpi4|1x3x32x32|board: max_device_j 0.01103 J -> "
         "0.01108 J (+0.453%), total_j 0.022 J -> 0.02209 J (+0.416%); device profile rpi4 "
         "changed (devices 0, 1: sha256 * -> *); the plan is unchanged *"])
     data = json.loads(baseline_path(project).read_text())
     assert data["cases"][KEYS[1]]["energy"]["max_device_j"] == pytest.approx(0.0017006, rel=1e-4)
-    run(project, "--edge-device-dir=dev").assert_outcomes(passed=4)
+    run(project, "--edge-device-dir=dev").assert_outcomes(passed=5)
     # Back to the shipped profile, the figures are lower than the new baseline's: improved.
-    run(project).stdout.fnmatch_lines(["edge baseline *: 4 case(s) compared (4 improved); *"])
+    run(project).stdout.fnmatch_lines(["edge baseline *: 5 case(s) compared (5 improved); *"])
 
 
 def test_a_strategy_added_in_conftest_is_new_and_one_removed_is_unused(
@@ -164,31 +165,31 @@ def test_a_strategy_added_in_conftest_is_new_and_one_removed_is_unused(
     registered, its entry is unused (strict fails the run); an update removes it."""
     conftest = project.makeconftest(HAND_OFF_CONFTEST)
     result = run(project)
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=6)
     hand_off = "tinycnn|hand-off|2xrpi4|1x3x32x32|board"
     result.stdout.fnmatch_lines([
-        f"edge baseline {DEFAULT_BASELINE}: 4 case(s) compared (4 unchanged, 1 new); *",
+        f"edge baseline {DEFAULT_BASELINE}: 5 case(s) compared (5 unchanged, 1 new); *",
         f"  new        {hand_off}: not in the baseline (record it with pytest "
         "--edge-update-baseline)"])
     strict = run(project, "--edge-strict")
-    strict.assert_outcomes(passed=4, failed=1)
+    strict.assert_outcomes(passed=5, failed=1)
     strict.stdout.fnmatch_lines([f"*{hand_off}: not in the baseline {DEFAULT_BASELINE} "
                                  "(--edge-strict: record it with pytest --edge-update-baseline)"])
     run(project, "--edge-update-baseline").stdout.fnmatch_lines([
-        f"edge baseline {DEFAULT_BASELINE} updated: 1 added, 4 unchanged",
+        f"edge baseline {DEFAULT_BASELINE} updated: 1 added, 5 unchanged",
         f"  added      {hand_off}"])
 
     conftest.unlink()
     gone = run(project)
-    gone.assert_outcomes(passed=4)
+    gone.assert_outcomes(passed=5)
     assert gone.ret == 0  # unused is reported, not failed
     gone.stdout.fnmatch_lines([
-        f"edge baseline {DEFAULT_BASELINE}: 4 case(s) compared (4 unchanged, 1 unused); *",
+        f"edge baseline {DEFAULT_BASELINE}: 5 case(s) compared (5 unchanged, 1 unused); *",
         f"  unused     {hand_off}: no test produced it although this run could have "
         "(pytest --edge-update-baseline removes it)"])
     assert run(project, "--edge-strict").ret == pytest.ExitCode.TESTS_FAILED
     run(project, "--edge-update-baseline").stdout.fnmatch_lines([
-        f"edge baseline {DEFAULT_BASELINE} updated: 1 removed, 4 unchanged",
+        f"edge baseline {DEFAULT_BASELINE} updated: 1 removed, 5 unchanged",
         f"  removed    {hand_off}: no test produced it although this run could have"])
     assert list(json.loads(baseline_path(project).read_text())["cases"]) == KEYS
 
@@ -202,17 +203,17 @@ def test_an_entry_whose_test_is_gone_from_its_file_is_unused(project: pytest.Pyt
         "    from pytest_edgeenergy.plugin.fixtures import make_input\n"
         "    edge_run(input=make_input((2, *edge_model.input_shape[1:])))\n")
     project.makepyfile(test_case=batch)
-    run(project, "--edge-update-baseline").stdout.fnmatch_lines(["*: 4 added, 4 unchanged"])
+    run(project, "--edge-update-baseline").stdout.fnmatch_lines(["*: 5 added, 5 unchanged"])
     batch_keys = [k.replace("1x3x32x32", "2x3x32x32") for k in KEYS]
     project.makepyfile(test_case=CASE_TEST)
     for args in ([], ["-k", "layer"]):
         result = run(project, *args)
         assert result.ret == 0
-        result.stdout.fnmatch_lines(["*(*4 unused); *", *(f"  unused     {k}: *"
+        result.stdout.fnmatch_lines(["*(*5 unused); *", *(f"  unused     {k}: *"
                                                            for k in batch_keys)])
     project.makepyfile(test_other=CASE_TEST.replace("test_case", "test_other"))
     assert "unused" not in run(project, "test_other.py").stdout.str().split("edge baseline")[-1]
-    run(project, "--edge-update-baseline").stdout.fnmatch_lines(["*: 4 removed, 4 unchanged"])
+    run(project, "--edge-update-baseline").stdout.fnmatch_lines(["*: 5 removed, 5 unchanged"])
 
 
 @pytest.mark.parametrize("args", [
@@ -240,17 +241,21 @@ def test_a_run_that_could_not_produce_an_entry_does_not_call_it_unused(
 def test_thresholds_come_from_the_option_or_the_ini_key(project: pytest.Pytester) -> None:
     """Under ``device_j:5%`` a 10 % power rise passes (at most +2.4 %); ``max_device_j:1%``
     fails only the layer case (+2.4 %; the others grow 0.5 % to 0.7 %); the ini key works
-    alike; the command line wins over it."""
+    alike; the command line wins over it. (The classic strategies only: search runs tinycnn
+    whole on device 0, whose energy is mostly compute and grows 10 %.)"""
+    classic = "--edge-strategies=layer,spatial,output-channel,input-channel"
     write_profile_variant(project.path / "dev", active_w=1.1)
-    run(project, "--edge-device-dir=dev", "--edge-fail-on=device_j:5%").assert_outcomes(passed=4)
-    tight = run(project, "--edge-device-dir=dev", "--edge-fail-on=max_device_j:1%")
+    run(project, classic, "--edge-device-dir=dev", "--edge-fail-on=device_j:5%").assert_outcomes(
+        passed=4)
+    tight = run(project, classic, "--edge-device-dir=dev", "--edge-fail-on=max_device_j:1%")
     tight.assert_outcomes(passed=3, failed=1)
     tight.stdout.fnmatch_lines(["  max_device_j grew past 1%: 0.001661 J -> 0.001701 J (+2.38%)",
                                 "    device 0 (rpi4): 0.001661 J -> 0.001701 J (+2.38%)",
                                 "    device 1 (rpi4): 0.001608 J -> 0.001638 J (+1.88%)"])
     project.makeini(INI + "edge_fail_on =\n    max_device_j:1%\n    comm_bytes:0\n")
-    run(project, "--edge-device-dir=dev").assert_outcomes(passed=3, failed=1)
-    run(project, "--edge-device-dir=dev", "--edge-fail-on=none").assert_outcomes(passed=4)
+    run(project, classic, "--edge-device-dir=dev").assert_outcomes(passed=3, failed=1)
+    run(project, classic, "--edge-device-dir=dev", "--edge-fail-on=none").assert_outcomes(
+        passed=4)
 
 
 @pytest.mark.parametrize(("value", "problem"), [

@@ -107,9 +107,10 @@ def test_a_command_line_cluster_overrides_an_ini_device_count(case_file: pytest.
 
 def test_the_defaults_are_four_rpi4_all_strategies_and_three_fast_models(
         case_file: pytest.Pytester) -> None:
-    """Without options: 4 x rpi4, the four classic strategies, tinycnn/mobilenet_v2/resnet18."""
+    """Without options: 4 x rpi4, every registered strategy (the four classic ones and
+    search), tinycnn/mobilenet_v2/resnet18."""
     ids = collected_ids(run(case_file, "--collect-only", "-q"))
-    assert len(ids) == 12
+    assert len(ids) == 15
     assert {i.rsplit("-", 1)[1] for i in ids} == {"4xrpi4"}
     assert {i.split("-", 1)[0] for i in ids} == {"tinycnn", "mobilenet_v2", "resnet18"}
     assert "resnet18-output-channel-4xrpi4" in ids
@@ -183,13 +184,14 @@ BAD_VALUES = [
     (["--edge-devices="], "--edge-devices='' (from the command line) is empty; give a value or "
      "leave the option out"),
     (["--edge-models=vgg"], "--edge-models='vgg' (from the command line) names an unknown model "
-     "'vgg' (did you mean 'vgg19'?); valid choices: densenet121, mobilenet_v2, resnet101, "
-     "resnet18, resnet50, tinycnn, vgg16, vgg19, yolov2, yolov2_tiny"),
+     "'vgg' (did you mean 'vgg19'?); valid choices: densenet121, efficientnet_b0, mobilenet_v2, "
+     "mobilenet_v3_large, mobilenet_v3_small, resnet101, resnet18, resnet50, shufflenet_v2, "
+     "tinycnn, vgg16, vgg19, yolov2, yolov2_tiny, yolov8n"),
     (["--edge-models=tinycnn,"], "--edge-models='tinycnn,' (from the command line) has an "
      "empty name; expected names separated by single commas"),
     (["--edge-strategies=layer,pipeline"], "--edge-strategies='layer,pipeline' (from the "
      "command line) names an unknown strategy 'pipeline'; valid choices: layer, spatial, "
-     "output-channel, input-channel"),
+     "output-channel, input-channel, search"),
     (["--edge-energy-model=joules"], "--edge-energy-model='joules' (from the command line) "
      "names an unknown energy model 'joules'; valid choices: board, ops"),
     (["--edge-report=report.txt"], "--edge-report='report.txt' (from the command line) has an "
@@ -254,10 +256,11 @@ def test_a_missing_device_dir_is_a_usage_error(case_file: pytest.Pytester) -> No
     ("edge_devices", "0", "holds an out-of-range device count (0); expected whole numbers from "
      "1 to 64, such as 4 or 2,4,8"),
     ("edge_models", "resnet", "names an unknown model 'resnet' (did you mean 'resnet50'?); "
-     "valid choices: densenet121, mobilenet_v2, resnet101, resnet18, resnet50, tinycnn, vgg16, "
-     "vgg19, yolov2, yolov2_tiny"),
+     "valid choices: densenet121, efficientnet_b0, mobilenet_v2, mobilenet_v3_large, "
+     "mobilenet_v3_small, resnet101, resnet18, resnet50, shufflenet_v2, tinycnn, vgg16, vgg19, "
+     "yolov2, yolov2_tiny, yolov8n"),
     ("edge_strategies", "tiles", "names an unknown strategy 'tiles'; valid choices: layer, "
-     "spatial, output-channel, input-channel"),
+     "spatial, output-channel, input-channel, search"),
     ("edge_energy_model", "watts", "names an unknown energy model 'watts'; valid choices: "
      "board, ops"),
     ("edge_report", "r.xml", "has an unknown report suffix '.xml'; valid suffixes: .md, .json, "

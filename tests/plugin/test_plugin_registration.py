@@ -80,7 +80,8 @@ def test_a_conftest_strategy_joins_every_strategy_by_default(pytester: pytest.Py
     """)
     result = run(pytester, "--collect-only", "-q", "--edge-models=tinycnn")
     assert ids_of(result) == [f"tinycnn-{s}-4xrpi4" for s in
-                              ("layer", "spatial", "output-channel", "input-channel", "hand-off")]
+                              ("layer", "spatial", "output-channel", "input-channel", "search",
+                               "hand-off")]
 
 
 def test_a_strategy_from_a_subfolder_conftest_applies_to_that_folder_only(

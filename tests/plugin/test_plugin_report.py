@@ -82,7 +82,7 @@ def test_the_json_report_holds_every_number_and_matches_the_table(
     text, folder = reported
     data = json.loads((folder / "r.json").read_text())
     assert data["format"] == "pytest-edgeenergy-report/1"
-    assert len(data["cases"]) == 4 and data["failures"] == []
+    assert len(data["cases"]) == 5 and data["failures"] == []
     group = data["groups"][0]
     assert (group["model"], group["cluster"], group["input_shape"]) == (
         "tinycnn", "2xrpi4", [1, 3, 32, 32])
@@ -109,9 +109,9 @@ def test_the_csv_report_has_one_row_per_case_with_raw_numbers(
     _, folder = reported
     rows = list(csv.DictReader(io.StringIO((folder / "r.csv").read_text())))
     cases = {c["strategy"]: c for c in json.loads((folder / "r.json").read_text())["cases"]}
-    assert len(rows) == 4
-    assert [r["rank"] for r in rows] == ["1", "2", "3", "4"]
-    assert [r["best"] for r in rows] == ["True", "False", "False", "False"]
+    assert len(rows) == 5
+    assert [r["rank"] for r in rows] == ["1", "2", "3", "4", "5"]
+    assert [r["best"] for r in rows] == ["True", "False", "False", "False", "False"]
     for row in rows:
         energy = cases[row["strategy"]]["energy"]
         assert float(row["max_device_j"]) == energy["max_device_j"]
@@ -191,8 +191,9 @@ def test_a_case_record_survives_a_json_round_trip() -> None:
     case = _case("spatial(fuse=3)", 2.5)
     data = json.loads(json.dumps(case.to_dict()))
     assert CaseResult.from_dict(data) == case
-    assert sorted(data) == ["cluster", "energy", "energy_model", "format", "input_shape", "key",
-                            "max_abs_error", "message", "model", "nodeid", "scenario",
-                            "sensitivity", "status", "strategy", "strategy_params", "tolerance"]
+    assert sorted(data) == ["cluster", "energy", "energy_model", "explanation", "format",
+                            "input_shape", "key", "max_abs_error", "message", "model", "nodeid",
+                            "scenario", "sensitivity", "status", "strategy", "strategy_params",
+                            "tolerance"]
     with pytest.raises(ValueError, match="not a pytest-edgeenergy case record"):
         CaseResult.from_dict({"format": "other"})

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from pytest_edgeenergy import partition
 from pytest_edgeenergy.graph.build import build_graph
+from pytest_edgeenergy.plan import Task
 
 STRATEGIES = ["layer", "spatial", "output-channel", "input-channel"]
 Fn = Callable[["Net", Tensor], Tensor]
@@ -186,3 +187,23 @@ def test_an_upsample_band_reads_only_the_rows_its_weights_touch() -> None:
     up = next(layer for layer in nearest.layers if layer.op.kind == "upsample")
     (box,) = up.op.input_boxes(Box(((0, 8), (4, 8), (0, 16))), None)
     assert box is not None and box.ranges[1] == (2, 4)
+
+
+def test_under_spatial_a_squeeze_excitation_pool_is_a_cross_device_partial_sum() -> None:
+    model = Net(lambda m, x: x * torch.sigmoid(m.side(x.mean((2, 3), keepdim=True))), 8, True)
+    pm = partition(model, "spatial", 3, (1, 3, 15, 11))
+    pool = next(layer for layer in pm.graph.layers if layer.op.kind == "global_pool")
+    tasks = [s for s in pm.plan.steps if isinstance(s, Task) and s.layer == pool.name]
+    assert sorted((t.kind, t.device) for t in tasks) == [
+        ("partial", 0), ("partial", 1), ("partial", 2), ("reduce", 0)]
+    # no row of the pooled map travels for the pool (later halos of the multiply may): each
+    # device pools its own band, and only the 8 partial sums of devices 1 and 2 go to device 0
+    pooled_input = pool.inputs[0]
+    last_partial = max(t.step for t in tasks if t.kind == "partial")
+    assert not [t for t in pm.plan.transfers if t.step < last_partial
+                and pm.plan.pieces[t.src_piece].tensor == pooled_input]
+    reduce_inputs = [t for t in pm.plan.transfers if "~p" in pm.plan.pieces[t.src_piece].tensor]
+    assert sorted((t.src, t.dst, t.bytes) for t in reduce_inputs) == [(1, 0, 32), (2, 0, 32)]
+    x = torch.randn(1, 3, 15, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(pm(x), model(x), rtol=1e-4, atol=1e-5)

@@ -7,13 +7,20 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeenergy import ProfileError, list_devices, load_device
-from pytest_edgeenergy.profiles import PLAUSIBLE_RANGES, PROFILE_FIELDS, shipped_profiles_dir
+from pytest_edgeenergy.profiles import (
+    OPTIONAL_PROFILE_FIELDS,
+    PLAUSIBLE_RANGES,
+    PROFILE_FIELDS,
+    shipped_profiles_dir,
+)
 
 
 def _profile(tmp_path: Path, field: str, value: str) -> Path:
     text = (Path(str(shipped_profiles_dir())) / "rpi4.toml").read_text(encoding="utf-8")
     lines = [f"{field} = {value}" if line.startswith(f"{field} =") else line
              for line in text.splitlines()]
+    if not any(line.startswith(f"{field} =") for line in lines):  # an optional field
+        lines.insert(0, f"{field} = {value}")
     lines = [line.replace('"rpi4"', '"board"') for line in lines]
     path = tmp_path / "board.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -31,6 +38,8 @@ def _profile(tmp_path: Path, field: str, value: str) -> Path:
     ("net_latency_s", "3600.0"),
     ("tx_j_per_byte", "4.8"),
     ("rx_j_per_byte", "1e3"),
+    ("wake_s", "86400.0"),
+    ("tx_j_per_message", "5e9"),
 ])
 def test_a_figure_outside_the_plausible_range_is_refused_naming_file_field_and_range(
         tmp_path: Path, field: str, value: str) -> None:
@@ -41,7 +50,8 @@ def test_a_figure_outside_the_plausible_range_is_refused_naming_file_field_and_r
 
 
 def test_every_numeric_field_has_a_plausible_range() -> None:
-    numeric = [f for f in PROFILE_FIELDS if f not in ("name", "description", "network")]
+    numeric = [f for f in (*PROFILE_FIELDS, *OPTIONAL_PROFILE_FIELDS)
+               if f not in ("name", "description", "network", "macs_per_s_by_kind")]
     assert sorted(PLAUSIBLE_RANGES) == sorted(numeric)
     assert all(low < high for low, high in PLAUSIBLE_RANGES.values())
 
@@ -50,4 +60,12 @@ def test_every_shipped_profile_lies_within_the_plausible_ranges() -> None:
     for name in list_devices():
         profile = load_device(name)
         for field, (low, high) in PLAUSIBLE_RANGES.items():
-            assert low <= getattr(profile, field) <= high, (name, field)
+            value = getattr(profile, field)
+            assert value is None or low <= value <= high, (name, field)
+
+
+def test_a_rate_per_layer_kind_has_the_range_of_macs_per_s(tmp_path: Path) -> None:
+    path = _profile(tmp_path, "macs_per_s_by_kind.conv", "5e-300")
+    with pytest.raises(ProfileError, match=r"field 'macs_per_s_by_kind.conv' = 5e-300 is outside "
+                                           r"the plausible range for a device, 1000 to 1e\+17"):
+        load_device(path)

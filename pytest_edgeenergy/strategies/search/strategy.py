@@ -168,9 +168,8 @@ class SearchStrategy:
         total = sum(speeds)
         base = [("speed", tuple(v / total for v in speeds))]
         if len(cluster) > 1:
-            objective = ("max_device_j" if self.goal.objective == "makespan_s"
-                         and self.goal.deadline_s is not None else self.goal.objective)
-            best = optimal_shares(objective, speeds, per_mac, static_w)
+            # under a deadline the makespan still matters: speed shares stay in the set
+            best = optimal_shares(self.goal.objective, speeds, per_mac, static_w)
             if max(abs(a - b) for a, b in zip(best, base[0][1], strict=True)) > 0.01:
                 base.append(("energy", best))
         out = []
