@@ -28,9 +28,16 @@ def _positive_seconds(text: str) -> float:
 
 
 def _calibrate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.from_trace is not None:
+        from pytest_edgeenergy import calibrate_trace
+
+        return calibrate_trace.run_from_trace(args.from_trace)
+    if args.out is None:
+        raise EdgeEnergyError("calibrate: give --out PATH (or --from-trace FILE)")
     from pytest_edgeenergy import calibrate  # deferred: it imports torch when it runs
 
-    return calibrate.run(out=args.out, name=args.name, seconds=args.seconds, argv=argv)
+    return calibrate.run(out=args.out, name=args.name, seconds=args.seconds, argv=argv,
+                         per_kind=args.per_kind, meter=args.meter)
 
 
 def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,9 +53,16 @@ def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument(
         "--out",
         type=Path,
-        required=True,
         metavar="PATH",
         help="profile file to write (NAME.toml), or an existing folder to write NAME.toml in",
+    )
+    parser.add_argument(
+        "--from-trace",
+        type=Path,
+        metavar="FILE",
+        help="instead of timing this host, derive each device's macs_per_s, net_bytes_per_s "
+             "and net_latency_s from a measured gloo trace (saved with --edge-trace-dir) and "
+             "print them as profile lines",
     )
     parser.add_argument(
         "--name",
@@ -61,6 +75,18 @@ def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         metavar="S",
         help="about how long to measure, in seconds (default: 10)",
     )
+    parser.add_argument(
+        "--per-kind",
+        action="store_true",
+        help="also measure dense, pointwise and depthwise conv and linear layers into a "
+             "[macs_per_s_by_kind] table (used under --edge-scenario=compute=per-kind)",
+    )
+    parser.add_argument(
+        "--meter",
+        metavar="NAME",
+        help="also measure idle_w and active_w with this power meter (rapl, nvml, jetson, "
+             "ina219, ina260, NAME:key=value,...; see docs/meters.md)",
+    )
     parser.set_defaults(command=_calibrate)
 
 
@@ -70,8 +96,18 @@ def _positive_count(text: str) -> int:
     return int(text)
 
 
+def _add_saved_runs_options(parser: argparse.ArgumentParser) -> None:
+    """``--dir`` and ``--markdown``, shared by the commands that read saved runs."""
+    from pytest_edgeenergy.records.runs import DEFAULT_HISTORY_DIR  # no torch, no pytest
+
+    parser.add_argument("--dir", type=Path, default=Path(DEFAULT_HISTORY_DIR), metavar="PATH",
+                        help=f"the history folder (default: {DEFAULT_HISTORY_DIR})")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print GitHub Markdown (for a job summary or a comment)")
+
+
 def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from pytest_edgeenergy import compare
+    from pytest_edgeenergy.records import compare
 
     return compare.run(args.runs, baseline=args.baseline, history_dir=args.dir,
                        fail_on=args.fail_on, markdown=args.markdown)
@@ -91,21 +127,35 @@ def _add_compare(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("runs", nargs="*", metavar="RUN", help="old run, then new run")
     parser.add_argument("--baseline", type=Path, metavar="PATH",
                         help="compare the one RUN named against this baseline file")
-    parser.add_argument("--dir", type=Path, default=Path(".edgeenergy"), metavar="PATH",
-                        help="the history folder (default: .edgeenergy)")
     parser.add_argument("--fail-on", action="append", metavar="EXPR",
                         help="thresholds as pytest's --edge-fail-on, e.g. max_device_j:2%% "
                              "(repeatable; default: the plugin's)")
-    parser.add_argument("--markdown", action="store_true",
-                        help="print GitHub Markdown (for a job summary or a comment)")
+    _add_saved_runs_options(parser)
     parser.set_defaults(command=_compare)
 
 
 def _history(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from pytest_edgeenergy import history
+    from pytest_edgeenergy.records import history
 
     return history.run(history_dir=args.dir, case=args.case, metric=args.metric,
-                       last=args.last, markdown=args.markdown)
+                       last=args.last, markdown=args.markdown, plot=args.plot)
+
+
+def _picture_path(text: str) -> Path:
+    """A ``.svg``/``.png`` file or a folder, when matplotlib is installed (the plot extra)."""
+    from pytest_edgeenergy.plots import EXTRA, FORMATS, PlotUnavailableError, require_matplotlib
+
+    path = Path(text)
+    if path.suffix and path.suffix.lower() not in FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has an unknown picture suffix; expected {' or '.join(FORMATS)}, or a "
+            "folder")
+    try:
+        require_matplotlib()
+    except PlotUnavailableError:
+        raise argparse.ArgumentTypeError(
+            f"pictures need matplotlib, which is not installed: {EXTRA}") from None
+    return path
 
 
 def _add_history(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -117,16 +167,42 @@ def _add_history(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
             "with each run's commit, branch and time and the change from the previous run."
         ),
     )
-    parser.add_argument("--dir", type=Path, default=Path(".edgeenergy"), metavar="PATH",
-                        help="the history folder (default: .edgeenergy)")
     parser.add_argument("--case", metavar="SUBSTR",
                         help="only cases whose key contains SUBSTR, e.g. 'tinycnn|layer'")
     parser.add_argument("--metric", default="max_device_j",
                         help="the case metric to follow (default: max_device_j)")
     parser.add_argument("--last", type=_positive_count, metavar="N",
                         help="only the N most recent runs")
-    parser.add_argument("--markdown", action="store_true", help="print GitHub Markdown")
+    parser.add_argument("--plot", type=_picture_path, metavar="PATH",
+                        help="also draw each case's trend, commits on the axis: a .svg or .png "
+                             "file, or a folder for one SVG per case (needs the 'plot' extra)")
+    _add_saved_runs_options(parser)
     parser.set_defaults(command=_history)
+
+
+def _worker(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from pytest_edgeenergy import worker_cli
+
+    return worker_cli.command(args)
+
+
+def _add_worker(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from pytest_edgeenergy import worker_cli
+
+    parser = subparsers.add_parser(
+        "worker",
+        help="run the ranks of devices 1..N-1 on other hosts (gloo backend, env:// rendezvous)",
+        description=(
+            "Play one device of a cluster: join rank 0 (the host running pytest "
+            "--edge-backend=gloo --edge-rendezvous=env, or your script) through "
+            "torch.distributed's env:// rendezvous, receive only this device's weight slices, "
+            "and run its share of every plan until rank 0 ends the session. A rank process "
+            "that fails or is killed is restarted and joins rank 0's next group. See "
+            "docs/distributed.md."
+        ),
+    )
+    worker_cli.add_arguments(parser)
+    parser.set_defaults(command=_worker)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_calibrate(subparsers)
     _add_compare(subparsers)
     _add_history(subparsers)
+    _add_worker(subparsers)
     return parser
 
 

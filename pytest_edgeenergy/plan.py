@@ -15,7 +15,6 @@ which is what bounds each device's peak memory.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -230,7 +229,14 @@ class Plan:
         lines.append("  layers:")
         for layer, desc in self.layer_kinds.items():
             lines.append(f"    {layer}: {desc} -- {self.notes.get(layer, '')}")
+        # notes about the plan as a whole (e.g. what a search compared), under their own key
+        lines.extend(f"  {key}: " + text.replace("\n", "\n    ")
+                     for key, text in self.plan_notes().items())
         return "\n".join(lines)
+
+    def plan_notes(self) -> dict[str, str]:
+        """The notes about the plan as a whole (keys that name no layer), e.g. a search's."""
+        return {k: v for k, v in self.notes.items() if k not in self.layer_kinds}
 
     def __str__(self) -> str:
         return self.summary()
@@ -308,12 +314,3 @@ class Plan:
         """Restore a plan from :meth:`to_json` text."""
         return Plan.from_dict(json.loads(text))
 
-
-def stats_table(stats: Sequence[DeviceStats]) -> str:
-    """Per-device counts as aligned text."""
-    rows = [f"{'dev':>3} {'macs':>16} {'sent B':>14} {'recv B':>14} {'msgs':>6} "
-            f"{'weights B':>14} {'peak B':>14}"]
-    for d, s in enumerate(stats):
-        rows.append(f"{d:>3} {s.macs:>16,} {s.bytes_sent:>14,} {s.bytes_received:>14,} "
-                    f"{s.messages:>6} {s.weight_bytes:>14,} {s.peak_bytes:>14,}")
-    return "\n".join(rows)

@@ -27,11 +27,6 @@ class Box:
         return Box(tuple((0, int(s)) for s in shape))
 
     @property
-    def ndim(self) -> int:
-        """Number of dimensions."""
-        return len(self.ranges)
-
-    @property
     def shape(self) -> tuple[int, ...]:
         """Extent of each dimension (never negative)."""
         return tuple(max(0, b - a) for a, b in self.ranges)

@@ -10,35 +10,46 @@ leaves that one alone. ``edge_run`` runs one case; see :class:`EdgeRunner`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
 import torch
 from torch import Tensor, nn
 
+from .. import strategies
+from ..atomic import write_atomic
+from ..checks import as_seed, as_shape, as_tolerance, check_tensor_input
 from ..cluster import Cluster, as_cluster
 from ..energy import EnergyEstimate, estimate_energy
-from ..errors import EdgeEnergyError
+from ..energy.sensitivity import case_sensitivity
+from ..equivalence import DEFAULT_TOLERANCE, check_equivalence
+from ..errors import EdgeEnergyError, PartitionError
+from ..finite import first_non_finite
+from ..graph.onnx_import import OnnxModel, is_onnx_path
+from ..meters import Meter, MeterError
+from ..meters.compare import MeasuredRow
 from ..partitioned import PartitionedModel, partition
 from ..plan import Plan
-from ..strategies.protocol import Strategy
-from ..trace import Trace
-from ..zoo import ModelSpec
-from .ci import record_case_properties
-from .registry import EdgeRegistry
-from .results import (
+from ..records.results import (
     ERROR,
     NOT_EQUIVALENT,
     PASSED,
-    RESULTS_KEY,
     CaseEnergy,
     CaseResult,
+    case_key,
 )
-from .state import STATE_KEY, EdgeState
-from .tracking import check_case
+from ..records.tracking import check_case
+from ..strategies.conditions import for_run
+from ..strategies.protocol import Strategy
+from ..timeline import compare_times
+from ..trace import Trace
+from ..zoo import ModelSpec
+from .ci import record_case_properties
+from .gloo import GLOO_KEY
+from .options import BACKEND_NAMES
+from .registry import EdgeRegistry
+from .session import EDGE_ARGNAMES, EdgeSession, edge_session
 
 __all__ = [
     "EDGE_ARGNAMES",
@@ -47,6 +58,7 @@ __all__ = [
     "EdgeResult",
     "EdgeRunner",
     "edge_cluster",
+    "edge_meter",
     "edge_model",
     "edge_run",
     "edge_strategy",
@@ -56,39 +68,22 @@ __all__ = [
     "strategy_label",
 ]
 
-EQUIVALENCE_TOLERANCE = 1e-5
-"""How far the partitioned output may be from the reference, relative to its largest value.
-
-The check is ``torch.testing.assert_close(out, ref, rtol=0, atol=1e-5 * max|ref|)``: about
-84 float32 ulps at the reference's largest magnitude. A partitioned inference sums the same
-products in another order (partial sums, reductions, tiles), which moves the last bits; the
-zoo's models land between 1e-7 and 2e-6 of max|ref| on every strategy, so 1e-5 leaves a
-margin of five while still catching any misplaced row, channel or halo (those err by O(1)).
-"""
-
-EDGE_ARGNAMES = ("edge_model", "edge_strategy", "edge_cluster")
-"""The fixtures the plugin parametrises, in the order their ids are joined."""
-
+EQUIVALENCE_TOLERANCE = DEFAULT_TOLERANCE
+"""How far the partitioned output may be from the reference, relative to its largest finite
+value (see :data:`pytest_edgeenergy.equivalence.DEFAULT_TOLERANCE`)."""
 
 @dataclasses.dataclass(frozen=True)
 class EdgeModel:
     """A model to partition: a name, the module (eval mode) and its input shape (N, C, H, W).
 
     ``seed`` is the weight seed of a model built from a registry; ``None`` for a module the
-    user built, whose reference output is then cached per object, not per name.
+    user built. Reference outputs are cached per module object and weights, never per name.
     """
 
     name: str
     module: nn.Module
     input_shape: tuple[int, ...]
     seed: int | None = 0
-
-    @property
-    def cache_key(self) -> tuple[object, ...]:
-        """What identifies this model's weights within a session."""
-        if self.seed is None:
-            return ("object", self.name, id(self.module))
-        return ("registry", self.name, self.seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +97,7 @@ class EdgeResult:
     plan: Plan
     partitioned: PartitionedModel
     case: CaseResult
+    measured: MeasuredRow | None = None  # with --edge-meter: the measured energy
 
     def __iter__(self) -> Iterator[Any]:
         """``output, trace, energy = edge_run()``."""
@@ -127,8 +123,8 @@ def strategy_label(strategy: Strategy) -> str:
 
 def make_input(shape: Sequence[int], seed: int = 0) -> Tensor:
     """A standard-normal float32 input of ``shape``, the same for the same seed everywhere."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
+    generator = torch.Generator().manual_seed(as_seed(seed))
+    return torch.randn(as_shape(shape, rank=None), generator=generator, dtype=torch.float32)
 
 
 def param_id(value: object, argname: str) -> str | None:
@@ -146,14 +142,9 @@ def param_id(value: object, argname: str) -> str | None:
         name = getattr(value, "name", None)
         if isinstance(value, type) and isinstance(name, str):
             return name
-        if isinstance(getattr(value, "name", None), str) and callable(
-                getattr(value, "plan", None)):
-            return strategy_label(value)  # type: ignore[arg-type]
+        if isinstance(value, Strategy):
+            return strategy_label(value)
     return None
-
-
-def _state(config: pytest.Config) -> EdgeState:
-    return config.stash[STATE_KEY]
 
 
 # Fixtures resolve names against every loaded plugin and conftest file (``registry(config)``):
@@ -182,22 +173,23 @@ def resolve_model(value: object, registry: EdgeRegistry) -> EdgeModel:
 
 def resolve_strategy(value: object, registry: EdgeRegistry) -> Strategy:
     """A strategy object from a registered name, a strategy class or a strategy object."""
-    if isinstance(value, str):
-        entry = registry.strategies.get(value)
+
+    def lookup(name: str) -> Strategy:
+        entry = registry.strategies.get(name)
         if entry is None:
-            pytest.fail(f"edge_strategy: unknown strategy '{value}'; known strategies: "
+            pytest.fail(f"edge_strategy: unknown strategy '{name}'; known strategies: "
                         f"{', '.join(registry.strategy_names())}", pytrace=False)
         return entry.factory()
-    if isinstance(value, type):
-        value = value()
-    if isinstance(getattr(value, "name", None), str) and callable(getattr(value, "plan", None)):
-        return value  # type: ignore[return-value]
-    pytest.fail(f"edge_strategy: cannot use {value!r} as a strategy: give a registered name, "
-                "a strategy class or an object with 'name' and 'plan(graph, cluster)'",
-                pytrace=False)
+
+    try:
+        return strategies.resolve_strategy(value, lookup)
+    except PartitionError:
+        pytest.fail(f"edge_strategy: cannot use {value!r} as a strategy: give a registered "
+                    "name, a strategy class or an object with 'name', 'params' and "
+                    "'plan(graph, cluster)'", pytrace=False)
 
 
-def resolve_cluster(value: object, state: EdgeState, registry: EdgeRegistry) -> Cluster:
+def resolve_cluster(value: object, registry: EdgeRegistry) -> Cluster:
     """A cluster from a Cluster, a device count or a cluster spec (``"rpi4,jetson-tx2"``)."""
     if isinstance(value, Cluster):
         return value
@@ -213,32 +205,47 @@ def resolve_cluster(value: object, state: EdgeState, registry: EdgeRegistry) -> 
 @pytest.fixture(scope="session")
 def edge_cluster(request: pytest.FixtureRequest) -> Cluster:
     """The cluster of this case (``--edge-devices``, ``--edge-device``, ``--edge-cluster``)."""
-    state = _state(request.config)
+    edge = edge_session(request.config)
     if not hasattr(request, "param"):
-        return state.clusters[0]
-    return resolve_cluster(request.param, state, state.registry(request.config))
+        return edge.clusters[0]
+    return resolve_cluster(request.param, edge.registry())
+
+
+def _param(request: pytest.FixtureRequest,
+           first: Callable[[EdgeSession, EdgeRegistry], list[str]]) -> tuple[object, EdgeRegistry]:
+    """The fixture's parameter, or (not parametrised) the first name the run would use."""
+    edge = edge_session(request.config)
+    registry = edge.registry()
+    value = getattr(request, "param", None)
+    return (first(edge, registry)[0] if value is None else value), registry
 
 
 @pytest.fixture(scope="session")
 def edge_model(request: pytest.FixtureRequest) -> EdgeModel:
-    """The model of this case, built once per session with seeded weights, in eval mode."""
-    state = _state(request.config)
-    registry = state.registry(request.config)
-    value = getattr(request, "param", None)
-    if value is None:
-        value = state.model_names(registry)[0]
+    """The model of this case, built once per session with seeded weights, in eval mode (an
+    ``.onnx`` path: the file's model, at the input shape it declares)."""
+    value, registry = _param(request, EdgeSession.model_names)
+    if isinstance(value, str) and is_onnx_path(value):
+        return onnx_edge_model(value, edge_session(request.config).onnx_model(value))
     return resolve_model(value, registry)
+
+
+def onnx_edge_model(name: str, model: OnnxModel) -> EdgeModel:
+    """An :class:`EdgeModel` of an ONNX file; its input shape is the one the file declares (a
+    symbolic batch size is 1; another symbolic dimension fails the test)."""
+    shape = list(model.input_shape)
+    if shape and shape[0] is None:
+        shape[0] = 1
+    if len(shape) != 4 or any(d is None for d in shape):
+        pytest.fail(f"edge_model: ONNX model '{name}' declares input shape {model.input_shape}; "
+                    "a fixed (N, C, H, W) shape is needed", pytrace=False)
+    return EdgeModel(name, model, tuple(int(d) for d in shape if d is not None), None)
 
 
 @pytest.fixture(scope="session")
 def edge_strategy(request: pytest.FixtureRequest) -> Strategy:
     """The partitioning strategy of this case (its ``name`` is what ids and reports show)."""
-    state = _state(request.config)
-    registry = state.registry(request.config)
-    value = getattr(request, "param", None)
-    if value is None:
-        value = state.strategy_names(registry)[0]
-    return resolve_strategy(value, registry)
+    return resolve_strategy(*_param(request, EdgeSession.strategy_names))
 
 
 class EdgeRunner:
@@ -247,27 +254,38 @@ class EdgeRunner:
     def __init__(self, request: pytest.FixtureRequest, model: object, strategy: object,
                  cluster: object) -> None:
         self._request = request
-        self._state = _state(request.config)
-        registry = self._state.registry(request.config)
+        self._session: EdgeSession = edge_session(request.config)
+        registry = self._session.registry()
         # Resolved again: a test may parametrise these directly (not indirectly).
         self.model = resolve_model(model, registry)
         self.strategy = resolve_strategy(strategy, registry)
-        self.cluster = resolve_cluster(cluster, self._state, registry)
+        self.cluster = resolve_cluster(cluster, registry)
 
     def reference(self, x: Tensor) -> Tensor:
-        """The unpartitioned model's output for ``x``, computed once per model and input."""
-        digest = hashlib.sha256(x.detach().contiguous().numpy().tobytes()).hexdigest()
-        key = (*self.model.cache_key, tuple(x.shape), digest)
-        cached = self._state.references.get(key)
-        if cached is None:
-            with torch.no_grad():
-                out = self.model.module(x)
-            if not isinstance(out, Tensor):
-                raise EdgeEnergyError(f"model '{self.model.name}' returned "
-                                      f"{type(out).__name__}, not a single tensor")
-            self._state.references[key] = cached = out
-            self._state.reference_runs += 1
-        return cached
+        """The unpartitioned model's output for ``x``, computed once per model object, weights
+        and input."""
+        references = self._session.references
+        runs = references.runs
+        out = references.output(self.model.module, x, self.model.name)
+        self._session.reference_runs += references.runs - runs
+        return out
+
+    def _record_error(self, base: dict[str, Any], exc: Exception) -> CaseResult:
+        """Record the case as an error (the report lists it) and return the record."""
+        failed = CaseResult(**base, status=ERROR, message=f"{type(exc).__name__}: {exc}")
+        self._session.collector.add(failed)
+        record_case_properties(self._request.node, failed, "-")
+        return failed
+
+    def _sensitivity(self, pm: PartitionedModel, key: str) -> dict[str, Any]:
+        """The case's figures under changed profiles, computed once per session."""
+        cache = self._session.sensitivities
+        if key not in cache:
+            settings = self._session.settings
+            cache[key] = case_sensitivity(
+                pm.plan, self.cluster, settings.energy_model, settings.scenario,
+                samples=settings.sensitivity_samples).to_dict()
+        return cache[key]
 
     def _run(self, pm: PartitionedModel, x: Tensor, rounds: int | None) -> Tensor:
         if "benchmark" not in self._request.fixturenames:
@@ -281,8 +299,32 @@ class EdgeRunner:
         assert isinstance(out, Tensor)
         return out
 
+    def _use_backend(self, pm: PartitionedModel, backend: str | None) -> None:
+        """Run ``pm`` on ``backend`` (default: ``--edge-backend``); gloo through the session's
+        worker pool."""
+        gloo = self._request.config.stash.get(GLOO_KEY, None)
+        name = backend or (gloo.settings.backend if gloo is not None else "local")
+        if name not in BACKEND_NAMES:
+            raise EdgeEnergyError(f"edge_run(backend={name!r}): unknown backend; valid "
+                                  f"backends: {', '.join(BACKEND_NAMES)}")
+        pm.backend = name
+        if name == "gloo" and gloo is not None:
+            pm.runner = gloo.pool.run
+
+    def _timing(self, pm: PartitionedModel, key: str) -> dict[str, Any] | None:
+        """Measured times next to the simulation's (gloo), and the trace saved if asked."""
+        trace = pm.trace
+        if not trace.timeline:
+            return None
+        gloo = self._request.config.stash.get(GLOO_KEY, None)
+        if gloo is not None and gloo.settings.trace_dir is not None:
+            name = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+            write_atomic(gloo.settings.trace_dir / f"{name}.trace.json", trace.to_json(indent=1))
+        return compare_times(trace, pm.plan, self.cluster).to_dict()
+
     def __call__(self, *, input: Tensor | None = None, seed: int = 0, rounds: int | None = None,
-                 tolerance: float = EQUIVALENCE_TOLERANCE) -> EdgeResult:
+                 tolerance: float = EQUIVALENCE_TOLERANCE,
+                 backend: str | None = None) -> EdgeResult:
         """Partition, run, check equivalence, estimate energy, record; return the result.
 
         ``input`` defaults to :func:`make_input` of the model's input shape with ``seed``.
@@ -290,27 +332,51 @@ class EdgeRunner:
         inference runs under it (``rounds`` rounds, or pytest-benchmark's own calibration
         when ``None``) and the case's figures go to ``benchmark.extra_info["edgeenergy"]``.
         A partitioned output further than ``tolerance * max|reference|`` from the reference
-        fails the test; the case is recorded (and reported) either way.
+        fails the test; the case is recorded (and reported) either way. ``backend`` (``local``
+        or ``gloo``) overrides ``--edge-backend`` for this call.
         """
-        x = make_input(self.model.input_shape, seed) if input is None else input
-        settings = self._state.settings
+        settings = self._session.settings
         base: dict[str, Any] = {
             "model": self.model.name, "strategy": strategy_label(self.strategy),
             "strategy_params": dict(getattr(self.strategy, "params", {}) or {}),
-            "cluster": self.cluster.signature, "input_shape": tuple(x.shape),
+            "cluster": self.cluster.signature, "input_shape": tuple(self.model.input_shape),
             "energy_model": settings.energy_model, "nodeid": self._request.node.nodeid,
+            "scenario": str(settings.scenario),
         }
-        collector = self._request.config.stash[RESULTS_KEY]
+        collector = self._session.collector
+        try:  # the arguments, named in the message (the case is recorded as an error)
+            tolerance = as_tolerance(tolerance, "edge_run(tolerance=...)")
+            x = (make_input(self.model.input_shape, as_seed(seed, "edge_run(seed=...)"))
+                 if input is None else check_tensor_input(input, "edge_run(input=...)"))
+        except EdgeEnergyError as exc:
+            bad_argument: EdgeEnergyError | None = exc
+        else:
+            bad_argument = None
+            base["input_shape"] = tuple(x.shape)
+        if bad_argument is not None:  # outside the except: no chained traceback
+            failed = self._record_error(base, bad_argument)
+            pytest.fail(f"{failed.key}: {bad_argument}", pytrace=False)
         try:
             reference = self.reference(x)
-            pm = partition(self.model.module, self.strategy, self.cluster, tuple(x.shape))
+            planner = for_run(self.strategy, settings.energy_model, settings.scenario)
+            pm = partition(self.model.module, planner, self.cluster, tuple(x.shape))
+            self._use_backend(pm, backend)
             output = self._run(pm, x, rounds)
-            estimate = estimate_energy(pm, model=settings.energy_model)
+            estimate = estimate_energy(pm, model=settings.energy_model,
+                                       scenario=settings.scenario)
             energy = CaseEnergy.from_estimate(estimate, pm.plan, self.cluster)
+            non_finite = first_non_finite(energy.to_dict())
+            if non_finite is not None:
+                raise EdgeEnergyError(f"the energy estimate is not finite: {non_finite}; check "
+                                      f"the figures of the cluster's profiles "
+                                      f"({self.cluster.signature})")
+            sensitivity = None
+            if settings.sensitivity:  # ranked per group by the report (on the controller)
+                sensitivity = self._sensitivity(pm, case_key(
+                    base["model"], base["strategy"], base["cluster"], base["input_shape"],
+                    base["energy_model"]))
         except Exception as exc:
-            failed = CaseResult(**base, status=ERROR, message=f"{type(exc).__name__}: {exc}")
-            collector.add(failed)
-            record_case_properties(self._request.node, failed, "-")
+            self._record_error(base, exc)
             raise
         max_error, atol, problem = _compare(output, reference, tolerance)
         if problem is None and pm.plan.device_stats() != pm.trace.device_stats():
@@ -318,41 +384,59 @@ class EdgeRunner:
                        f"{pm.plan.device_stats()}, trace {pm.trace.device_stats()}")
         case = CaseResult(**base, status=PASSED if problem is None else NOT_EQUIVALENT,
                           message=problem or "", max_abs_error=max_error, tolerance=atol,
-                          energy=energy)
+                          energy=energy, sensitivity=sensitivity,
+                          explanation="\n".join(pm.plan.plan_notes().values()),
+                          timing=self._timing(pm, case_key(
+                              base["model"], base["strategy"], base["cluster"],
+                              base["input_shape"], base["energy_model"])))
         collector.add(case)
         if "benchmark" in self._request.fixturenames:
             extra = self._request.getfixturevalue("benchmark").extra_info
             extra["edgeenergy"] = case.to_dict()
         # Against the committed baseline: a regression fails this test (the session's summary
         # and the update of the file happen at the end, on the controller).
-        status, regression = check_case(case, self.cluster, self._state.baseline,
+        profile_paths = {p.name: p.path for p in self.cluster if p.path}
+        status, regression = check_case(case, profile_paths, self._session.baseline,
                                         settings.fail_on, settings.strict,
                                         self._request.config.rootpath)
         record_case_properties(self._request.node, case, status)
         if problem is not None:
             pytest.fail(f"{case.key}: {problem}", pytrace=False)
+        measured = self._measure(case, pm, x, estimate)
         if regression is not None and not settings.update_baseline:
             pytest.fail(regression, pytrace=False)
-        return EdgeResult(output, pm.trace, estimate, reference, pm.plan, pm, case)
+        return EdgeResult(output, pm.trace, estimate, reference, pm.plan, pm, case, measured)
+
+    def _measure(self, case: CaseResult, pm: PartitionedModel, x: Tensor,
+                 estimate: EnergyEstimate) -> MeasuredRow | None:
+        """With a working ``--edge-meter``: measure the partitioned inference (local backend:
+        this whole machine, beside the sum of the devices' estimates)."""
+        if pm.backend != "local":  # per-rank metering under gloo is not built
+            return None
+        devices = [(d.compute_j, d.comm_j) for d in estimate.devices]
+        try:
+            with torch.no_grad():
+                return self._session.metering.measure_local(case.key, lambda: pm(x), devices)
+        except MeterError as exc:
+            pytest.fail(f"{case.key}: the meter failed while measuring: {exc}", pytrace=False)
 
 
 def _compare(output: Tensor, reference: Tensor,
              tolerance: float) -> tuple[float | None, float, str | None]:
     """(max abs error, the absolute tolerance used, the failure message or None)."""
-    scale = float(reference.detach().abs().max()) if reference.numel() else 0.0
-    atol = tolerance * scale
-    max_error: float | None = None
-    if output.shape == reference.shape:
-        max_error = float((output.detach() - reference.detach()).abs().max())
-        if not math.isfinite(max_error):
-            max_error = None
-    try:
-        torch.testing.assert_close(output, reference, rtol=0.0, atol=atol)
-    except AssertionError as exc:
-        detail = " ".join(str(exc).split())
-        return max_error, atol, (f"partitioned output differs from the unpartitioned model "
-                                 f"beyond {tolerance:g} x max|reference| = {atol:.3g}: {detail}")
-    return max_error, atol, None
+    result = check_equivalence(output, reference, tolerance)
+    return result.max_abs_error, result.atol, result.problem
+
+
+@pytest.fixture(scope="session")
+def edge_meter(request: pytest.FixtureRequest) -> Meter:
+    """The power meter of ``--edge-meter``; a test that asks for it skips, with the reason,
+    when no meter was named or it cannot measure on this machine."""
+    metering = edge_session(request.config).metering
+    skip = metering.skip_reason
+    if skip is not None or metering.meter is None:
+        pytest.skip(skip or "no meter")
+    return metering.meter
 
 
 @pytest.fixture
@@ -379,16 +463,17 @@ def generate_tests(metafunc: pytest.Metafunc) -> None:
               if a in metafunc.fixturenames and not _user_parametrized(metafunc, a)]
     if not wanted:
         return
-    state = _state(metafunc.config)
-    registry = state.registry(metafunc.config, metafunc.definition)
+    edge = edge_session(metafunc.config)
+    registry = edge.registry(metafunc.definition)
     if "edge_model" in wanted:
         # Unknown names are left out here and reported as a usage error after collection,
         # when every conftest has had its chance to register them.
-        models = [m for m in state.model_names(registry) if m in registry.models]
+        models = [m for m in edge.model_names(registry)
+                  if m in registry.models or is_onnx_path(m)]
         metafunc.parametrize("edge_model", models, ids=models, indirect=True)
     if "edge_strategy" in wanted:
-        strategies = [s for s in state.strategy_names(registry) if s in registry.strategies]
+        strategies = [s for s in edge.strategy_names(registry) if s in registry.strategies]
         metafunc.parametrize("edge_strategy", strategies, ids=strategies, indirect=True)
     if "edge_cluster" in wanted:
-        metafunc.parametrize("edge_cluster", list(state.clusters),
-                             ids=[c.signature for c in state.clusters], indirect=True)
+        metafunc.parametrize("edge_cluster", list(edge.clusters),
+                             ids=[c.signature for c in edge.clusters], indirect=True)

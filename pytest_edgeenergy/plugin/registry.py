@@ -155,15 +155,18 @@ def _strategy_entry(name: str | None, obj: object, origin: str) -> StrategyEntry
     elif isinstance(own, str) and own != name and inspect.isclass(obj):
         raise pytest.UsageError(f"{origin} registers {obj!r} as '{name}', but its name is "
                                 f"'{own}'; the names must match")
-    if inspect.isclass(obj) or (callable(obj) and not callable(getattr(obj, "plan", None))):
-        factory: Callable[..., Strategy] = obj  # type: ignore[assignment]
-    elif callable(getattr(obj, "plan", None)):
-        instance = obj
+    factory: Callable[..., Strategy]
+    if not inspect.isclass(obj) and isinstance(obj, Strategy):
+        instance: Strategy = obj
 
-        def factory(**params: Any) -> Strategy:
+        def same_object(**params: Any) -> Strategy:
             if params:
                 raise TypeError(f"strategy object {instance!r} takes no parameters")
-            return instance  # type: ignore[return-value]
+            return instance
+
+        factory = same_object
+    elif callable(obj):  # a strategy class, or a factory
+        factory = obj
     else:
         raise pytest.UsageError(f"{origin} added {obj!r} as strategy '{name}': expected a "
                                 "strategy class, a factory or an object with a plan() method")
@@ -231,14 +234,18 @@ def hook_plugins(hooks: Any) -> tuple[int, ...]:
 
 def _hook_results(config: pytest.Config, hooks: Any,
                   hook_name: str) -> list[tuple[str, object]]:
-    """Each implementation's result with the plugin (or conftest path) that gave it."""
-    hook = getattr(hooks, hook_name)
+    """Each implementation's result with the plugin (or conftest path) that gave it.
+
+    pluggy calls every implementation (arguments, wrappers and all); asking it for one
+    plugin's at a time (``subset_hook_caller``, as pytest does for conftest files) is what
+    lets an error name the plugin or conftest file a bad result came from.
+    """
+    manager = config.pluginmanager
+    everyone = [impl.plugin for impl in getattr(manager.hook, hook_name).get_hookimpls()]
     out: list[tuple[str, object]] = []
-    # Calling each implementation ourselves is what lets an error name its origin.
-    for impl in hook.get_hookimpls():
-        kwargs = {"config": config}
-        result = impl.function(*[kwargs[arg] for arg in impl.argnames])
-        if result is not None:
+    for impl in getattr(hooks, hook_name).get_hookimpls():
+        others = [p for p in everyone if p is not impl.plugin]
+        for result in manager.subset_hook_caller(hook_name, others)(config=config):
             out.append((f"hook {hook_name} in {impl.plugin_name}", result))
     return out
 

@@ -1,4 +1,4 @@
-"""The strategies known by name: the four classic ones plus any registered later."""
+"""The strategies known by name: the four classic ones, ``search``, and any registered later."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .input_channel import InputChannelStrategy
 from .layer import LayerStrategy
 from .output_channel import OutputChannelStrategy
 from .protocol import Strategy
+from .search import SearchStrategy
 from .spatial import SpatialStrategy
 
 StrategyFactory = Callable[..., Strategy]
@@ -20,6 +21,7 @@ _REGISTRY: dict[str, StrategyFactory] = {
     "spatial": SpatialStrategy,
     "output-channel": OutputChannelStrategy,
     "input-channel": InputChannelStrategy,
+    "search": SearchStrategy,
 }
 
 
@@ -53,3 +55,21 @@ def get_strategy(name: str, **params: Any) -> Strategy:
         return _REGISTRY[name](**params)
     except TypeError as exc:
         raise PartitionError(f"strategy '{name}' does not take parameters {params}: {exc}") from exc
+
+
+def resolve_strategy(value: object,
+                     lookup: Callable[[str], Strategy] | None = None) -> Strategy:
+    """A strategy object from a name, a strategy class or an object implementing
+    :class:`~.protocol.Strategy`; :class:`PartitionError` for anything else.
+
+    Names are looked up with ``lookup`` (default :func:`get_strategy`): the pytest plugin
+    passes its own registry, which also holds strategies that conftest files add.
+    """
+    if isinstance(value, str):
+        return (lookup or get_strategy)(value)
+    if isinstance(value, type):
+        value = value()
+    if isinstance(value, Strategy):
+        return value
+    raise PartitionError(f"strategy {value!r} is neither a strategy name nor an object with "
+                         "a 'name', 'params' and a 'plan(graph, cluster)' method")
