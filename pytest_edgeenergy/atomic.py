@@ -51,8 +51,8 @@ def _publish(tmp: str, path: Path, exclusive: bool) -> None:
         os.replace(tmp, path)
 
 
-def write_atomic(path: Path, text: str, *, exclusive: bool = False) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename.
+def write_atomic(path: Path, text: str | bytes, *, exclusive: bool = False) -> None:
+    """Write ``text`` (or bytes, e.g. a PNG) to ``path`` through a temporary file and a rename.
 
     An interrupted write leaves the old file (or none), never a truncated one. The file keeps
     the permissions of the one it replaces (a new one gets the usual ones). With
@@ -69,8 +69,9 @@ def write_atomic(path: Path, text: str, *, exclusive: bool = False) -> None:
                                suffix=".tmp")
     try:
         os.chmod(tmp, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         _publish(tmp, path, exclusive)

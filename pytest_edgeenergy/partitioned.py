@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .backends import get_backend
+from .backends import Backend, get_backend
 from .backends.local import run_local
 from .checks import check_tensor_input
 from .cluster import Cluster, as_cluster
 from .errors import PartitionError
 from .graph.build import build_graph
 from .graph.layergraph import Layer, LayerGraph
+from .graph.onnx_import import load_model_file
 from .plan import Plan
 from .strategies.protocol import Strategy
 from .strategies.registry import get_strategy, resolve_strategy
@@ -50,6 +52,9 @@ class PartitionedModel(nn.Module):
         self.backend = backend
         self._trace: Trace | None = None
         self._prepared: dict[int, object] = {}
+        #: When set, runs the plan on the gloo backend instead of starting processes for each
+        #: call: a started :class:`~pytest_edgeenergy.backends.pool.WorkerPool`'s ``run``.
+        self.runner: Backend | None = None
         self._watch = None if model is None else WeightWatch(model, held_tensors(graph))
 
     @property
@@ -82,6 +87,8 @@ class PartitionedModel(nn.Module):
         graph = self.graph
         if self.backend == "local":  # keeps its per-step preparation between calls
             out, self._trace = run_local(self.plan, graph, x, self._prepared)
+        elif self.runner is not None and self.backend == "gloo":
+            out, self._trace = self.runner(self.plan, graph, x)
         else:
             out, self._trace = get_backend(self.backend)(self.plan, graph, x)
         return out
@@ -189,11 +196,13 @@ def structure_difference(old: LayerGraph, new: LayerGraph) -> str | None:
     return None
 
 
-def partition(model: nn.Module, strategy: str | Strategy, cluster: int | Cluster,
+def partition(model: nn.Module | str | os.PathLike[str], strategy: str | Strategy,
+              cluster: int | Cluster,
               input_shape: Sequence[int], *, backend: str = "local",
               **strategy_params: Any) -> PartitionedModel:
     """Partition ``model`` with ``strategy`` over ``cluster`` for inputs of ``input_shape``.
 
+    ``model`` is a module, or the path of an ``.onnx`` file (needs the ``onnx`` extra).
     ``cluster`` is a device count (that many identical default devices) or a :class:`Cluster`.
     ``strategy`` is a registered name (parameters as keyword arguments) or a strategy object.
     The keyword ``backend`` names what runs the plan when the model is called: ``local`` (the
@@ -211,6 +220,11 @@ def partition(model: nn.Module, strategy: str | Strategy, cluster: int | Cluster
     else:
         strat = resolve_strategy(strategy)
     devices = as_cluster(cluster)
+    if isinstance(model, str | os.PathLike):
+        try:
+            model = load_model_file(model)
+        except PartitionError as exc:
+            raise PartitionError(f"{exc} (strategy '{strat.name}')") from exc
     check_model(model, strat.name)
     graph = _graph_of(model, input_shape, strat.name)
     plan = strat.plan(graph, devices)

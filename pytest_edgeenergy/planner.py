@@ -266,6 +266,8 @@ class PlanBuilder:
                     if layer.op.led_by_first_input and i > 0:
                         continue
                     return False
+                if out.empty:  # the piece maps to nothing (a channel slice outside it)
+                    continue
                 regions.append((p.device, out))
         full = Box.full(layer.out_shape)
         if sum(b.numel for _, b in regions) != full.numel:
@@ -276,6 +278,12 @@ class PlanBuilder:
         for device, box in regions:
             self.compute(device, layer, box)
         return True
+
+    def place(self, device: int, tensor: str, box: Box) -> int:
+        """Make ``device`` hold ``box`` of ``tensor`` before the first step, as it holds the
+        input image (for pricing a fragment of a plan from a given data layout)."""
+        self.shapes.setdefault(tensor, self.graph.shape(tensor))
+        return self._new_piece(device, tensor, box, -1, produced=True, primary=True)
 
     def note(self, layer: Layer, text: str) -> None:
         """Record how ``layer`` is split, for the plan's summary."""

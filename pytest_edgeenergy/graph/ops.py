@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -35,29 +35,53 @@ Pad2 = tuple[int, int]  # symmetric (rows, columns) padding a kernel applies its
 
 @dataclass(frozen=True, slots=True)
 class Activation:
-    """An element-wise non-linearity fused after a layer (applied after any reduction)."""
+    """An element-wise function fused after a layer (applied after any reduction).
 
-    name: str  # relu, relu6, leaky_relu, silu, hardswish, sigmoid
+    Non-linearities (relu, relu6, leaky_relu, silu, hardswish, hardsigmoid, sigmoid, tanh, gelu,
+    gelu_tanh, mish, clamp) and arithmetic with a constant (``add``, ``sub``, ``rsub``: value
+    minus x, ``mul``, ``div``), as model code writes ``x * F.relu6(x + 3) / 6``.
+    """
+
+    name: str
     slope: float = 0.01  # leaky_relu only
+    args: tuple[float, ...] = ()  # clamp: (min, max); arithmetic: (value,)
 
     def apply(self, x: Tensor) -> Tensor:
         """Apply in place where safe and return the result."""
-        if self.name == "relu":
-            return F.relu(x, inplace=True)
-        if self.name == "relu6":
-            return F.hardtanh(x, 0.0, 6.0, inplace=True)
-        if self.name == "leaky_relu":
-            return F.leaky_relu(x, self.slope, inplace=True)
-        if self.name == "silu":
-            return F.silu(x, inplace=True)
-        if self.name == "hardswish":
-            return F.hardswish(x, inplace=True)
-        if self.name == "sigmoid":
-            return torch.sigmoid_(x)
-        raise ValueError(f"unknown activation {self.name!r}")
+        fn = _ACTIVATIONS.get(self.name)
+        if fn is None:
+            raise ValueError(f"unknown activation {self.name!r}")
+        return fn(self, x)
 
     def __str__(self) -> str:
-        return f"leaky_relu({self.slope})" if self.name == "leaky_relu" else self.name
+        if self.name == "leaky_relu":
+            return f"leaky_relu({self.slope})"
+        if self.args:
+            return f"{self.name}({', '.join(f'{a:g}' for a in self.args)})"
+        return self.name
+
+
+_ACTIVATIONS: dict[str, Callable[[Activation, Tensor], Tensor]] = {
+    "relu": lambda a, x: F.relu(x, inplace=True),
+    "relu6": lambda a, x: F.hardtanh(x, 0.0, 6.0, inplace=True),
+    "leaky_relu": lambda a, x: F.leaky_relu(x, a.slope, inplace=True),
+    "silu": lambda a, x: F.silu(x, inplace=True),
+    "hardswish": lambda a, x: F.hardswish(x, inplace=True),
+    "hardsigmoid": lambda a, x: F.hardsigmoid(x, inplace=True),
+    "sigmoid": lambda a, x: torch.sigmoid_(x),
+    "tanh": lambda a, x: torch.tanh_(x),
+    "gelu": lambda a, x: F.gelu(x),
+    "gelu_tanh": lambda a, x: F.gelu(x, approximate="tanh"),
+    "mish": lambda a, x: F.mish(x, inplace=True),
+    "clamp": lambda a, x: x.clamp_(a.args[0], a.args[1]),
+    "add": lambda a, x: x.add_(a.args[0]),
+    "sub": lambda a, x: x.sub_(a.args[0]),
+    "rsub": lambda a, x: x.neg_().add_(a.args[0]),
+    "mul": lambda a, x: x.mul_(a.args[0]),
+    "div": lambda a, x: x.div_(a.args[0]),
+}
+#: The names :class:`Activation` knows.
+ACTIVATION_NAMES = frozenset(_ACTIVATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +186,10 @@ class Op:
     #: True when only the first input's pieces say where the output is computed (a residual
     #: add: the other operands are fetched to wherever the first one lies).
     led_by_first_input: ClassVar[bool] = False
+    #: True when the output is the sum of partial results over bands of input rows (a global
+    #: average pool): given ``WeightSlice(inp=rows)``, :meth:`input_boxes` and :meth:`run` compute
+    #: the partial result of those rows, and the planner's reduction adds the partials up.
+    sums_over_rows: bool = False
 
     def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...]) -> None:
         self.in_shapes = [tuple(s) for s in in_shapes]
@@ -417,59 +445,154 @@ class Elementwise(Op):
         return RunResult(out=x.clone())
 
 
-class Add(Op):
-    """Element-wise sum of two or more tensors of one shape (residual connections)."""
+class _Broadcast(Op):
+    """Element-wise arithmetic of two or more tensors with broadcasting (NumPy rules, same rank).
 
-    kind = "add"
-    recomputable = True
+    An input of size 1 in a dimension is read whole in that dimension (a per-channel gate of
+    shape (C, 1, 1) multiplies every row of a band). The planner lets such a layer follow the
+    pieces of its first input, which has the output's shape whenever the graph builder could
+    put a full-size operand first (it does for the commutative add and mul).
+    """
+
     led_by_first_input = True
+    recomputable = True
+
+    @staticmethod
+    def combine(a: Tensor, b: Tensor) -> Tensor:
+        """The element-wise operation (out of place)."""
+        raise NotImplementedError
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        boxes: list[Box | None] = []
+        for s in self.in_shapes:
+            boxes.append(Box(tuple((0, 1) if size == 1 and full != 1 else rng for size, full, rng
+                                   in zip(s, self.out_shape, out.ranges, strict=True))))
+        return boxes
 
     def follow(self, piece: Box, i: int) -> Box | None:
-        return piece if i == 0 and not piece.empty else None
+        if i == 0 and self.in_shapes[0] == self.out_shape and not piece.empty:
+            return piece
+        return None
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
         acc = xs[0]
         assert acc is not None
-        acc = acc.clone()
         for x in xs[1:]:
             assert x is not None
-            acc.add_(x)
+            acc = self.combine(acc, x)
+        if len(xs) == 1:
+            acc = acc.clone()
         return RunResult(out=acc)
 
 
+class Add(_Broadcast):
+    """Element-wise sum (residual connections), with broadcasting."""
+
+    kind = "add"
+
+    @staticmethod
+    def combine(a: Tensor, b: Tensor) -> Tensor:
+        return torch.add(a, b)
+
+
+class Mul(_Broadcast):
+    """Element-wise product with broadcasting (squeeze-and-excitation and other gates)."""
+
+    kind = "mul"
+
+    @staticmethod
+    def combine(a: Tensor, b: Tensor) -> Tensor:
+        return torch.mul(a, b)
+
+
+class Sub(_Broadcast):
+    """Element-wise difference with broadcasting."""
+
+    kind = "sub"
+
+    @staticmethod
+    def combine(a: Tensor, b: Tensor) -> Tensor:
+        return torch.sub(a, b)
+
+
+class Div(_Broadcast):
+    """Element-wise quotient with broadcasting."""
+
+    kind = "div"
+
+    @staticmethod
+    def combine(a: Tensor, b: Tensor) -> Tensor:
+        return torch.div(a, b)
+
+
 class Cat(Op):
-    """Concatenation along channels (dim 1)."""
+    """Concatenation of any number of tensors along one box axis (default 0: channels)."""
 
     kind = "cat"
     recomputable = True
 
-    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...]) -> None:
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...],
+                 axis: int = 0) -> None:
         super().__init__(in_shapes, out_shape)
+        self.axis = axis
         self.offsets: list[int] = []
         off = 0
         for s in self.in_shapes:
             self.offsets.append(off)
-            off += s[0]
+            off += s[axis]
+
+    def describe(self) -> str:
+        return "cat" if self.axis == 0 else f"cat dim {self.axis + 1}"
 
     def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
-        c0, c1 = out.ranges[0]
+        c0, c1 = out.ranges[self.axis]
         boxes: list[Box | None] = []
         for off, s in zip(self.offsets, self.in_shapes, strict=True):
-            a, b = max(c0, off), min(c1, off + s[0])
-            boxes.append(out.with_range(0, (a - off, b - off)) if a < b else None)
+            a, b = max(c0, off), min(c1, off + s[self.axis])
+            boxes.append(out.with_range(self.axis, (a - off, b - off)) if a < b else None)
         return boxes
 
     def follow(self, piece: Box, i: int) -> Box | None:
         if piece.empty:
             return None
-        a, b = piece.ranges[0]
-        return piece.with_range(0, (a + self.offsets[i], b + self.offsets[i]))
+        a, b = piece.ranges[self.axis]
+        return piece.with_range(self.axis, (a + self.offsets[i], b + self.offsets[i]))
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
         parts = [x for x in xs if x is not None]
-        return RunResult(out=parts[0].clone() if len(parts) == 1 else torch.cat(parts, dim=1))
+        if len(parts) == 1:
+            return RunResult(out=parts[0].clone())
+        return RunResult(out=torch.cat(parts, dim=self.axis + 1))
+
+
+class FlattenSpatial(Op):
+    """``(C, H, W) -> (C, H*W)``: a detection head's feature map viewed as a list of cells."""
+
+    kind = "view"
+    recomputable = True
+    spatial = False
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        c, (l0, l1) = out.ranges
+        width = self.in_shapes[0][2]
+        if l1 <= l0:
+            return [Box((c, (0, 0), (0, width)))]
+        return [Box((c, (l0 // width, (l1 - 1) // width + 1), (0, width)))]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        if piece.empty or piece.ranges[1:] != Box.full(self.in_shapes[0]).ranges[1:]:
+            return None
+        return Box((piece.ranges[0], (0, self.out_shape[1])))
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
+        x = xs[0]
+        assert x is not None
+        l0, l1 = out.ranges[1]
+        base = (l0 // self.in_shapes[0][2]) * self.in_shapes[0][2]
+        return RunResult(out=x.flatten(2)[:, :, l0 - base:l1 - base].clone())
 
 
 class Pool(Op):
@@ -666,6 +789,227 @@ class Pad(Op):
         x = xs[0]
         assert x is not None
         return RunResult(out=x.clone())
+
+
+class GlobalPool(Op):
+    """Mean or max over all rows and columns: ``(C, H, W) -> (C, 1, 1)`` (``keepdim``) or
+    ``(C,)``. Squeeze-and-excitation blocks and classifier heads.
+
+    A mean is a sum of partial results over bands of rows: with ``WeightSlice(inp=(r0, r1))``
+    the op reads rows ``r0:r1`` only and returns their sum divided by H x W, so that the
+    partials of all bands add up to the mean (``sums_over_rows``).
+    """
+
+    kind = "global_pool"
+    recomputable = True
+    spatial = False
+
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
+                 mode: str) -> None:
+        super().__init__(in_shapes, out_shape)
+        self.mode = mode
+        self.keepdim = len(out_shape) == 3
+        self.sums_over_rows = mode == "avg"
+
+    def describe(self) -> str:
+        return f"global {self.mode}"
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        _, h, wd = self.in_shapes[0]
+        rows = w.inp if w is not None and w.inp is not None else (0, h)
+        return [Box((out.ranges[0], rows, (0, wd)))]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        if piece.empty or piece.ranges[1:] != Box.full(self.in_shapes[0]).ranges[1:]:
+            return None
+        return Box((piece.ranges[0], *Box.full(self.out_shape).ranges[1:]))
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
+        x = xs[0]
+        assert x is not None
+        if self.mode == "max":
+            return RunResult(out=x.amax((2, 3), keepdim=self.keepdim))
+        if w is not None and w.inp is not None:
+            _, h, wd = self.in_shapes[0]
+            return RunResult(out=x.sum((2, 3), keepdim=self.keepdim) / (h * wd))
+        return RunResult(out=x.mean((2, 3), keepdim=self.keepdim))
+
+
+class Shuffle(Op):
+    """Channel shuffle with ``groups`` (ShuffleNet): output channel j is input channel
+    ``(j % groups) * (C // groups) + j // groups`` (view, transpose, view)."""
+
+    kind = "shuffle"
+    recomputable = True
+
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
+                 groups: int) -> None:
+        super().__init__(in_shapes, out_shape)
+        self.groups = groups
+        c = self.in_shapes[0][0]
+        per = c // groups
+        self.source = [(j % groups) * per + j // groups for j in range(c)]
+
+    def describe(self) -> str:
+        return f"channel shuffle g{self.groups}"
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        c0, c1 = out.ranges[0]
+        src = self.source[c0:c1]
+        return [out.with_range(0, (min(src), max(src) + 1))]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        if piece.empty or piece.ranges[0] != (0, self.in_shapes[0][0]):
+            return None
+        return piece
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
+        x = xs[0]
+        assert x is not None
+        c0, c1 = out.ranges[0]
+        src = self.source[c0:c1]
+        idx = torch.tensor([s - min(src) for s in src], dtype=torch.long)
+        return RunResult(out=x.index_select(1, idx))
+
+
+class Slice(Op):
+    """Channels ``[start, stop)`` of the input (``chunk``, ``split``, ``narrow``, ``x[:, a:b]``:
+    ShuffleNetV2 and CSP blocks)."""
+
+    kind = "slice"
+    recomputable = True
+
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
+                 start: int, stop: int) -> None:
+        super().__init__(in_shapes, out_shape)
+        self.start, self.stop = start, stop
+
+    def describe(self) -> str:
+        return f"channels {self.start}:{self.stop}"
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        c0, c1 = out.ranges[0]
+        return [out.with_range(0, (c0 + self.start, c1 + self.start))]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        if piece.empty:
+            return None
+        a, b = piece.ranges[0]
+        a, b = max(a, self.start), min(b, self.stop)
+        return piece.with_range(0, (a - self.start, max(a, b) - self.start))
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
+        x = xs[0]
+        assert x is not None
+        return RunResult(out=x.clone())
+
+
+class ChannelView(Op):
+    """A reshape that keeps channels and adds or drops trailing dimensions of size 1:
+    ``(C,) <-> (C, 1, 1)`` (a gate from a Linear layer viewed as a per-channel map)."""
+
+    kind = "view"
+    recomputable = True
+    spatial = False
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        return [Box((out.ranges[0], *Box.full(self.in_shapes[0]).ranges[1:]))]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        if piece.empty:
+            return None
+        return Box((piece.ranges[0], *Box.full(self.out_shape).ranges[1:]))
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
+        x = xs[0]
+        assert x is not None
+        return RunResult(out=x.reshape(x.shape[0], *out.shape).clone())
+
+
+class Upsample(Op):
+    """Resizing of rows and columns (nearest, bilinear, bicubic, area; by scale or to a size).
+
+    Every such mode is separable: output row r is a fixed combination of input rows. The
+    combination matrices ``rows`` (out_h x in_h) and ``cols`` (out_w x in_w) are taken from
+    torch's own kernel at build time (the image of each one-hot input row), so the rows a band
+    needs (its halo) are exactly those with a non-zero weight, and the arithmetic is torch's.
+    Nearest modes copy rows (one weight of 1 per output row) and are computed by indexing.
+    """
+
+    kind = "upsample"
+    recomputable = True
+
+    def __init__(self, in_shapes: Sequence[tuple[int, ...]], out_shape: tuple[int, ...], *,
+                 rows: Tensor, cols: Tensor, mode: str) -> None:
+        super().__init__(in_shapes, out_shape)
+        self.rows, self.cols, self.mode = rows, cols, mode
+        self.copies = bool(((rows == 0) | (rows == 1)).all() and ((cols == 0) | (cols == 1)).all()
+                           and (rows.sum(1) == 1).all() and (cols.sum(1) == 1).all())
+        self._row_span = self._spans(rows)
+        self._col_span = self._spans(cols)
+
+    @staticmethod
+    def _spans(m: Tensor) -> list[Range]:
+        spans: list[Range] = []
+        for row in m:
+            nz = torch.nonzero(row).flatten()
+            spans.append((int(nz.min()), int(nz.max()) + 1) if nz.numel() else (0, 0))
+        return spans
+
+    def describe(self) -> str:
+        return (f"upsample {self.mode} {self.in_shapes[0][1]}x{self.in_shapes[0][2]}->"
+                f"{self.out_shape[1]}x{self.out_shape[2]}")
+
+    def _need(self, spans: list[Range], rng: Range) -> Range:
+        a, b = rng
+        if b <= a:
+            return (0, 0)
+        used = [spans[i] for i in range(a, b) if spans[i][1] > spans[i][0]]
+        return (min(s[0] for s in used), max(s[1] for s in used)) if used else (0, 0)
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        c, h, wd = out.ranges
+        return [Box((c, self._need(self._row_span, h), self._need(self._col_span, wd)))]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        if piece.empty or piece.ranges[1:] != Box.full(self.in_shapes[0]).ranges[1:]:
+            return None
+        return Box((piece.ranges[0], *Box.full(self.out_shape).ranges[1:]))
+
+    def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
+            pad: Pad2 = (0, 0)) -> RunResult:
+        x = xs[0]
+        assert x is not None
+        _, (r0, r1), (q0, q1) = out.ranges
+        _, (i0, i1), (j0, j1) = self.input_boxes(out, w)[0].ranges  # type: ignore[union-attr]
+        rows = self.rows[r0:r1, i0:i1]
+        cols = self.cols[q0:q1, j0:j1]
+        if self.copies:
+            y = x.index_select(2, rows.argmax(1)).index_select(3, cols.argmax(1))
+            return RunResult(out=y)
+        y = torch.einsum("oh,nchw->ncow", rows, x)
+        return RunResult(out=torch.einsum("pw,ncow->ncop", cols, y).contiguous())
+
+
+def resize_matrix(size_in: int, size_out: int, scale: float | None, mode: str,
+                  align_corners: bool | None, antialias: bool = False) -> Tensor:
+    """The (size_out x size_in) matrix torch's ``interpolate`` applies along one dimension:
+    column i is what the kernel makes of a one-hot input row i. ``scale`` is the scale factor
+    the caller gave (torch computes source positions from it), None when a size was given."""
+    probe = torch.eye(size_in, dtype=torch.float32).view(1, size_in, size_in, 1)
+    kwargs: dict[str, object] = {"mode": mode}
+    if mode not in ("nearest", "nearest-exact", "area"):
+        kwargs["align_corners"] = align_corners
+        kwargs["antialias"] = antialias
+    if scale is None:
+        y = F.interpolate(probe, size=(size_out, 1), **kwargs)  # type: ignore[arg-type]
+    else:
+        y = F.interpolate(probe, scale_factor=(scale, 1.0), **kwargs)  # type: ignore[arg-type]
+    return y[0, :, :, 0].T.contiguous()
 
 
 class Reduce(Op):

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import strategies
+from ..atomic import write_atomic
 from ..checks import as_seed, as_shape, as_tolerance, check_tensor_input
 from ..cluster import Cluster, as_cluster
 from ..energy import EnergyEstimate, estimate_energy
@@ -25,14 +26,28 @@ from ..energy.sensitivity import case_sensitivity
 from ..equivalence import DEFAULT_TOLERANCE, check_equivalence
 from ..errors import EdgeEnergyError, PartitionError
 from ..finite import first_non_finite
+from ..graph.onnx_import import OnnxModel, is_onnx_path
+from ..meters import Meter, MeterError
+from ..meters.compare import MeasuredRow
 from ..partitioned import PartitionedModel, partition
 from ..plan import Plan
-from ..records.results import ERROR, NOT_EQUIVALENT, PASSED, CaseEnergy, CaseResult
+from ..records.results import (
+    ERROR,
+    NOT_EQUIVALENT,
+    PASSED,
+    CaseEnergy,
+    CaseResult,
+    case_key,
+)
 from ..records.tracking import check_case
+from ..strategies.conditions import for_run
 from ..strategies.protocol import Strategy
+from ..timeline import compare_times
 from ..trace import Trace
 from ..zoo import ModelSpec
 from .ci import record_case_properties
+from .gloo import GLOO_KEY
+from .options import BACKEND_NAMES
 from .registry import EdgeRegistry
 from .session import EDGE_ARGNAMES, EdgeSession, edge_session
 
@@ -43,6 +58,7 @@ __all__ = [
     "EdgeResult",
     "EdgeRunner",
     "edge_cluster",
+    "edge_meter",
     "edge_model",
     "edge_run",
     "edge_strategy",
@@ -81,6 +97,7 @@ class EdgeResult:
     plan: Plan
     partitioned: PartitionedModel
     case: CaseResult
+    measured: MeasuredRow | None = None  # with --edge-meter: the measured energy
 
     def __iter__(self) -> Iterator[Any]:
         """``output, trace, energy = edge_run()``."""
@@ -205,8 +222,24 @@ def _param(request: pytest.FixtureRequest,
 
 @pytest.fixture(scope="session")
 def edge_model(request: pytest.FixtureRequest) -> EdgeModel:
-    """The model of this case, built once per session with seeded weights, in eval mode."""
-    return resolve_model(*_param(request, EdgeSession.model_names))
+    """The model of this case, built once per session with seeded weights, in eval mode (an
+    ``.onnx`` path: the file's model, at the input shape it declares)."""
+    value, registry = _param(request, EdgeSession.model_names)
+    if isinstance(value, str) and is_onnx_path(value):
+        return onnx_edge_model(value, edge_session(request.config).onnx_model(value))
+    return resolve_model(value, registry)
+
+
+def onnx_edge_model(name: str, model: OnnxModel) -> EdgeModel:
+    """An :class:`EdgeModel` of an ONNX file; its input shape is the one the file declares (a
+    symbolic batch size is 1; another symbolic dimension fails the test)."""
+    shape = list(model.input_shape)
+    if shape and shape[0] is None:
+        shape[0] = 1
+    if len(shape) != 4 or any(d is None for d in shape):
+        pytest.fail(f"edge_model: ONNX model '{name}' declares input shape {model.input_shape}; "
+                    "a fixed (N, C, H, W) shape is needed", pytrace=False)
+    return EdgeModel(name, model, tuple(int(d) for d in shape if d is not None), None)
 
 
 @pytest.fixture(scope="session")
@@ -244,6 +277,16 @@ class EdgeRunner:
         record_case_properties(self._request.node, failed, "-")
         return failed
 
+    def _sensitivity(self, pm: PartitionedModel, key: str) -> dict[str, Any]:
+        """The case's figures under changed profiles, computed once per session."""
+        cache = self._session.sensitivities
+        if key not in cache:
+            settings = self._session.settings
+            cache[key] = case_sensitivity(
+                pm.plan, self.cluster, settings.energy_model, settings.scenario,
+                samples=settings.sensitivity_samples).to_dict()
+        return cache[key]
+
     def _run(self, pm: PartitionedModel, x: Tensor, rounds: int | None) -> Tensor:
         if "benchmark" not in self._request.fixturenames:
             plain: Tensor = pm(x)
@@ -256,8 +299,32 @@ class EdgeRunner:
         assert isinstance(out, Tensor)
         return out
 
+    def _use_backend(self, pm: PartitionedModel, backend: str | None) -> None:
+        """Run ``pm`` on ``backend`` (default: ``--edge-backend``); gloo through the session's
+        worker pool."""
+        gloo = self._request.config.stash.get(GLOO_KEY, None)
+        name = backend or (gloo.settings.backend if gloo is not None else "local")
+        if name not in BACKEND_NAMES:
+            raise EdgeEnergyError(f"edge_run(backend={name!r}): unknown backend; valid "
+                                  f"backends: {', '.join(BACKEND_NAMES)}")
+        pm.backend = name
+        if name == "gloo" and gloo is not None:
+            pm.runner = gloo.pool.run
+
+    def _timing(self, pm: PartitionedModel, key: str) -> dict[str, Any] | None:
+        """Measured times next to the simulation's (gloo), and the trace saved if asked."""
+        trace = pm.trace
+        if not trace.timeline:
+            return None
+        gloo = self._request.config.stash.get(GLOO_KEY, None)
+        if gloo is not None and gloo.settings.trace_dir is not None:
+            name = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+            write_atomic(gloo.settings.trace_dir / f"{name}.trace.json", trace.to_json(indent=1))
+        return compare_times(trace, pm.plan, self.cluster).to_dict()
+
     def __call__(self, *, input: Tensor | None = None, seed: int = 0, rounds: int | None = None,
-                 tolerance: float = EQUIVALENCE_TOLERANCE) -> EdgeResult:
+                 tolerance: float = EQUIVALENCE_TOLERANCE,
+                 backend: str | None = None) -> EdgeResult:
         """Partition, run, check equivalence, estimate energy, record; return the result.
 
         ``input`` defaults to :func:`make_input` of the model's input shape with ``seed``.
@@ -265,7 +332,8 @@ class EdgeRunner:
         inference runs under it (``rounds`` rounds, or pytest-benchmark's own calibration
         when ``None``) and the case's figures go to ``benchmark.extra_info["edgeenergy"]``.
         A partitioned output further than ``tolerance * max|reference|`` from the reference
-        fails the test; the case is recorded (and reported) either way.
+        fails the test; the case is recorded (and reported) either way. ``backend`` (``local``
+        or ``gloo``) overrides ``--edge-backend`` for this call.
         """
         settings = self._session.settings
         base: dict[str, Any] = {
@@ -290,7 +358,9 @@ class EdgeRunner:
             pytest.fail(f"{failed.key}: {bad_argument}", pytrace=False)
         try:
             reference = self.reference(x)
-            pm = partition(self.model.module, self.strategy, self.cluster, tuple(x.shape))
+            planner = for_run(self.strategy, settings.energy_model, settings.scenario)
+            pm = partition(self.model.module, planner, self.cluster, tuple(x.shape))
+            self._use_backend(pm, backend)
             output = self._run(pm, x, rounds)
             estimate = estimate_energy(pm, model=settings.energy_model,
                                        scenario=settings.scenario)
@@ -302,9 +372,9 @@ class EdgeRunner:
                                       f"({self.cluster.signature})")
             sensitivity = None
             if settings.sensitivity:  # ranked per group by the report (on the controller)
-                sensitivity = case_sensitivity(
-                    pm.plan, self.cluster, settings.energy_model, settings.scenario,
-                    samples=settings.sensitivity_samples).to_dict()
+                sensitivity = self._sensitivity(pm, case_key(
+                    base["model"], base["strategy"], base["cluster"], base["input_shape"],
+                    base["energy_model"]))
         except Exception as exc:
             self._record_error(base, exc)
             raise
@@ -314,7 +384,11 @@ class EdgeRunner:
                        f"{pm.plan.device_stats()}, trace {pm.trace.device_stats()}")
         case = CaseResult(**base, status=PASSED if problem is None else NOT_EQUIVALENT,
                           message=problem or "", max_abs_error=max_error, tolerance=atol,
-                          energy=energy, sensitivity=sensitivity)
+                          energy=energy, sensitivity=sensitivity,
+                          explanation="\n".join(pm.plan.plan_notes().values()),
+                          timing=self._timing(pm, case_key(
+                              base["model"], base["strategy"], base["cluster"],
+                              base["input_shape"], base["energy_model"])))
         collector.add(case)
         if "benchmark" in self._request.fixturenames:
             extra = self._request.getfixturevalue("benchmark").extra_info
@@ -328,9 +402,23 @@ class EdgeRunner:
         record_case_properties(self._request.node, case, status)
         if problem is not None:
             pytest.fail(f"{case.key}: {problem}", pytrace=False)
+        measured = self._measure(case, pm, x, estimate)
         if regression is not None and not settings.update_baseline:
             pytest.fail(regression, pytrace=False)
-        return EdgeResult(output, pm.trace, estimate, reference, pm.plan, pm, case)
+        return EdgeResult(output, pm.trace, estimate, reference, pm.plan, pm, case, measured)
+
+    def _measure(self, case: CaseResult, pm: PartitionedModel, x: Tensor,
+                 estimate: EnergyEstimate) -> MeasuredRow | None:
+        """With a working ``--edge-meter``: measure the partitioned inference (local backend:
+        this whole machine, beside the sum of the devices' estimates)."""
+        if pm.backend != "local":  # per-rank metering under gloo is not built
+            return None
+        devices = [(d.compute_j, d.comm_j) for d in estimate.devices]
+        try:
+            with torch.no_grad():
+                return self._session.metering.measure_local(case.key, lambda: pm(x), devices)
+        except MeterError as exc:
+            pytest.fail(f"{case.key}: the meter failed while measuring: {exc}", pytrace=False)
 
 
 def _compare(output: Tensor, reference: Tensor,
@@ -338,6 +426,17 @@ def _compare(output: Tensor, reference: Tensor,
     """(max abs error, the absolute tolerance used, the failure message or None)."""
     result = check_equivalence(output, reference, tolerance)
     return result.max_abs_error, result.atol, result.problem
+
+
+@pytest.fixture(scope="session")
+def edge_meter(request: pytest.FixtureRequest) -> Meter:
+    """The power meter of ``--edge-meter``; a test that asks for it skips, with the reason,
+    when no meter was named or it cannot measure on this machine."""
+    metering = edge_session(request.config).metering
+    skip = metering.skip_reason
+    if skip is not None or metering.meter is None:
+        pytest.skip(skip or "no meter")
+    return metering.meter
 
 
 @pytest.fixture
@@ -369,7 +468,8 @@ def generate_tests(metafunc: pytest.Metafunc) -> None:
     if "edge_model" in wanted:
         # Unknown names are left out here and reported as a usage error after collection,
         # when every conftest has had its chance to register them.
-        models = [m for m in edge.model_names(registry) if m in registry.models]
+        models = [m for m in edge.model_names(registry)
+                  if m in registry.models or is_onnx_path(m)]
         metafunc.parametrize("edge_model", models, ids=models, indirect=True)
     if "edge_strategy" in wanted:
         strategies = [s for s in edge.strategy_names(registry) if s in registry.strategies]

@@ -21,6 +21,10 @@ import pytest
 from ..cluster import Cluster
 from ..energy import list_energy_models
 from ..equivalence import ReferenceCache
+from ..errors import EdgeEnergyError, PartitionError
+from ..graph.onnx_import import OnnxModel, is_onnx_path, load_onnx
+from ..meters.metering import Metering
+from ..plots import PicturesSection, write_report_plots
 from ..records.baseline import Baseline, BaselineError, Entry, function_id, load_baseline
 from ..records.ci import append_step_summary, write_benchmark_json
 from ..records.report import Report, build_report, write_reports
@@ -56,6 +60,9 @@ STREAM_KEY = "pytest_edgeenergy_cases"
 """The attribute of a test report that carries the records its test made, from a
 pytest-xdist worker to the controller as each test ends (so a worker that crashes later
 loses none of them)."""
+
+MEASURED_KEY = "pytest_edgeenergy_measured"
+"""The key of a worker's measured rows (``--edge-meter``)."""
 
 SELECTION_KEY = "pytest_edgeenergy_selection"
 """The key of a worker's :class:`~pytest_edgeenergy.records.selection.Selection`."""
@@ -136,7 +143,12 @@ class EdgeSession:
     # Unpartitioned outputs per model object, weights and input: each runs once.
     references: ReferenceCache = dataclasses.field(default_factory=ReferenceCache)
     reference_runs: int = 0
+    # --edge-sensitivity figures by case key: a case several tests run is analysed once.
+    sensitivities: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     end: SessionEnd | None = None
+    # ONNX files named in --edge-models, read once: the name as given -> the model
+    onnx_models: dict[str, OnnxModel] = dataclasses.field(default_factory=dict)
+    metering: Metering = dataclasses.field(default_factory=lambda: Metering(None))
     _sent: int = 0  # records already handed to the controller (on a pytest-xdist worker)
 
     @classmethod
@@ -149,7 +161,8 @@ class EdgeSession:
                     list_energy_models())
         clusters = build_clusters(settings, registry.device_dirs)
         check_scenario(settings, clusters)
-        session = cls(config, settings, entry_points, clusters, baseline=_read_baseline(settings))
+        session = cls(config, settings, entry_points, clusters, baseline=_read_baseline(settings),
+                      metering=_metering(settings))
         session.selection.note_args(config.args)
         if config.pluginmanager.hasplugin("xdist") and not is_worker(config):
             config.pluginmanager.register(XdistController(session), "edgeenergy-xdist")
@@ -170,6 +183,26 @@ class EdgeSession:
             self.registries[key] = registry
         return registry
 
+    def onnx_model(self, name: str) -> OnnxModel:
+        """The ONNX file an ``.onnx`` entry of ``--edge-models`` names (relative to the
+        invocation folder from the command line, to the ini file from the ini file), read once;
+        a missing or unreadable file, or an unsupported op, is a usage error."""
+        model = self.onnx_models.get(name)
+        if model is not None:
+            return model
+        source = self.settings.source("edge_models")
+        config = self.config
+        base = (config.inipath.parent if source.kind == "ini file" and config.inipath is not None
+                else config.invocation_params.dir)
+        try:
+            model = load_onnx((base / name).resolve())
+        except PartitionError as exc:
+            raise pytest.UsageError(
+                f"{source.option} (from the {source}) names the ONNX model '{name}': {exc}"
+            ) from None
+        self.onnx_models[name] = model
+        return model
+
     def model_names(self, registry: EdgeRegistry) -> list[str]:
         """The models to parametrise over: the user's, or the default set."""
         wanted = self.settings.models
@@ -188,9 +221,12 @@ class EdgeSession:
 
     def check(self, registry: EdgeRegistry) -> None:
         """Raise the usage error for the first unknown model or strategy name."""
+        models = [m for m in self.settings.models or () if m != ALL]
         check_names(self.settings, "edge_models", "model",
-                    [m for m in self.settings.models or () if m != ALL],
-                    registry.model_names())
+                    [m for m in models if not is_onnx_path(m)], registry.model_names())
+        for name in models:
+            if is_onnx_path(name):
+                self.onnx_model(name)
         check_names(self.settings, "edge_strategies", "strategy",
                     [s for s in self.settings.strategies or () if s != ALL],
                     registry.strategy_names())
@@ -266,7 +302,8 @@ class EdgeSession:
             strategies=settings.strategies)
         report = dataclasses.replace(build_report(cases, self.collector.failures()),
                                      baseline=outcome)
-        written = write_reports(report, settings.reports)
+        report, written = self._extras(report)
+        written += write_reports(report, settings.reports)
         if cases:
             written += [w for w in [append_step_summary(report.to_markdown())] if w]
         if settings.benchmark_json is not None:
@@ -278,6 +315,24 @@ class EdgeSession:
         if self.end.failed and exitstatus == pytest.ExitCode.OK:
             return pytest.ExitCode.TESTS_FAILED
         return exitstatus
+
+    def _extras(self, report: Report) -> tuple[Report, list[Written]]:
+        """Add the measured section (``--edge-meter``) and the pictures (``--edge-plot``)."""
+        extras: list[Any] = []
+        written: list[Written] = []
+        if self.settings.meter is not None:
+            extras.append(self.metering)
+        if self.settings.plot is not None and report.cases:
+            target = self.settings.plot
+            try:
+                paths = write_report_plots(report.to_dict(), target)
+            except OSError as exc:
+                written.append(Written("picture", str(target), reason(exc)))
+            else:
+                written += [Written("picture", display_path(p, self.config.rootpath))
+                            for p in paths]
+                extras.append(PicturesSection(tuple(paths)))
+        return dataclasses.replace(report, extras=tuple(extras)), written
 
     def _autosave(self, cases: Sequence[CaseResult], records: Sequence[CaseResult]) -> Written:
         """Save the run's figures in the history folder (``--edge-autosave``)."""
@@ -327,6 +382,7 @@ class EdgeSession:
         if text is not None:
             output[WORKEROUTPUT_KEY] = text
         output[SELECTION_KEY] = self.selection.to_json()
+        output[MEASURED_KEY] = self.metering.to_json()
 
     def merge_records(self, text: str | None) -> None:
         """Merge records a worker sent (with a test's report, or at its end)."""
@@ -340,6 +396,9 @@ class EdgeSession:
         selection = output.get(SELECTION_KEY)
         if selection:
             self.selection.merge_json(selection)
+        measured = output.get(MEASURED_KEY)
+        if measured:
+            self.metering.merge_json(measured)
 
 
 class XdistController:
@@ -360,6 +419,17 @@ class XdistController:
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         """Merge the records of a worker that finished."""
         self.session.merge_worker(getattr(node, "workeroutput", {}))
+
+
+def _metering(settings: EdgeSettings) -> Metering:
+    """The run's meter (``--edge-meter``); one that cannot measure here is reported, not an
+    error."""
+    try:
+        return Metering(settings.meter)
+    except EdgeEnergyError as exc:  # the option's parser checked the name: a meter's failure
+        source = settings.source("edge_meter")
+        raise pytest.UsageError(f"{source.option}={settings.meter!r} (from the {source}): "
+                                f"{exc}") from None
 
 
 def _read_baseline(settings: EdgeSettings) -> Baseline | None:

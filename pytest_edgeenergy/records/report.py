@@ -33,6 +33,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "BaselineSection",
     "Column",
+    "ExtraSection",
     "GroupReport",
     "Report",
     "build_report",
@@ -45,6 +46,27 @@ REPORT_FORMAT = "pytest-edgeenergy-report/1"
 """The ``format`` field of the JSON report."""
 
 _Row = TypeVar("_Row")
+
+_TIMING_HEADERS = ("case", "device", "busy s measured", "busy s simulated", "comm s measured",
+                   "comm s simulated", "makespan s measured", "makespan s simulated")
+
+
+def timing_rows(cases: Sequence[CaseResult]) -> list[list[str]]:
+    """One row per device of every case with a measured timeline; the makespans on the
+    first row of each case."""
+    rows: list[list[str]] = []
+    for case in cases:
+        t = case.timing or {}
+        for d, (bm, bs, cm, cs) in enumerate(zip(t["measured_busy_s"], t["simulated_busy_s"],
+                                                 t["measured_comm_s"], t["simulated_comm_s"],
+                                                 strict=True)):
+            first = d == 0
+            rows.append([f"{case.model} {case.strategy} {case.cluster}" if first else "",
+                         str(d), format_number(bm), format_number(bs), format_number(cm),
+                         format_number(cs),
+                         format_number(t["measured_makespan_s"]) if first else "",
+                         format_number(t["simulated_makespan_s"]) if first else ""])
+    return rows
 
 
 def _mb(value: int) -> str:
@@ -259,14 +281,39 @@ class BaselineSection(Protocol):
         ...
 
 
+class ExtraSection(Protocol):
+    """A section another part of the package adds to the report (measured energy, pictures):
+    shown after the tables in the terminal and in Markdown, under ``key`` in the JSON."""
+
+    @property
+    def key(self) -> str:
+        """The section's key in the JSON report."""
+        ...
+
+    def to_text(self) -> str:
+        """The section as the terminal shows it (empty: nothing to say)."""
+        ...
+
+    def to_markdown(self, folder: Path | None = None) -> str:
+        """A Markdown section; ``folder`` is where the Markdown file is (for relative links),
+        None for the job summary."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Report:
-    """Every group of a session, the cases that failed, and the baseline comparison."""
+    """Every group of a session, the cases that failed, the baseline comparison, and the
+    sections other parts add (:class:`ExtraSection`)."""
 
     groups: tuple[GroupReport, ...]
     cases: tuple[CaseResult, ...]
     failures: tuple[CaseResult, ...]
     baseline: BaselineSection | None = None
+    extras: tuple[ExtraSection, ...] = ()
 
     def is_empty(self) -> bool:
         """Whether no case was recorded."""
@@ -281,6 +328,13 @@ class Report:
             if group.robustness_line():
                 table += "\n\n" + group.robustness_line()
             sections.append((group.title, table))
+            for row in group.ranked:
+                if row.case.explanation:
+                    lines = row.case.explanation.splitlines()
+                    text = "\n".join(f"- {line}" if fmt == "github" else f"  {line}"
+                                     for line in lines)
+                    sections.append((f"{group.model} on {group.cluster}: how "
+                                     f"{row.case.strategy} chose", text))
             shown: list[tuple[str, CaseResult]] = []
             if group.best is not None:
                 shown.append(("best", group.best))
@@ -292,6 +346,11 @@ class Report:
                                  disable_numparse=True)
                 sections.append((f"{group.model} on {group.cluster}: per device, {label} "
                                  f"strategy {case.strategy}", table))
+        timed = [c for c in self.cases if c.timing is not None]
+        if timed:
+            table = tabulate(timing_rows(timed), headers=_TIMING_HEADERS, tablefmt=fmt,
+                             disable_numparse=True)
+            sections.append(("measured (gloo timeline) against simulated times, per device", table))
         return sections
 
     def failure_lines(self) -> list[str]:
@@ -310,13 +369,14 @@ class Report:
         parts.append("rank: strategies whose devices all fit their memory first, then by "
                      "the largest per-device energy (J); halo recompute: MACs beyond the "
                      "unpartitioned model's")
+        parts += [t.rstrip("\n") for t in (e.to_text() for e in self.extras) if t]
         return "\n\n".join(parts)
 
-    def to_markdown(self) -> str:
-        """The report as Markdown, for a CI job summary."""
+    def to_markdown(self, folder: Path | None = None) -> str:
+        """The report as Markdown, for a CI job summary (or a file in ``folder``)."""
         parts = ["# Edge energy report"]
         for heading, table in self._sections("github"):
-            level = "###" if ": per device" in heading else "##"
+            level = "###" if ": per device" in heading or ": how " in heading else "##"
             parts.append(f"{level} {heading}\n\n{table}")
         if self.failures:
             parts.append("## Equivalence failures and errors\n\n" + "\n".join(
@@ -324,6 +384,7 @@ class Report:
                 f"{c.message.splitlines()[0] if c.message else ''}" for c in self.failures))
         if self.baseline is not None and self.baseline.to_markdown():
             parts.append(self.baseline.to_markdown().rstrip("\n"))
+        parts += [t.rstrip("\n") for t in (e.to_markdown(folder) for e in self.extras) if t]
         return "\n\n".join(parts) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
@@ -334,6 +395,7 @@ class Report:
             "cases": [c.to_dict() for c in self.cases],
             "failures": [c.to_dict() for c in self.failures],
             "baseline": None if self.baseline is None else self.baseline.to_dict(),
+            **{e.key: e.to_dict() for e in self.extras},
         }
 
     def to_json(self) -> str:
@@ -365,7 +427,7 @@ class Report:
         """The report in the format ``path``'s suffix names."""
         suffix = path.suffix.lower()
         if suffix == ".md":
-            return self.to_markdown()
+            return self.to_markdown(path.parent)
         if suffix == ".json":
             return self.to_json()
         if suffix == ".csv":

@@ -209,6 +209,9 @@ class CaseResult(CaseId):
     # With --edge-sensitivity: the case's figures under changed profiles, the JSON form of
     # pytest_edgeenergy.robustness.CaseSensitivity, which the report ranks per group.
     sensitivity: dict[str, Any] | None = None
+    explanation: str = ""  # what the strategy said of its plan as a whole (search: its choices)
+    # Measured (gloo timeline) next to simulated times: busy and comm per device, makespan.
+    timing: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -217,7 +220,7 @@ class CaseResult(CaseId):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form with stable keys (``format``, ``key`` and every field)."""
-        return {
+        out = {
             "format": CASE_FORMAT, "key": self.key, "model": self.model,
             "strategy": self.strategy, "strategy_params": _jsonable(self.strategy_params),
             "cluster": self.cluster, "input_shape": list(self.input_shape),
@@ -226,7 +229,11 @@ class CaseResult(CaseId):
             "tolerance": self.tolerance,
             "energy": None if self.energy is None else self.energy.to_dict(),
             "scenario": self.scenario, "sensitivity": self.sensitivity,
+            "explanation": self.explanation,
         }
+        if self.timing is not None:  # only gloo runs measure one; other records keep their form
+            out["timing"] = self.timing
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CaseResult:
@@ -243,7 +250,8 @@ class CaseResult(CaseId):
             max_abs_error=data["max_abs_error"], tolerance=data["tolerance"],
             energy=None if energy is None else CaseEnergy.from_dict(energy),
             scenario=data.get("scenario", DEFAULT_SCENARIO_TEXT),
-            sensitivity=data.get("sensitivity"))
+            sensitivity=data.get("sensitivity"), timing=data.get("timing"),
+            explanation=str(data.get("explanation", "")))
 
 
 def _jsonable(value: Any) -> Any:

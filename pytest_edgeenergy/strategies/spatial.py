@@ -10,8 +10,11 @@ only at the stack's input: a scatter of input bands with halos, or a halo exchan
 stacks. ``fuse=1`` exchanges halos before every layer and recomputes nothing; a larger ``fuse``
 sends fewer, larger messages and recomputes more.
 
-Layers with no row structure (linear, flatten, adaptive/global pooling) run whole on device 0,
-and the plan says so.
+A global average pool (squeeze-and-excitation, classifier heads) needs every band: each device
+pools its own band into a partial sum and the partials are added on device 0, which then holds
+the pooled vector (an SE gate computed from it goes back to every band, as the bands of the
+multiply need it). Other layers with no row structure (linear, flatten, other adaptive pooling)
+run whole on device 0, and the plan says so.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ class SpatialStrategy(BuilderStrategy):
         layers = graph.layers
         i = 0
         while i < len(layers):
+            if layers[i].op.sums_over_rows:
+                self._partial_sums(b, layers[i])
+                i += 1
+                continue
             if not self._row_mappable(layers[i]):
                 b.compute(0, layers[i])
                 b.note(layers[i], "no row structure: not split under spatial, whole on device 0")
@@ -61,6 +68,21 @@ class SpatialStrategy(BuilderStrategy):
                 windows += is_window
                 i += 1
             self._stack(b, graph, stack)
+
+    def _partial_sums(self, b: PlanBuilder, layer: Layer) -> None:
+        """A global average pool: each device pools its own band of rows (a partial sum), and
+        the partials are added on device 0, so no band travels, only C numbers per device."""
+        rows = split_ranges(b.shapes[layer.inputs[0]][1], b.speeds)
+        contributors = [d for d, r in enumerate(rows) if r[1] > r[0]]
+        if len(contributors) == 1:  # one band: nothing to add up
+            b.compute(contributors[0], layer)
+            b.note(layer, f"one band of rows: whole on device {contributors[0]}")
+            return
+        for d in contributors:
+            b.partial(d, layer, rows[d])
+        b.reduce(0, layer, Box.full(layer.out_shape), contributors)
+        spans = " ".join(f"{r[0]}:{r[1]}" if r[1] > r[0] else "-" for r in rows)
+        b.note(layer, f"partial sums over rows {spans}, added on device 0")
 
     def _stack(self, b: PlanBuilder, graph: LayerGraph, stack: list[Layer]) -> None:
         names = {layer.name for layer in stack}

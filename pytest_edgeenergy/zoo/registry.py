@@ -50,11 +50,15 @@ from torch import nn
 
 from pytest_edgeenergy.errors import PartitionError
 from pytest_edgeenergy.zoo.densenet import densenet121
+from pytest_edgeenergy.zoo.efficientnet import efficientnet_b0
 from pytest_edgeenergy.zoo.mobilenet import mobilenet_v2
+from pytest_edgeenergy.zoo.mobilenet_v3 import mobilenet_v3_large, mobilenet_v3_small
 from pytest_edgeenergy.zoo.resnet import resnet18, resnet50, resnet101
+from pytest_edgeenergy.zoo.shufflenet import shufflenet_v2
 from pytest_edgeenergy.zoo.tiny import tinycnn
 from pytest_edgeenergy.zoo.vgg import vgg16, vgg19
 from pytest_edgeenergy.zoo.yolo import yolov2, yolov2_tiny
+from pytest_edgeenergy.zoo.yolov8 import yolov8n
 
 __all__ = [
     "RESIDUAL_SCALE",
@@ -222,17 +226,23 @@ def _zoo(constructor: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
 
 _IMAGENET: Final = (1, 3, 224, 224)
 _DARKNET: Final = (1, 3, 416, 416)
+_YOLOV8: Final = (1, 3, 640, 640)
 
 for _name, _constructor, _shape in (
     ("densenet121", densenet121, _IMAGENET),
+    ("efficientnet_b0", efficientnet_b0, _IMAGENET),
     ("mobilenet_v2", mobilenet_v2, _IMAGENET),
+    ("mobilenet_v3_large", mobilenet_v3_large, _IMAGENET),
+    ("mobilenet_v3_small", mobilenet_v3_small, _IMAGENET),
     ("resnet18", resnet18, _IMAGENET),
     ("resnet50", resnet50, _IMAGENET),
     ("resnet101", resnet101, _IMAGENET),
+    ("shufflenet_v2", shufflenet_v2, _IMAGENET),
     ("tinycnn", tinycnn, (1, 3, 32, 32)),
     ("vgg16", vgg16, _IMAGENET),
     ("vgg19", vgg19, _IMAGENET),
     ("yolov2", yolov2, _DARKNET),
     ("yolov2_tiny", yolov2_tiny, _DARKNET),
+    ("yolov8n", yolov8n, _YOLOV8),
 ):
     register_model(_name, _zoo(_constructor), _shape)

@@ -88,8 +88,14 @@ def test_a_model_on_the_meta_device_is_refused_before_it_runs() -> None:
 
 
 def test_something_that_is_not_a_module_is_refused_as_a_model() -> None:
-    with pytest.raises(PartitionError, match=r"model must be a torch.nn.Module, got str"):
-        partition("tinycnn", "spatial", 2, SHAPE)  # type: ignore[arg-type]
+    with pytest.raises(PartitionError, match=r"model must be a torch.nn.Module, got int"):
+        partition(3, "spatial", 2, SHAPE)  # type: ignore[arg-type]
+
+
+def test_a_string_that_is_not_an_onnx_path_is_refused_as_a_model() -> None:
+    with pytest.raises(PartitionError, match=r"model 'tinycnn' is neither an nn.Module nor the "
+                                             r"path of an .onnx file"):
+        partition("tinycnn", "spatial", 2, SHAPE)
 
 
 @pytest.mark.parametrize("value", [-1e-5, float("nan"), float("inf"), "1e-5", True, None])
