@@ -1,16 +1,28 @@
-"""Repository-wide test settings: hypothesis profiles, and nested runs kept out of CI's summary.
+"""Repository-wide test settings: heavy tests opt-in, hypothesis profiles, and nested runs kept
+out of CI's summary.
 
-``fast`` (the default) keeps local runs quick; ``ci`` (chosen when the environment variable CI
-is set, or with HYPOTHESIS_PROFILE=ci) is derandomised, so a CI run is reproducible, and tries
-more examples.
+**Heavy tests** (big zoo models, full matrices, benchmarks, subprocess swarms) are marked
+``@pytest.mark.heavy`` and left out of a plain ``pytest`` run, which stays fast. Run them with
+``pytest --heavy`` (everything) or ``pytest -m heavy`` (only them); every test under
+``tests/benchmarks/`` is heavy. Any ``-m`` expression decides by itself (``-m "heavy or not
+heavy"`` is everything too). Deselected heavy tests are
+reported as deselected, so the plugin's baseline bookkeeping knows they did not run.
+
+**Hypothesis profiles**: ``fast`` (the default) keeps local runs quick; ``ci`` (chosen when
+the environment variable CI is set, or with HYPOTHESIS_PROFILE=ci) is derandomised, so a CI run
+is reproducible, and tries more examples.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+HEAVY = "heavy"
+BENCHMARKS = Path(__file__).resolve().parent / "tests" / "benchmarks"
 
 settings.register_profile(
     "fast", max_examples=25, deadline=None,
@@ -36,6 +48,30 @@ def _no_job_summary_in_nested_runs(request: pytest.FixtureRequest,
         monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--heavy``: also run the tests marked heavy."""
+    parser.addoption("--heavy", action="store_true", default=False,
+                     help="also run the tests marked heavy (left out by default; see conftest.py)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``heavy`` marker (big zoo models, full matrices: a separate CI command)."""
-    config.addinivalue_line("markers", "heavy: slow test kept out of the default run")
+    """Register the ``heavy`` marker."""
+    config.addinivalue_line(
+        "markers", f"{HEAVY}: a slow test (big models, full matrices, benchmarks, subprocess "
+        "swarms), left out unless --heavy or a -m expression selects it")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Every test under ``tests/benchmarks/`` is a benchmark, and so heavy."""
+    if BENCHMARKS in item.path.parents:
+        item.add_marker(HEAVY)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect heavy tests unless ``--heavy`` or a ``-m`` expression was given."""
+    if config.getoption("heavy") or config.getoption("markexpr", ""):
+        return
+    heavy = [item for item in items if item.get_closest_marker(HEAVY) is not None]
+    if heavy:
+        config.hook.pytest_deselected(items=heavy)
+        items[:] = [item for item in items if item.get_closest_marker(HEAVY) is None]

@@ -30,11 +30,20 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from pytest_edgeenergy.atomic import write_atomic  # noqa: E402
 from pytest_edgeenergy.cluster import Cluster  # noqa: E402
-from pytest_edgeenergy.energy import EnergyEstimate, estimate_energy, get_energy_model  # noqa: E402
+from pytest_edgeenergy.energy import (  # noqa: E402
+    EnergyEstimate,
+    Scenario,
+    estimate_energy,
+    get_energy_model,
+    parse_scenario,
+)
+from pytest_edgeenergy.energy.sensitivity import robustness  # noqa: E402
+from pytest_edgeenergy.errors import ProfileError  # noqa: E402
 from pytest_edgeenergy.graph.build import build_graph  # noqa: E402
 from pytest_edgeenergy.graph.layergraph import LayerGraph  # noqa: E402
 from pytest_edgeenergy.plan import Plan  # noqa: E402
 from pytest_edgeenergy.profiles import DeviceProfile, load_device  # noqa: E402
+from pytest_edgeenergy.robustness import Robustness  # noqa: E402
 from pytest_edgeenergy.strategies import get_strategy  # noqa: E402
 from pytest_edgeenergy.zoo import build_model, list_models, model_input_shape  # noqa: E402
 
@@ -112,10 +121,12 @@ class Matrix:
         return self.plans[key]
 
     def estimate(self, model: str, strategy: str, cluster: Cluster,
-                 energy_model: str = "board") -> EnergyEstimate:
-        """The energy estimate of a plan on ``cluster``."""
+                 energy_model: str = "board",
+                 scenario: Scenario | None = None) -> EnergyEstimate:
+        """The energy estimate of a plan on ``cluster`` (under ``scenario``)."""
         plan = self.plan(model, strategy, len(cluster))
-        estimate, estimate_s = timed(lambda: estimate_energy(plan, cluster, model=energy_model))
+        estimate, estimate_s = timed(lambda: estimate_energy(plan, cluster, model=energy_model,
+                                                             scenario=scenario))
         self.timings.estimate_s += estimate_s
         return estimate
 
@@ -227,6 +238,221 @@ def full_matrix(matrix: Matrix, rpi4: DeviceProfile) -> None:
                 matrix.estimate(model, strategy, cluster)
 
 
+# ---- scenario findings ------------------------------------------------------------------------
+
+FINDING_MODELS = ("vgg19", "resnet101", "yolov2", "mobilenet_v2")
+FINDING_DEVICES = ("rpi4", "jetson-nano-10w")
+ROBUSTNESS_DEVICES = 4
+ROBUSTNESS_SAMPLES = 32
+ROBUSTNESS_SEED = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """One column of the findings: a scenario, and how it changes a device (if it does)."""
+
+    label: str
+    scenario: Scenario
+    device: Callable[[DeviceProfile], DeviceProfile | None] = lambda p: p
+    what: str = ""
+
+
+def _wifi(profile: DeviceProfile) -> DeviceProfile | None:
+    """The profile's Wi-Fi twin (``rpi4`` -> ``rpi4-wifi``), if one is shipped."""
+    try:
+        return load_device(f"{profile.name}-wifi")
+    except ProfileError:  # no Wi-Fi profile for this device: no cell
+        return None
+
+
+def _free_wake(profile: DeviceProfile) -> DeviceProfile:
+    """What if waking cost nothing (hypothetical: sleep_w as the profile says)?"""
+    return dataclasses.replace(profile, wake_s=0.0, wake_j=0.0)
+
+
+CONDITIONS = (
+    Condition("one image", parse_scenario(""), what="the default: one isolated image, every "
+              "device always on, half-duplex switched links"),
+    Condition("stream", parse_scenario("workload=stream"),
+              what="images back to back; joules per image in steady state"),
+    Condition("sleep", parse_scenario("power=sleep"),
+              what="idle devices sleep at sleep_w when that is cheaper, waking costs the "
+                   "profile's wake_s and wake_j: a Pi reboots (20 s), a Jetson Nano resumes "
+                   "(0.5 s)"),
+    Condition("sleep, free wake", parse_scenario("power=sleep"), _free_wake,
+              what="HYPOTHETICAL: as sleep, but waking costs nothing"),
+    Condition("stream + free-wake sleep", parse_scenario("workload=stream,power=sleep"),
+              _free_wake, what="HYPOTHETICAL: a stream whose idle devices sleep for free"),
+    Condition("full-duplex", parse_scenario("network=full-duplex"),
+              what="an interface sends and receives at once (Gigabit Ethernet is full-duplex)"),
+    Condition("Wi-Fi", parse_scenario("network=shared,relay=ap"), _wifi,
+              what="the device's Wi-Fi profile, one shared channel, every transfer through "
+                   "the access point"),
+    Condition("per-kind", parse_scenario("compute=per-kind"),
+              what="the profile's per-layer-kind MAC rates (rpi4 has a table; "
+                   "jetson-nano-10w has none, so it is unchanged)"),
+)
+
+
+def condition_cluster(condition: Condition, device: DeviceProfile, n: int) -> Cluster | None:
+    """``n`` devices as the condition sees them (None: no such device, e.g. no Wi-Fi)."""
+    profile = condition.device(device)
+    return None if profile is None else Cluster.homogeneous(profile, n)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ranking:
+    """The strategies of one model on one cluster under one condition, best first."""
+
+    estimates: tuple[EnergyEstimate, ...]
+
+    @property
+    def winner(self) -> EnergyEstimate:
+        """The estimate with the lowest maximum per-device energy."""
+        return self.estimates[0]
+
+    @property
+    def margin(self) -> float:
+        """Runner-up over winner, minus one."""
+        return self.estimates[1].max_device_j / self.estimates[0].max_device_j - 1
+
+
+def ranking(matrix: Matrix, model: str, cluster: Cluster, scenario: Scenario) -> Ranking:
+    """The four strategies ranked by maximum per-device energy."""
+    estimates = [matrix.estimate(model, s, cluster, scenario=scenario) for s in STRATEGIES]
+    return Ranking(tuple(sorted(estimates, key=lambda e: (e.max_device_j, e.strategy))))
+
+
+def all_rankings(matrix: Matrix) -> dict[tuple[str, str, int, str], Ranking]:
+    """Every model x device x count x condition that has a cluster."""
+    out = {}
+    for model in FINDING_MODELS:
+        for name in FINDING_DEVICES:
+            device = load_device(name)
+            for n in DEVICE_COUNTS:
+                for condition in CONDITIONS:
+                    cluster = condition_cluster(condition, device, n)
+                    if cluster is not None:
+                        out[(model, name, n, condition.label)] = ranking(
+                            matrix, model, cluster, condition.scenario)
+    return out
+
+
+def findings_table(rankings: dict[tuple[str, str, int, str], Ranking]) -> str:
+    """Winner (and its margin over the runner-up) per model x cluster x condition; **bold**
+    where the winner differs from one image's."""
+    rows = []
+    for model in FINDING_MODELS:
+        for name in FINDING_DEVICES:
+            for n in DEVICE_COUNTS:
+                base = rankings[(model, name, n, CONDITIONS[0].label)].winner.strategy
+                cells = []
+                for condition in CONDITIONS:
+                    r = rankings.get((model, name, n, condition.label))
+                    if r is None:
+                        cells.append("-")
+                        continue
+                    cell = f"{r.winner.strategy} (+{100 * r.margin:.0f}%)"
+                    cells.append(f"**{cell}**" if r.winner.strategy != base else cell)
+                rows.append([model, f"{n}x{name}", *cells])
+    return markdown(["model", "cluster", *(c.label for c in CONDITIONS)], rows)
+
+
+def _deciding(condition: Condition, r: Ranking, base: Ranking) -> str:
+    """Which condition decides a changed winner, with the figures that show it."""
+    w, old = r.winner, next(e for e in r.estimates if e.strategy == base.winner.strategy)
+    if condition.scenario.workload == "stream":
+        return (f"per image, {w.strategy} pays static power for its period {w.period_s:.3f} s "
+                f"(set by {w.bottleneck}) where one image takes {w.makespan_s:.3f} s; "
+                f"{old.strategy}'s period is {old.period_s:.3f} s ({old.bottleneck})")
+    if condition.scenario.power == "sleep":
+        def awake(e: EnergyEstimate) -> str:
+            share = sum(d.awake_s or 0.0 for d in e.devices) / (len(e.devices) * e.period_s)
+            return f"awake {100 * share:.0f}% of its {e.period_s:.3f} s"
+        return (f"{w.strategy}'s devices sleep between their turns (the average device is "
+                f"{awake(w)}), {old.strategy}'s devices work in parallel (the average device "
+                f"is {awake(old)})")
+    if condition.scenario.network == "shared":
+        return (f"every transfer shares one channel through the access point: "
+                f"{old.strategy} sends {old.comm_bytes / 1e6:.1f} MB and takes "
+                f"{old.makespan_s:.2f} s, {w.strategy} sends {w.comm_bytes / 1e6:.1f} MB in "
+                f"{w.makespan_s:.2f} s")
+    if condition.scenario.network == "full-duplex":
+        return (f"sending while receiving shortens {w.strategy}'s makespan to "
+                f"{w.makespan_s:.3f} s (against {old.makespan_s:.3f} s for {old.strategy})")
+    return (f"{w.strategy}'s layers run at their kind's rate: makespan {w.makespan_s:.3f} s "
+            f"against {old.makespan_s:.3f} s for {old.strategy}")
+
+
+def findings_text(rankings: dict[tuple[str, str, int, str], Ranking]) -> str:
+    """One paragraph per condition: what it changes, and which condition decides it."""
+    paragraphs = []
+    for condition in CONDITIONS[1:]:
+        changed, total = [], 0
+        for (model, name, n, label), r in rankings.items():
+            if label != condition.label:
+                continue
+            total += 1
+            base = rankings[(model, name, n, CONDITIONS[0].label)]
+            if r.winner.strategy != base.winner.strategy:
+                changed.append((model, name, n, r, base))
+        head = f"**{condition.label}** ({condition.what}): "
+        if not changed:
+            paragraphs.append(head + f"the winner is the same as for one image in all {total} "
+                              "cases.")
+            continue
+        lines = [head + f"the winner changes in {len(changed)} of {total} cases."]
+        for model, name, n, r, base in changed:
+            old = next(e for e in r.estimates if e.strategy == base.winner.strategy)
+            lines.append(f"- {model} on {n}x{name}: {r.winner.strategy} "
+                         f"{r.winner.max_device_j:.3f} J against {old.strategy} "
+                         f"{old.max_device_j:.3f} J; {_deciding(condition, r, base)}.")
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+def robustness_rows(matrix: Matrix) -> list[tuple[str, str, Robustness]]:
+    """The default scenario's rankings on 4 devices, with their robustness."""
+    out = []
+    for model in FINDING_MODELS:
+        for name in FINDING_DEVICES:
+            cluster = Cluster.homogeneous(load_device(name), ROBUSTNESS_DEVICES)
+            plans = {s: matrix.plan(model, s, ROBUSTNESS_DEVICES) for s in STRATEGIES}
+            r = robustness(plans, cluster, samples=ROBUSTNESS_SAMPLES, seed=ROBUSTNESS_SEED)
+            out.append((model, cluster.signature, r))
+    return out
+
+
+def robustness_table(rows: list[tuple[str, str, Robustness]]) -> str:
+    """Winner, margin, nearest single-field flip, the macs_per_s flip, shares of wins."""
+    table = []
+    for model, cluster, r in rows:
+        nearest = r.nearest_flip
+        macs = next(f for f in r.flips if f.field.endswith(".macs_per_s"))
+        shares = ", ".join(f"{s} {100 * v:.0f}%" for s, v in
+                           sorted(r.shares.items(), key=lambda kv: -kv[1]) if v > 0)
+        table.append([model, cluster, r.winner, f"{100 * (r.margin or 0):.1f}%",
+                      nearest.describe() if nearest else "none in x1/16..x16",
+                      macs.describe().partition(" ")[2] or "none",
+                      shares])
+    return markdown(["model", "cluster", "winner", "margin", "nearest single-field flip",
+                     "macs_per_s flip", f"wins ({ROBUSTNESS_SAMPLES} joint draws x0.5..x2)"],
+                    table)
+
+
+def profiles_used() -> str:
+    """Each profile the tables use, with the start of its sha256."""
+    names = (DEVICE, *FINDING_DEVICES, *(f"{d}-wifi" for d in FINDING_DEVICES))
+    found = []
+    for name in dict.fromkeys(names):
+        try:
+            p = load_device(name)
+        except ProfileError:  # not every device has a Wi-Fi twin
+            continue
+        found.append(f"`{p.name}` (sha256 `{p.sha256[:12]}`)")
+    return ", ".join(found)
+
+
 # ---- the document -------------------------------------------------------------------------
 
 def replace_section(text: str, name: str, body: str) -> str:
@@ -256,15 +482,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     slow = ", ".join(f"{what} {s:.2f} s" for s, what in sorted(t.slowest, reverse=True)[:3])
     print(f"slowest plans: {slow}")
 
+    rankings, rankings_s = timed(lambda: all_rankings(matrix))
+    robust, robust_s = timed(lambda: robustness_rows(matrix))
+    print(f"scenario findings: {len(rankings)} rankings in {rankings_s:.2f} s; robustness of "
+          f"{len(robust)} rankings ({ROBUSTNESS_SAMPLES} joint draws each) in {robust_s:.2f} s")
     board, ops = get_energy_model("board"), get_energy_model("ops")
     sections = {
         "provenance": (f"Generated by `python docs/energy_tables.py` from plans alone: device "
-                       f"profile `{rpi4.name}` (sha256 `{rpi4.sha256[:12]}`), energy models "
+                       f"profiles {profiles_used()}, energy models "
                        f"`{board.name}` v{board.version} and `{ops.name}` v{ops.version}."),
         "main": main_table(matrix, rpi4),
         "links": link_table(matrix, rpi4),
         "ops": ops_table(matrix, rpi4),
         "excess": excess_table(matrix, rpi4),
+        "scenarios": findings_table(rankings),
+        "findings": findings_text(rankings),
+        "robustness": robustness_table(robust),
     }
     text = DOC.read_text(encoding="utf-8")
     new = text

@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 # below; tests/unit/test_records_imports.py checks that the two agree).
 _API: dict[str, tuple[str, ...]] = {
     "cluster": ("Cluster", "as_cluster"),
-    "energy": ("DeviceEnergy", "EnergyError", "EnergyEstimate", "estimate_energy",
+    "energy": ("DeviceEnergy", "EnergyError", "EnergyEstimate", "Scenario", "estimate_energy",
                "list_energy_models", "register_energy_model"),
     "errors": ("EdgeEnergyError", "PartitionError", "ProfileError"),
     "graph": ("LayerGraph", "build_graph"),
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         DeviceEnergy,
         EnergyError,
         EnergyEstimate,
+        Scenario,
         estimate_energy,
         list_energy_models,
         register_energy_model,
@@ -100,6 +101,7 @@ __all__ = [
     "PartitionedModel",
     "Plan",
     "ProfileError",
+    "Scenario",
     "Strategy",
     "Trace",
     "__version__",

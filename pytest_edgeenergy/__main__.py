@@ -28,9 +28,16 @@ def _positive_seconds(text: str) -> float:
 
 
 def _calibrate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.from_trace is not None:
+        from pytest_edgeenergy import calibrate_trace
+
+        return calibrate_trace.run_from_trace(args.from_trace)
+    if args.out is None:
+        raise EdgeEnergyError("calibrate: give --out PATH (or --from-trace FILE)")
     from pytest_edgeenergy import calibrate  # deferred: it imports torch when it runs
 
-    return calibrate.run(out=args.out, name=args.name, seconds=args.seconds, argv=argv)
+    return calibrate.run(out=args.out, name=args.name, seconds=args.seconds, argv=argv,
+                         per_kind=args.per_kind, meter=args.meter)
 
 
 def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,9 +53,16 @@ def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument(
         "--out",
         type=Path,
-        required=True,
         metavar="PATH",
         help="profile file to write (NAME.toml), or an existing folder to write NAME.toml in",
+    )
+    parser.add_argument(
+        "--from-trace",
+        type=Path,
+        metavar="FILE",
+        help="instead of timing this host, derive each device's macs_per_s, net_bytes_per_s "
+             "and net_latency_s from a measured gloo trace (saved with --edge-trace-dir) and "
+             "print them as profile lines",
     )
     parser.add_argument(
         "--name",
@@ -60,6 +74,18 @@ def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         default=10.0,
         metavar="S",
         help="about how long to measure, in seconds (default: 10)",
+    )
+    parser.add_argument(
+        "--per-kind",
+        action="store_true",
+        help="also measure dense, pointwise and depthwise conv and linear layers into a "
+             "[macs_per_s_by_kind] table (used under --edge-scenario=compute=per-kind)",
+    )
+    parser.add_argument(
+        "--meter",
+        metavar="NAME",
+        help="also measure idle_w and active_w with this power meter (rapl, nvml, jetson, "
+             "ina219, ina260, NAME:key=value,...; see docs/meters.md)",
     )
     parser.set_defaults(command=_calibrate)
 
@@ -112,7 +138,24 @@ def _history(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from pytest_edgeenergy.records import history
 
     return history.run(history_dir=args.dir, case=args.case, metric=args.metric,
-                       last=args.last, markdown=args.markdown)
+                       last=args.last, markdown=args.markdown, plot=args.plot)
+
+
+def _picture_path(text: str) -> Path:
+    """A ``.svg``/``.png`` file or a folder, when matplotlib is installed (the plot extra)."""
+    from pytest_edgeenergy.plots import EXTRA, FORMATS, PlotUnavailableError, require_matplotlib
+
+    path = Path(text)
+    if path.suffix and path.suffix.lower() not in FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has an unknown picture suffix; expected {' or '.join(FORMATS)}, or a "
+            "folder")
+    try:
+        require_matplotlib()
+    except PlotUnavailableError:
+        raise argparse.ArgumentTypeError(
+            f"pictures need matplotlib, which is not installed: {EXTRA}") from None
+    return path
 
 
 def _add_history(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -130,8 +173,36 @@ def _add_history(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
                         help="the case metric to follow (default: max_device_j)")
     parser.add_argument("--last", type=_positive_count, metavar="N",
                         help="only the N most recent runs")
+    parser.add_argument("--plot", type=_picture_path, metavar="PATH",
+                        help="also draw each case's trend, commits on the axis: a .svg or .png "
+                             "file, or a folder for one SVG per case (needs the 'plot' extra)")
     _add_saved_runs_options(parser)
     parser.set_defaults(command=_history)
+
+
+def _worker(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from pytest_edgeenergy import worker_cli
+
+    return worker_cli.command(args)
+
+
+def _add_worker(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from pytest_edgeenergy import worker_cli
+
+    parser = subparsers.add_parser(
+        "worker",
+        help="run the ranks of devices 1..N-1 on other hosts (gloo backend, env:// rendezvous)",
+        description=(
+            "Play one device of a cluster: join rank 0 (the host running pytest "
+            "--edge-backend=gloo --edge-rendezvous=env, or your script) through "
+            "torch.distributed's env:// rendezvous, receive only this device's weight slices, "
+            "and run its share of every plan until rank 0 ends the session. A rank process "
+            "that fails or is killed is restarted and joins rank 0's next group. See "
+            "docs/distributed.md."
+        ),
+    )
+    worker_cli.add_arguments(parser)
+    parser.set_defaults(command=_worker)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_calibrate(subparsers)
     _add_compare(subparsers)
     _add_history(subparsers)
+    _add_worker(subparsers)
     return parser
 
 

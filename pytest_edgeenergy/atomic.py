@@ -6,11 +6,20 @@ saved runs, CI files, the docs' tables).
 
 from __future__ import annotations
 
+import glob
 import os
+import re
+import socket
+import sys
 import tempfile
+import time
 from pathlib import Path
 
-__all__ = ["file_mode", "write_atomic"]
+__all__ = ["file_mode", "stale_temporaries", "write_atomic"]
+
+#: A temporary file older than this whose owner cannot be checked is taken as abandoned.
+_ABANDONED_S = 3600.0
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
 
 
 def file_mode(path: Path) -> int:
@@ -42,8 +51,8 @@ def _publish(tmp: str, path: Path, exclusive: bool) -> None:
         os.replace(tmp, path)
 
 
-def write_atomic(path: Path, text: str, *, exclusive: bool = False) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename.
+def write_atomic(path: Path, text: str | bytes, *, exclusive: bool = False) -> None:
+    """Write ``text`` (or bytes, e.g. a PNG) to ``path`` through a temporary file and a rename.
 
     An interrupted write leaves the old file (or none), never a truncated one. The file keeps
     the permissions of the one it replaces (a new one gets the usual ones). With
@@ -51,14 +60,59 @@ def write_atomic(path: Path, text: str, *, exclusive: bool = False) -> None:
     (for numbered files that concurrent runs may both want).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in stale_temporaries(path):
+        stale.unlink(missing_ok=True)
     mode = file_mode(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Named after the target, this host and this process, so a write killed half-way leaves a
+    # file that the next write of the same target recognises as abandoned and removes.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_HOST}-{os.getpid()}.",
+                               suffix=".tmp")
     try:
         os.chmod(tmp, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         _publish(tmp, path, exclusive)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill(pid, 0) would send CTRL_C_EVENT there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def stale_temporaries(path: Path) -> list[Path]:
+    """Temporary files of :func:`write_atomic` for ``path`` left by writes that were killed:
+    those of a process of this host that no longer runs, and those older than an hour whose
+    owner cannot be checked (another host, or written by an older version)."""
+    mine = re.compile(rf"\.{re.escape(path.name)}\.{re.escape(_HOST)}-(\d+)\.[^.]+\.tmp")
+    found: list[Path] = []
+    try:
+        candidates = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    except OSError:
+        return []
+    now = time.time()
+    for candidate in candidates:
+        match = mine.fullmatch(candidate.name)
+        if match is not None:
+            if not _alive(int(match.group(1))):
+                found.append(candidate)
+            continue
+        try:
+            age_s = now - candidate.lstat().st_mtime
+        except OSError:
+            continue
+        if age_s > _ABANDONED_S:
+            found.append(candidate)
+    return sorted(found)
+

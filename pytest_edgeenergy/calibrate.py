@@ -19,7 +19,7 @@ import shlex
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -178,8 +178,14 @@ def measure(seconds: float, command: str) -> Calibration:
     )
 
 
-def render_profile(name: str, calibration: Calibration) -> str:
-    """Return the profile text: measured lines filled in, the others as FILL IN comments."""
+def render_profile(name: str, calibration: Calibration,
+                   measured: Mapping[str, tuple[float, str]] | None = None) -> str:
+    """Return the profile text: measured lines filled in, the others as FILL IN comments.
+
+    ``measured`` maps further fields (``idle_w``, ``active_w`` from a power meter) to their
+    value and the comment saying how it was measured.
+    """
+    measured = measured or {}
     c = calibration
     how = (
         f"by `{c.command}` on {c.when.isoformat()}, with torch {c.torch_version} on "
@@ -200,13 +206,19 @@ def render_profile(name: str, calibration: Calibration) -> str:
     out.append("#")
     comment(
         "THIS PROFILE WILL NOT LOAD until every FILL IN field below is filled in: "
-        f"{', '.join(field for field, _ in FILL_IN_FIELDS)}. Power cannot be measured "
-        "from software: use a power meter at the device's supply."
+        f"{', '.join(field for field, _ in FILL_IN_FIELDS if field not in measured)}. Power "
+        "cannot be measured from software: use a power meter at the device's supply (or "
+        "--meter NAME)."
     )
     out += ["", f'name = "{name}"', f'description = "{_toml_escape(_host_description())}"', ""]
     unmeasured("network", fill_in["network"])
     for field in ("idle_w", "active_w"):
-        unmeasured(field, f"measure with a power meter: {fill_in[field]}")
+        if field in measured:
+            value, measured_how = measured[field]
+            comment(measured_how)
+            out += [f"{field} = {value:.4g}", ""]
+        else:
+            unmeasured(field, f"measure with a power meter: {fill_in[field]}")
     comment(
         f"Measured: fp32 conv2d at batch 1, stride 1, same padding ({layers}); MACs from "
         "the shapes (N x C_out x H_out x W_out x C_in x kH x kW) over the sum of each "
@@ -271,13 +283,19 @@ def run(
     seconds: float = 10.0,
     stdout: TextIO | None = None,
     argv: Sequence[str] | None = None,
+    per_kind: bool = False,
+    meter: str | None = None,
 ) -> int:
     """Calibrate this host and write its profile to ``out``; return the exit status.
 
     ``out`` is a ``.toml`` file (the device name is its stem) or a folder (the file is
-    ``<name>.toml``, name "host" by default). Nothing is written unless measuring
+    ``<name>.toml``, name "host" by default). With ``meter`` (a meter's name, see
+    :mod:`pytest_edgeenergy.meters`), ``idle_w`` and ``active_w`` are measured with it too
+    (:mod:`pytest_edgeenergy.meters.calibrate`). Nothing is written unless measuring
     succeeds, and an existing file is replaced atomically. ``argv`` is recorded in the
-    profile as the command that made it. Raises ProfileError for a bad ``out``/``name``.
+    profile as the command that made it. With ``per_kind``, the profile also gets a
+    ``[macs_per_s_by_kind]`` table (:mod:`pytest_edgeenergy.calibrate_kinds`). Raises
+    ProfileError for a bad ``out``/``name``.
     """
     stdout = stdout or sys.stdout
     if not math.isfinite(seconds) or seconds <= 0:
@@ -286,10 +304,24 @@ def run(
     args = list(argv) if argv is not None else ["calibrate", "--out", str(out)]
     command = shlex.join([Path(sys.executable).name, "-m", "pytest_edgeenergy", *args])
 
-    calibration = measure(seconds, command)
-    write_atomic(target, render_profile(name, calibration))
+    powers: dict[str, tuple[float, str]] = {}
+    if meter is not None:
+        from pytest_edgeenergy.meters.calibrate import measure_profile_power
 
-    missing = ", ".join(field for field, _ in FILL_IN_FIELDS)
+        powers = measure_profile_power(meter, seconds)
+    calibration = measure(seconds, command)
+    text = render_profile(name, calibration, powers)
+    if per_kind:
+        from pytest_edgeenergy import calibrate_kinds
+
+        rates = calibrate_kinds.measure_kind_rates(seconds)
+        text += calibrate_kinds.render_kind_table(
+            rates, f"by `{command}` on {calibration.when.isoformat()}")
+        print("measured per kind: " + ", ".join(f"{k} = {v:.3e}" for k, v in rates.items()),
+              file=stdout)
+    write_atomic(target, text)
+
+    missing = ", ".join(field for field, _ in FILL_IN_FIELDS if field not in powers)
     if calibration.memory_bytes is None:
         missing += ", memory_bytes"
     print(f"wrote {target}", file=stdout)
@@ -299,9 +331,12 @@ def run(
         f"with torch {calibration.torch_version} on {calibration.threads} threads",
         file=stdout,
     )
+    for field, (value, how) in powers.items():
+        print(f"measured: {field} = {value:.4g} W: {how}", file=stdout)
     print(
         f"The profile will not load until these are filled in: {missing}. "
-        "Measure power with a power meter at the supply; no watts were guessed.",
+        "Measure power with a power meter at the supply (or --meter NAME); no watts were "
+        "guessed.",
         file=stdout,
     )
     return 0

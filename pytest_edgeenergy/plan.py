@@ -229,7 +229,14 @@ class Plan:
         lines.append("  layers:")
         for layer, desc in self.layer_kinds.items():
             lines.append(f"    {layer}: {desc} -- {self.notes.get(layer, '')}")
+        # notes about the plan as a whole (e.g. what a search compared), under their own key
+        lines.extend(f"  {key}: " + text.replace("\n", "\n    ")
+                     for key, text in self.plan_notes().items())
         return "\n".join(lines)
+
+    def plan_notes(self) -> dict[str, str]:
+        """The notes about the plan as a whole (keys that name no layer), e.g. a search's."""
+        return {k: v for k, v in self.notes.items() if k not in self.layer_kinds}
 
     def __str__(self) -> str:
         return self.summary()

@@ -279,6 +279,12 @@ class PlanBuilder:
             self.compute(device, layer, box)
         return True
 
+    def place(self, device: int, tensor: str, box: Box) -> int:
+        """Make ``device`` hold ``box`` of ``tensor`` before the first step, as it holds the
+        input image (for pricing a fragment of a plan from a given data layout)."""
+        self.shapes.setdefault(tensor, self.graph.shape(tensor))
+        return self._new_piece(device, tensor, box, -1, produced=True, primary=True)
+
     def note(self, layer: Layer, text: str) -> None:
         """Record how ``layer`` is split, for the plan's summary."""
         self.notes[layer.name] = text

@@ -61,15 +61,27 @@ from torch.distributed import TCPStore  # type: ignore[attr-defined]
 
 from ..errors import PartitionError
 from ..graph.layergraph import LayerGraph
-from ..plan import DeviceStats, Plan, Step, Task, Transfer
-from ..trace import Trace
+from ..plan import DeviceStats, Plan
+from ..trace import Event, Trace
 from .local import Executor, check_input
+from .rank import describe_step, run_rank
+from .stall import (
+    FINISHED,
+    IDLE,
+    MAIN_GUARD_ADVICE,
+    describe_stall,
+    process_state,
+    script_without_main_guard,
+)
 
 __all__ = ["LOOPBACK", "GlooWorkers", "run_gloo"]
 
 #: The only address the backend uses.
 LOOPBACK = "127.0.0.1"
 _LOOPBACK_IFNAME = "lo0" if sys.platform == "darwin" else "lo"
+#: The last line of a failure: every rank (rank = device) ran on this host, which it names.
+_KILLED = (f"every worker process was killed (rank d plays device d; all ran on this host, "
+           f"{socket.gethostname()})")
 #: After a first failure, how long to wait for the other workers' reports (to name the first).
 _REPORT_GRACE_S = 0.5
 #: How long stopped workers get to exit before they are killed.
@@ -87,24 +99,19 @@ def _default_threads(n_devices: int) -> int:
 
 # ---- the worker process --------------------------------------------------------------------
 
-def _describe(step: Step) -> str:
-    """Where a worker is, for its error report: ``at step 7 (task 'conv2' ...)``."""
-    if isinstance(step, Task):
-        return f"at step {step.step} (task '{step.layer}' ({step.kind}) on device {step.device})"
-    return (f"at step {step.step} (transfer of {step.bytes} B of piece {step.src_piece} from "
-            f"device {step.src} to device {step.dst})")
-
-
 class _Worker:
     """What runs in the process of device ``rank``: join the group, then serve jobs."""
 
-    def __init__(self, rank: int, n_devices: int, conn: Connection) -> None:
+    def __init__(self, rank: int, n_devices: int, conn: Connection,
+                 progress: Any = None) -> None:
         self.rank = rank
         self.n_devices = n_devices
         self.conn = conn
+        # the step this worker is at, shared with the parent, which names it on a timeout
+        self.progress = progress if progress is not None else [IDLE] * n_devices
         self.where = "while starting"
-        self.graph_key = -1
-        self.graph: LayerGraph | None = None
+        self.graphs: dict[int, LayerGraph] = {}
+        self.overlap = True
 
     def join(self, timeout_s: float, port: int | None) -> None:
         """Join the gloo group; device 0 hosts the rendezvous store on a loopback socket."""
@@ -135,66 +142,47 @@ class _Worker:
                 msg = self.conn.recv()
                 if msg[0] == "stop":
                     return True
-                _, job_id, plan, graph_key, graph, x = msg
-                out, row = self.execute(plan, graph_key, graph, x)
-                self.conn.send(("done", job_id, row, out))
+                _, job_id, plan, graph_key, graph, x, t0, timeout_s, self.overlap = msg
+                out, row, events, output_s = self.execute(plan, graph_key, graph, x, t0,
+                                                          timeout_s)
+                self.conn.send(("done", job_id, row, out, events, output_s))
+                self.progress[self.rank] = IDLE
             except EOFError:
                 return True
             except BaseException:
                 self.report(job_id)
                 return False
 
-    def execute(self, plan: Plan, graph_key: int, graph: LayerGraph | None,
-                x: Tensor | None) -> tuple[Tensor | None, DeviceStats]:
-        """Walk the plan's global order doing this device's steps; return its measured row and,
-        on device 0, the output."""
+    def execute(self, plan: Plan, graph_key: int, graph: LayerGraph | None, x: Tensor | None,
+                t0: float, timeout_s: float) -> tuple[Tensor | None, DeviceStats, list[Event],
+                                                      float]:
+        """Run this device's share of the plan (non-blocking transfers, see :mod:`.rank`);
+        return, on device 0, the output, then the measured row, the timeline and when the
+        output was ready."""
         self.where = "while preparing the job"
         if graph is not None:
-            self.graph_key, self.graph = graph_key, graph
-        if self.graph is None or graph_key != self.graph_key:
+            self.graphs[graph_key] = graph
+        held = self.graphs.get(graph_key)
+        if held is None:
             raise RuntimeError(f"layer graph {graph_key} was never received")
         rank = self.rank
-        ex = Executor(plan, self.graph, (rank,))
+        ex = Executor(plan, held, (rank,))
         if ex.needs_input():
             if x is None:
                 raise RuntimeError("the input was not sent to a device that holds part of it")
             ex.hold_input(x)
-        # No deadlock although sends and receives block: every process walks the same total
-        # order of steps. By induction on that order, every step completes: when all steps
-        # before step s have completed, the sender and the receiver of a transfer s have each
-        # finished their own earlier steps and skip the steps they take no part in, so both
-        # reach step s, one posting the send and the other the matching receive (tagged with
-        # s, so nothing else can match it), and both complete; a task waits for nothing. No
-        # process can wait on another that waits, directly or not, on it.
-        with torch.no_grad():
-            for step in plan.steps:
-                if isinstance(step, Task):
-                    if step.device == rank:
-                        self.where = _describe(step)
-                        ex.run_task(step)
-                elif rank in (step.src, step.dst):
-                    self.where = _describe(step)
-                    self.transfer(ex, step)
-                ex.release(step.step)
-            self.where = "while assembling the output"
-            out = ex.output() if rank == 0 else None
-        return out, ex.trace("gloo").device_stats()[rank]
 
-    def transfer(self, ex: Executor, step: Transfer) -> None:
-        """Send (contiguous) or receive (into the planned shape) exactly the planned region."""
-        if step.src == self.rank:
-            data = ex.region(step).contiguous()
-            if step.dst == self.rank:  # a device sending to itself: no network
-                data = data.clone()
-                ex.sent(step, data)
-                ex.received(step, data)
-                return
-            dist.send(data, dst=step.dst, tag=step.step)
-            ex.sent(step, data)
-        else:
-            data = torch.empty((ex.batch, *step.box.shape), dtype=torch.float32)
-            dist.recv(data, src=step.src, tag=step.step)
-            ex.received(step, data)
+        def where(text: str) -> None:
+            self.where = text
+
+        def at(step: int) -> None:
+            self.progress[rank] = step
+
+        result = run_rank(ex, rank, _DefaultGroup(), t0, timeout_s, where, at=at,
+                          overlap=self.overlap)
+        self.progress[rank] = FINISHED
+        return (result.output, ex.trace("gloo").device_stats()[rank], result.events,
+                result.output_s)
 
     def report(self, job_id: int) -> None:
         """Send the current exception's traceback, where it happened and when to the parent."""
@@ -207,12 +195,22 @@ class _Worker:
             dist.destroy_process_group()
 
 
+class _DefaultGroup:
+    """:class:`~.rank.Comm` over the worker's default process group."""
+
+    def isend(self, tensor: Tensor, dst: int, tag: int) -> Any:
+        return dist.isend(tensor, dst=dst, tag=tag)
+
+    def irecv(self, tensor: Tensor, src: int, tag: int) -> Any:
+        return dist.irecv(tensor, src=src, tag=tag)
+
+
 def _worker_main(rank: int, n_devices: int, conn: Connection, timeout_s: float, threads: int,
-                 port: int | None) -> None:
+                 port: int | None, progress: Any = None) -> None:
     """Entry point of a worker process: exit code 0 after a clean stop, 1 after a failure."""
     os.environ["GLOO_SOCKET_IFNAME"] = _LOOPBACK_IFNAME  # gloo's sockets on 127.0.0.1 only
     torch.set_num_threads(threads)
-    worker = _Worker(rank, n_devices, conn)
+    worker = _Worker(rank, n_devices, conn, progress)
     try:
         worker.join(timeout_s, port)
     except BaseException:
@@ -296,6 +294,9 @@ class GlooWorkers:
     manager, or call :meth:`close`. After a failure the workers are killed and the object can
     no longer run; start new ones.
 
+    ``overlap`` (default True; settable between runs) lets transfers and computation overlap
+    (:mod:`.rank`); False is the blocking schedule, for measuring what overlap gains.
+
     ``timeout_s`` bounds the start-up, each run (unless :meth:`run` is given another) and the
     process group's own waits; ``port`` is the rendezvous port on 127.0.0.1 (default: a free
     one); ``threads_per_worker`` is each worker's intra-op thread count (default: the host's
@@ -310,17 +311,25 @@ class GlooWorkers:
             raise PartitionError(f"timeout_s must be positive, got {timeout_s}")
         self.n_devices = n_devices
         self.timeout_s = timeout_s
+        self.overlap = True
         self.threads_per_worker = threads_per_worker or _default_threads(n_devices)
         self.port = -1
         self._procs: list[BaseProcess] = []
         self._conns: list[Connection] = []
-        self._graph: LayerGraph | None = None
-        self._graph_key = 0
+        # Every graph sent, by identity: its key in the workers, and the graph itself (kept
+        # alive, so that its identity cannot be reused by another object).
+        self._graphs: dict[int, tuple[int, LayerGraph]] = {}
         self._job = 0
+        self.startup_s = 0.0
         self._broken: str | None = None
+        self._plan: Plan | None = None  # the plan running: named in a timeout's message
+        self._progress: Any = None
         self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns,
                                            _STOP_GRACE_S)
+        started = time.perf_counter()
         self._start(port)
+        #: Seconds the start-up took (processes spawned, torch imported, group joined).
+        self.startup_s = time.perf_counter() - started
 
     # ---- public ---------------------------------------------------------------------------
     @property
@@ -349,19 +358,22 @@ class GlooWorkers:
         check_input(plan, x)
         timeout = self.timeout_s if timeout_s is None else timeout_s
         self._job += 1
-        new_graph = graph is not self._graph
-        key = self._graph_key + 1 if new_graph else self._graph_key
+        known = self._graphs.get(id(graph))
+        new_graph = known is None
+        key = len(self._graphs) + 1 if known is None else known[0]
         holders = {p.device for p in plan.pieces if p.step == -1}
+        t0 = time.time()
         try:
             payloads = [bytes(ForkingPickler.dumps(
                 ("job", self._job, plan, key, graph if new_graph else None,
-                 x.detach() if d in holders else None))) for d in range(self.n_devices)]
+                 x.detach() if d in holders else None, t0, timeout, self.overlap)))
+                for d in range(self.n_devices)]
         except Exception as exc:
             raise PartitionError(f"gloo backend: the plan, layer graph or input cannot be sent "
                                  f"to the worker processes: {exc!r}") from exc
-        # The workers now replace whatever graph they had; remember the new one (and keep it
-        # alive, so that its identity cannot be reused by another object).
-        self._graph, self._graph_key = graph, key
+        # The workers now hold this graph too: each graph is sent once.
+        self._graphs[id(graph)] = (key, graph)
+        self._plan = plan
         try:
             for conn, payload in zip(self._conns, payloads, strict=True):
                 _send_in_background(conn, payload)
@@ -380,6 +392,9 @@ class GlooWorkers:
             trace.messages[d] = row.messages
             trace.weight_bytes[d] = row.weight_bytes
             trace.peak_bytes[d] = row.peak_bytes
+            trace.timeline += msg[4]
+        trace.timeline.sort(key=lambda e: (e.start_s, e.device, e.step))
+        trace.wall_s = got[0][5]
         out = got[0][3]
         assert isinstance(out, Tensor)
         return out, trace
@@ -402,12 +417,13 @@ class GlooWorkers:
     # ---- start-up and waiting -------------------------------------------------------------
     def _start(self, port: int | None) -> None:
         ctx = get_context("spawn")
+        self._progress = ctx.RawArray("q", [IDLE] * self.n_devices)
         for rank in range(self.n_devices):
             parent_conn, child_conn = ctx.Pipe(duplex=True)
             proc = ctx.Process(
                 target=_worker_main, name=f"edgeenergy-gloo-device-{rank}", daemon=True,
                 args=(rank, self.n_devices, child_conn, self.timeout_s, self.threads_per_worker,
-                      port if rank == 0 else None))
+                      port if rank == 0 else None, self._progress))
             proc.start()
             child_conn.close()  # the child's copy is the only one: EOF when it exits
             self._procs.append(proc)
@@ -433,10 +449,11 @@ class GlooWorkers:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 late = ", ".join(str(d) for d in sorted(pending))
+                stall = self._stall(pending, job)
                 self._abort(f"device(s) {late} timed out")
                 raise PartitionError(
                     f"gloo backend: device(s) {late} gave no {what} within {timeout_s:g} s "
-                    f"(timeout_s); every worker process was killed")
+                    f"(timeout_s){stall}; {_KILLED}")
             self._wait(pending, remaining)
             for d in sorted(pending):
                 outcome = self._poll(d, kind, job)
@@ -449,6 +466,16 @@ class GlooWorkers:
         if failures:
             self._raise(failures, pending, kind, job)
         return got
+
+    def _stall(self, pending: set[int], job: int | None) -> str:
+        """``: device 2 is stuck at step 7 (...)``, read before the workers are killed."""
+        if job is None or self._plan is None or self._progress is None:
+            return ""
+        at = {d: int(self._progress[d]) for d in range(self.n_devices)}
+        pids = [p.pid or 0 for p in self._procs]
+        states = {d: process_state(pid) for d, pid in enumerate(pids)}
+        return ": " + describe_stall(self._plan, sorted(pending), at, states,
+                                     dict(enumerate(pids)), describe_step)
 
     def _wait(self, devices: set[int], timeout_s: float) -> None:
         waitables: list[Any] = []
@@ -498,9 +525,12 @@ class GlooWorkers:
         self._abort(f"device {first.device} failed")
         lines = [f"gloo backend: device {first.device} failed {first.where}:",
                  first.detail.rstrip()]
+        script = script_without_main_guard() if first.died and job is None else None
+        if script is not None:  # died while starting: the script ran again in the worker
+            lines.append(MAIN_GUARD_ADVICE.format(path=script))
         for f in failures[1:]:
             lines.append(f"(then device {f.device} failed {f.where}: {f.last_line()})")
-        lines.append("every worker process was killed")
+        lines.append(_KILLED)
         raise PartitionError("\n".join(lines))
 
     def _abort(self, why: str) -> None:

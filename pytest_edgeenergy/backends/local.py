@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
+from ..checks import check_tensor_input
 from ..errors import PartitionError
 from ..graph.box import Box, subtract_all
 from ..graph.layergraph import Layer, LayerGraph
@@ -35,13 +36,13 @@ class PlanExecutionError(PartitionError):
 
 
 def check_input(plan: Plan, x: Tensor) -> None:
-    """Raise :class:`PartitionError` unless ``x`` is a float32 tensor of the planned shape."""
+    """Raise :class:`PartitionError` unless ``x`` is a float32 CPU tensor of the planned
+    shape."""
+    check_tensor_input(x)
     expected = tuple(plan.input_shape)
     if tuple(x.shape) != expected:
         raise PartitionError(f"input of shape {tuple(x.shape)} does not match the planned input "
                              f"shape {expected}")
-    if x.dtype != torch.float32:
-        raise PartitionError(f"input dtype {x.dtype} is not supported; use torch.float32")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,13 +15,21 @@ __all__ = ["BoardModel", "comm_energy_j"]
 
 
 def comm_energy_j(profile: DeviceProfile, usage: DeviceUsage) -> float:
-    """``tx_j_per_byte * bytes_sent + rx_j_per_byte * bytes_received``, in joules."""
-    return profile.tx_j_per_byte * usage.bytes_sent + profile.rx_j_per_byte * usage.bytes_received
+    """``tx_j_per_byte * bytes_sent + rx_j_per_byte * bytes_received``, plus, when the profile
+    gives them, ``tx_j_per_message * messages_sent + rx_j_per_message * messages_received``,
+    in joules."""
+    energy_j = (profile.tx_j_per_byte * usage.bytes_sent
+                + profile.rx_j_per_byte * usage.bytes_received)
+    if profile.tx_j_per_message is not None:
+        energy_j += profile.tx_j_per_message * usage.messages_sent
+    if profile.rx_j_per_message is not None:
+        energy_j += profile.rx_j_per_message * usage.messages_received
+    return energy_j
 
 
 class BoardModel:
-    """``compute_j = (active_w - idle_w) * busy_s``, per-byte comm, ``static_j = idle_w *
-    makespan_s``."""
+    """``compute_j = (active_w - idle_w) * busy_s``, per-byte (and per-message) comm,
+    ``static_j = idle_w * powered_s`` (the makespan, or a stream's period)."""
 
     name = "board"
     version = "1"
@@ -31,7 +39,7 @@ class BoardModel:
         return EnergyTerms(
             compute_j=(profile.active_w - profile.idle_w) * usage.busy_s,
             comm_j=comm_energy_j(profile, usage),
-            static_j=profile.idle_w * usage.makespan_s,
+            static_j=profile.idle_w * usage.powered_s,
         )
 
     def __repr__(self) -> str:

@@ -8,20 +8,23 @@ version. Nothing is run or timed, so the same plan and profiles always give the 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..cluster import Cluster, as_cluster
-from ..plan import Plan, Task
+from ..plan import DeviceStats, Plan, Task
 from .errors import EnergyError
+from .power import active_intervals, check_sleep_fields, sleep_energy
 from .protocol import DeviceUsage, EnergyModel
 from .registry import DEFAULT_ENERGY_MODEL, get_energy_model
+from .scenario import DEFAULT_SCENARIO, Scenario, as_scenario
 from .schedule import check_cluster, simulate
 
 if TYPE_CHECKING:
     from ..partitioned import PartitionedModel
 
-__all__ = ["DeviceEnergy", "EnergyEstimate", "estimate_energy"]
+__all__ = ["DeviceEnergy", "EnergyEstimate", "PlanCounts", "as_energy_model", "estimate_energy",
+           "price_plan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +48,16 @@ class DeviceEnergy:
     bytes_touched: int
     bytes_sent: int
     bytes_received: int
+    # Under power=sleep: seconds awake per image and wake-ups per image (None: always on).
+    awake_s: float | None = None
+    wakes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return asdict(self)
+        """JSON-able form (the power-state figures only under ``power=sleep``)."""
+        data = asdict(self)
+        if self.awake_s is None:
+            del data["awake_s"], data["wakes"]
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +66,10 @@ class EnergyEstimate:
 
     ``devices[d]`` is device ``d``'s record (a tuple, indexed by device); ``model`` and
     ``model_version`` name the energy model that produced it; ``strategy`` and ``cluster``
-    (the cluster's signature) say what was estimated.
+    (the cluster's signature) say what was estimated. ``scenario`` is the scenario's text;
+    ``period_s`` the time between images of a stream (the makespan for one image, whose
+    latency ``makespan_s`` always is), and ``bottleneck`` what sets it. Per-device joules are
+    per image.
     """
 
     model: str
@@ -66,6 +78,14 @@ class EnergyEstimate:
     cluster: str
     makespan_s: float
     devices: tuple[DeviceEnergy, ...]
+    scenario: str = str(DEFAULT_SCENARIO)
+    period_s: float = -1.0
+    bottleneck: str = "the schedule"
+
+    def __post_init__(self) -> None:
+        """An estimate made without a period has the makespan as its period."""
+        if self.period_s < 0:
+            object.__setattr__(self, "period_s", self.makespan_s)
 
     @property
     def total_j(self) -> float:
@@ -97,7 +117,8 @@ class EnergyEstimate:
         return {
             "model": self.model, "model_version": self.model_version,
             "strategy": self.strategy, "cluster": self.cluster,
-            "makespan_s": self.makespan_s, "total_j": self.total_j,
+            "scenario": self.scenario, "makespan_s": self.makespan_s,
+            "period_s": self.period_s, "bottleneck": self.bottleneck, "total_j": self.total_j,
             "max_device_j": self.max_device_j, "mean_device_j": self.mean_device_j,
             "comm_bytes": self.comm_bytes, "fits": self.fits,
             "devices": [d.to_dict() for d in self.devices],
@@ -121,47 +142,97 @@ def _resolve(target: Plan | PartitionedModel,
 
 
 def estimate_energy(target: Plan | PartitionedModel, cluster: Cluster | int | str | None = None,
-                    model: str | EnergyModel = DEFAULT_ENERGY_MODEL) -> EnergyEstimate:
-    """Estimate each device's energy for one inference of ``target``.
+                    model: str | EnergyModel = DEFAULT_ENERGY_MODEL, *,
+                    scenario: Scenario | str | None = None) -> EnergyEstimate:
+    """Estimate each device's energy for one inference of ``target`` under ``scenario``.
 
     ``target`` is a :class:`~pytest_edgeenergy.partitioned.PartitionedModel`, which brings its
     plan and cluster (a ``cluster`` given here replaces its own: "what if the devices were
     these?"), or a :class:`~pytest_edgeenergy.plan.Plan`, which needs ``cluster`` (a
     :class:`~pytest_edgeenergy.cluster.Cluster`, a device count or a cluster spec). ``model``
-    is a registered energy model's name or a model object.
+    is a registered energy model's name or a model object. ``scenario`` (a
+    :class:`~.scenario.Scenario`, its text such as ``"workload=stream,power=sleep"``, or
+    ``None`` for the default) sets the conditions; the default reproduces the rules of
+    ``docs/energy-model.md`` for one image.
 
     Raises :class:`~pytest_edgeenergy.energy.errors.EnergyError` for a missing cluster, a
-    cluster whose device count differs from the plan's, or an unknown model name or object.
+    cluster whose device count differs from the plan's, an unknown model name or object, a
+    bad scenario, or ``power=sleep`` on a profile without the power-state figures.
     """
-    if isinstance(model, str):
-        energy_model = get_energy_model(model)
-    elif isinstance(model, EnergyModel):
-        energy_model = model
-    else:
-        raise EnergyError(f"model must be an energy model's name or an object with 'name', "
-                          f"'version' and 'device_energy', got {model!r}")
+    energy_model = as_energy_model(model)
     plan, devices = _resolve(target, cluster)
+    return price_plan(plan, PlanCounts.of(plan), devices, energy_model, as_scenario(scenario))
+
+
+def as_energy_model(model: str | EnergyModel) -> EnergyModel:
+    """``model`` as an energy model object: a registered name looked up, an object checked."""
+    if isinstance(model, str):
+        return get_energy_model(model)
+    if isinstance(model, EnergyModel):
+        return model
+    raise EnergyError(f"model must be an energy model's name or an object with 'name', "
+                      f"'version' and 'device_energy', got {model!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCounts:
+    """What a plan's estimate needs that no profile changes: computed once, priced often."""
+
+    stats: tuple[DeviceStats, ...]
+    touched: tuple[int, ...]  # bytes touched by each device's tasks
+    received: tuple[int, ...]  # messages each device receives
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanCounts:
+        """The counts of ``plan``."""
+        touched = [0] * plan.n_devices
+        received = [0] * plan.n_devices
+        for step in plan.steps:
+            if isinstance(step, Task):
+                touched[step.device] += step.bytes_touched
+            else:
+                received[step.dst] += 1
+        return cls(tuple(plan.device_stats()), tuple(touched), tuple(received))
+
+
+def price_plan(plan: Plan, counts: PlanCounts, devices: Cluster, energy_model: EnergyModel,
+               conditions: Scenario) -> EnergyEstimate:
+    """The estimate of ``plan`` (whose counts are ``counts``) on ``devices`` under
+    ``conditions``: the schedule simulated, each device priced by ``energy_model``.
+
+    This is :func:`estimate_energy` without the argument handling, for callers that price one
+    plan many times (the sensitivity analysis, a search over plans).
+    """
     check_cluster(plan, devices)
-    schedule = simulate(plan, devices)
-    stats = plan.device_stats()
-    touched = [0] * plan.n_devices
-    for step in plan.steps:
-        if isinstance(step, Task):
-            touched[step.device] += step.bytes_touched
+    sleep = conditions.power == "sleep"
+    if sleep:
+        for d, profile in enumerate(devices.devices):
+            check_sleep_fields(profile, d)
+    schedule = simulate(plan, devices, conditions)
+    touched, received = counts.touched, counts.received
     records = []
-    for d, (profile, st) in enumerate(zip(devices.devices, stats, strict=True)):
+    for d, (profile, st) in enumerate(zip(devices.devices, counts.stats, strict=True)):
         usage = DeviceUsage(
             macs=st.macs, bytes_touched=touched[d], bytes_sent=st.bytes_sent,
             bytes_received=st.bytes_received, busy_s=schedule.busy_s[d],
-            comm_s=schedule.comm_s[d], makespan_s=schedule.makespan_s)
+            comm_s=schedule.comm_s[d], makespan_s=schedule.makespan_s,
+            window_s=schedule.period_s, messages_sent=st.messages,
+            messages_received=received[d])
         terms = energy_model.device_energy(profile, usage)
+        awake_s: float | None = None
+        wakes: int | None = None
+        if sleep:
+            states = sleep_energy(profile, active_intervals(plan, schedule, d), schedule.period_s)
+            terms = replace(terms, static_j=states.static_j)
+            awake_s, wakes = schedule.period_s - states.asleep_s, states.wakes
         records.append(DeviceEnergy(
             device=profile.name, busy_s=usage.busy_s, comm_s=usage.comm_s,
             compute_j=terms.compute_j, comm_j=terms.comm_j, static_j=terms.static_j,
             total_j=terms.total_j, peak_bytes=st.peak_bytes,
             fits=st.peak_bytes <= profile.memory_bytes, macs=st.macs,
             bytes_touched=touched[d], bytes_sent=st.bytes_sent,
-            bytes_received=st.bytes_received))
+            bytes_received=st.bytes_received, awake_s=awake_s, wakes=wakes))
     return EnergyEstimate(
         model=energy_model.name, model_version=energy_model.version, strategy=plan.strategy,
-        cluster=devices.signature, makespan_s=schedule.makespan_s, devices=tuple(records))
+        cluster=devices.signature, makespan_s=schedule.makespan_s, devices=tuple(records),
+        scenario=str(conditions), period_s=schedule.period_s, bottleneck=schedule.bottleneck)

@@ -49,7 +49,7 @@ class OpsModel:
         return EnergyTerms(
             compute_j=FP32_MAC_J * usage.macs + DRAM_J_PER_BYTE * usage.bytes_touched,
             comm_j=comm_energy_j(profile, usage),
-            static_j=profile.idle_w * usage.makespan_s,
+            static_j=profile.idle_w * usage.powered_s,
         )
 
     def __repr__(self) -> str:

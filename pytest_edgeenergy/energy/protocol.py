@@ -23,7 +23,9 @@ class DeviceUsage:
     ``bytes_touched`` is the memory traffic of its tasks (activations read and written plus
     weights read, summed over tasks); ``busy_s`` the sum of its task durations; ``comm_s`` the
     time its network interface was busy; ``makespan_s`` the inference's, the same for every
-    device.
+    device. ``window_s`` is how long the device is powered per image under the scenario (the
+    makespan for one image, the period for a stream; ``None``: the makespan), and
+    ``messages_sent`` / ``messages_received`` count its transfers.
     """
 
     macs: int
@@ -33,6 +35,14 @@ class DeviceUsage:
     busy_s: float
     comm_s: float
     makespan_s: float
+    window_s: float | None = None
+    messages_sent: int = 0
+    messages_received: int = 0
+
+    @property
+    def powered_s(self) -> float:
+        """Seconds the device is powered per image: ``window_s``, or the makespan."""
+        return self.makespan_s if self.window_s is None else self.window_s
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,22 @@ replays that order on three kinds of resources, as a list schedule with no reord
 Resources serve steps in plan order: a step never overtakes an earlier step that uses the same
 processor or interface, even if its own inputs are ready sooner. The result is a pure function
 of the plan's counts and the profiles; nothing is timed.
+
+These are the rules of the default :class:`~.scenario.Scenario`. Other scenarios change them
+(``docs/energy-model.md`` gives every formula):
+
+* ``network=full-duplex``: each interface has a send side and a receive side; a transfer
+  waits for the sender's send side and the receiver's receive side only.
+* ``network=shared``: one medium carries every transfer of the cluster, one at a time (Wi-Fi
+  airtime); a transfer waits for the medium. Through an access point (``relay=ap``) it is sent
+  twice, ``latency_s(d) + b / bytes_per_s(d) + latency_s(e) + b / bytes_per_s(e)``; directly
+  (``relay=direct``) once, as on a switched link.
+* ``compute=per-kind``: a task runs at its layer kind's rate from the profile's
+  ``[macs_per_s_by_kind]`` table where the table has it (:mod:`.kinds`).
+* ``workload=stream``: images follow each other; the period is the busiest resource's time
+  per image (a processor's ``busy_s``; an interface's time, the larger side under
+  full-duplex; the medium's total airtime under shared), or ``1 / fps`` if that is longer.
+  For ``single``, the period is the makespan.
 """
 
 from __future__ import annotations
@@ -32,6 +48,8 @@ from ..cluster import Cluster
 from ..plan import Plan, Task, Transfer
 from ..profiles import DeviceProfile
 from .errors import EnergyError
+from .kinds import task_macs_per_s
+from .scenario import DEFAULT_SCENARIO, Scenario
 
 __all__ = ["Schedule", "check_cluster", "simulate", "task_duration_s", "transfer_duration_s"]
 
@@ -44,7 +62,9 @@ class Schedule:
     sum of device ``d``'s task durations, ``comm_s[d]`` the time its network interface is busy
     sending or receiving. ``makespan_s`` is when device 0 holds every output piece;
     ``finish_s`` when the last step of any device ends (equal to ``makespan_s`` unless some
-    step's result is never needed for the output).
+    step's result is never needed for the output). ``period_s`` is the time between images
+    (the makespan for ``workload=single``) and ``bottleneck`` names what sets it (``"the
+    schedule"``, ``"the frame rate"``, ``"device 1's processor"``, ``"the shared medium"``...).
     """
 
     makespan_s: float
@@ -53,15 +73,31 @@ class Schedule:
     comm_s: tuple[float, ...]
     step_start_s: tuple[float, ...]
     step_end_s: tuple[float, ...]
+    period_s: float = -1.0
+    bottleneck: str = "the schedule"
+
+    def __post_init__(self) -> None:
+        """A schedule made without a period has the makespan as its period."""
+        if self.period_s < 0:
+            object.__setattr__(self, "period_s", self.makespan_s)
 
 
-def task_duration_s(task: Task, profile: DeviceProfile) -> float:
-    """Seconds ``task`` takes on ``profile``: the slower of its MACs and its memory traffic."""
-    return max(task.macs / profile.macs_per_s, task.bytes_touched / profile.mem_bytes_per_s)
+def task_duration_s(task: Task, profile: DeviceProfile, macs_per_s: float | None = None) -> float:
+    """Seconds ``task`` takes on ``profile``: the slower of its MACs (at ``macs_per_s``, the
+    profile's by default) and its memory traffic."""
+    rate = profile.macs_per_s if macs_per_s is None else macs_per_s
+    return max(task.macs / rate, task.bytes_touched / profile.mem_bytes_per_s)
 
 
-def transfer_duration_s(transfer: Transfer, cluster: Cluster) -> float:
-    """Seconds ``transfer`` takes: the link's latency plus its bytes at the slower device's rate."""
+def transfer_duration_s(transfer: Transfer, cluster: Cluster,
+                        scenario: Scenario = DEFAULT_SCENARIO) -> float:
+    """Seconds ``transfer`` takes: the link's latency plus its bytes at the slower device's rate;
+    on a shared medium through an access point, one hop at each device's own figures."""
+    if scenario.network == "shared" and scenario.relay == "ap":
+        total = 0.0
+        for device in (cluster[transfer.src], cluster[transfer.dst]):
+            total += device.net_latency_s + transfer.bytes / device.net_bytes_per_s
+        return total
     return (cluster.link_latency_s(transfer.src, transfer.dst)
             + transfer.bytes / cluster.link_bytes_per_s(transfer.src, transfer.dst))
 
@@ -75,8 +111,8 @@ def check_cluster(plan: Plan, cluster: Cluster) -> None:
             f"it was made for")
 
 
-def simulate(plan: Plan, cluster: Cluster) -> Schedule:
-    """Replay ``plan``'s schedule on ``cluster`` (see the module docstring for the rules).
+def simulate(plan: Plan, cluster: Cluster, scenario: Scenario = DEFAULT_SCENARIO) -> Schedule:
+    """Replay ``plan``'s schedule on ``cluster`` under ``scenario`` (see the module docstring).
 
     Raises :class:`EnergyError` if the cluster's size differs from the plan's, or if the plan
     is not a valid schedule (a step uses a piece before it exists or on another device).
@@ -86,9 +122,15 @@ def simulate(plan: Plan, cluster: Cluster) -> Schedule:
     # ready_s[p]: when piece p is present on its device; None until the step making it ran.
     ready_s: list[float | None] = [0.0 if p.step == -1 else None for p in plan.pieces]
     cpu_free_s = [0.0] * n
-    nic_free_s = [0.0] * n
+    nic_free_s = [0.0] * n  # half-duplex: the interface; full-duplex: its send side
+    rx_free_s = nic_free_s if scenario.network == "half-duplex" else [0.0] * n
+    medium_free_s = 0.0  # network=shared: the one medium
     busy_s = [0.0] * n
     comm_s = [0.0] * n
+    tx_s = [0.0] * n
+    rx_s = [0.0] * n
+    per_kind = scenario.compute == "per-kind"
+    shared = scenario.network == "shared"
     starts: list[float] = []
     ends: list[float] = []
 
@@ -107,25 +149,53 @@ def simulate(plan: Plan, cluster: Cluster) -> Schedule:
             who = f"step {s.step}"
             inputs_s = [present_s(pid, s.device, who) for read in s.reads for pid in read]
             start = max([cpu_free_s[s.device], *inputs_s])
-            duration = task_duration_s(s, cluster.devices[s.device])
+            profile = cluster.devices[s.device]
+            duration = task_duration_s(s, profile, task_macs_per_s(s, plan, profile, per_kind))
             end = start + duration
             cpu_free_s[s.device] = end
             busy_s[s.device] += duration
             ready_s[s.out] = end
         else:
             source_s = present_s(s.src_piece, s.src, f"step {s.step}")
-            start = max(source_s, nic_free_s[s.src], nic_free_s[s.dst])
-            duration = transfer_duration_s(s, cluster)
+            if shared:
+                start = max(source_s, medium_free_s)
+            else:
+                start = max(source_s, nic_free_s[s.src], rx_free_s[s.dst])
+            duration = transfer_duration_s(s, cluster, scenario)
             end = start + duration
-            nic_free_s[s.src] = nic_free_s[s.dst] = end
+            medium_free_s = nic_free_s[s.src] = rx_free_s[s.dst] = end
             comm_s[s.src] += duration
             comm_s[s.dst] += duration
+            tx_s[s.src] += duration
+            rx_s[s.dst] += duration
             ready_s[s.piece] = end
         starts.append(start)
         ends.append(end)
 
     output_s = [present_s(pid, 0, "the final output") for pid in plan.output_pieces]
     makespan_s = max(output_s, default=0.0)
+    period_s, bottleneck = _period(scenario, makespan_s, busy_s, comm_s, tx_s, rx_s)
     return Schedule(
         makespan_s=makespan_s, finish_s=max([makespan_s, *ends]), busy_s=tuple(busy_s),
-        comm_s=tuple(comm_s), step_start_s=tuple(starts), step_end_s=tuple(ends))
+        comm_s=tuple(comm_s), step_start_s=tuple(starts), step_end_s=tuple(ends),
+        period_s=period_s, bottleneck=bottleneck)
+
+
+def _period(scenario: Scenario, makespan_s: float, busy_s: list[float], comm_s: list[float],
+            tx_s: list[float], rx_s: list[float]) -> tuple[float, str]:
+    """The time between images and what sets it (module docstring, ``workload=stream``)."""
+    if scenario.workload == "single":
+        return makespan_s, "the schedule"
+    loads: list[tuple[float, str]] = [(0.0, "nothing")]
+    loads += [(b, f"device {d}'s processor") for d, b in enumerate(busy_s)]
+    if scenario.network == "shared":
+        loads.append((sum(tx_s), "the shared medium"))
+    elif scenario.network == "full-duplex":
+        loads += [(max(t, r), f"device {d}'s network interface")
+                  for d, (t, r) in enumerate(zip(tx_s, rx_s, strict=True))]
+    else:
+        loads += [(c, f"device {d}'s network interface") for d, c in enumerate(comm_s)]
+    load_s, what = max(loads, key=lambda item: item[0])  # the first of equal loads
+    if scenario.fps is not None and 1.0 / scenario.fps > load_s:
+        return 1.0 / scenario.fps, "the frame rate"
+    return load_s, what

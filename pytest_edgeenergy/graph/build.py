@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..checks import as_shape
 from ..errors import PartitionError
 from .capture import CaptureError, capture
 from .classify import SUPPORTED, Classifier, Raw
@@ -33,9 +34,7 @@ __all__ = ["SUPPORTED", "build_graph"]
 
 def build_graph(model: nn.Module, input_shape: Sequence[int]) -> LayerGraph:
     """Trace ``model`` and return its layer graph for an input of ``input_shape`` (N, C, H, W)."""
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) != 4 or any(s < 1 for s in shape):
-        raise PartitionError(f"input shape {shape} is not (N, C, H, W) with positive sizes")
+    shape = as_shape(input_shape)
     name = type(model).__name__
     try:
         gm, values = capture(model, shape)

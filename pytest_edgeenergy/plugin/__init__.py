@@ -19,12 +19,14 @@ from .fixtures import (
     EdgeResult,
     EdgeRunner,
     edge_cluster,
+    edge_meter,
     edge_model,
     edge_run,
     edge_strategy,
     generate_tests,
     param_id,
 )
+from .gloo import GLOO_KEY, GlooSession
 from .options import add_options
 from .session import SESSION_KEY, EdgeSession, edge_session
 
@@ -33,6 +35,7 @@ __all__ = [
     "EdgeResult",
     "EdgeRunner",
     "edge_cluster",
+    "edge_meter",
     "edge_model",
     "edge_run",
     "edge_strategy",
@@ -55,6 +58,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """Read and check the options, collect the registries, read the baseline."""
     config.addinivalue_line("markers", MARKER)
     config.stash[SESSION_KEY] = EdgeSession.start(config)
+    # The backend: the gloo worker pool (started when a case needs it), closed at the end.
+    config.stash[GLOO_KEY] = gloo = GlooSession(config)
+    config.pluginmanager.register(gloo, "edgeenergy-gloo")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

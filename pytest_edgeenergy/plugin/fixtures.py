@@ -10,8 +10,6 @@ leaves that one alone. ``edge_run`` runs one case; see :class:`EdgeRunner`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -20,18 +18,36 @@ import torch
 from torch import Tensor, nn
 
 from .. import strategies
+from ..atomic import write_atomic
+from ..checks import as_seed, as_shape, as_tolerance, check_tensor_input
 from ..cluster import Cluster, as_cluster
 from ..energy import EnergyEstimate, estimate_energy
+from ..energy.sensitivity import case_sensitivity
+from ..equivalence import DEFAULT_TOLERANCE, check_equivalence
 from ..errors import EdgeEnergyError, PartitionError
+from ..finite import first_non_finite
 from ..graph.onnx_import import OnnxModel, is_onnx_path
+from ..meters import Meter, MeterError
+from ..meters.compare import MeasuredRow
 from ..partitioned import PartitionedModel, partition
 from ..plan import Plan
-from ..records.results import ERROR, NOT_EQUIVALENT, PASSED, CaseEnergy, CaseResult
+from ..records.results import (
+    ERROR,
+    NOT_EQUIVALENT,
+    PASSED,
+    CaseEnergy,
+    CaseResult,
+    case_key,
+)
 from ..records.tracking import check_case
+from ..strategies.conditions import for_run
 from ..strategies.protocol import Strategy
+from ..timeline import compare_times
 from ..trace import Trace
 from ..zoo import ModelSpec
 from .ci import record_case_properties
+from .gloo import GLOO_KEY
+from .options import BACKEND_NAMES
 from .registry import EdgeRegistry
 from .session import EDGE_ARGNAMES, EdgeSession, edge_session
 
@@ -42,6 +58,7 @@ __all__ = [
     "EdgeResult",
     "EdgeRunner",
     "edge_cluster",
+    "edge_meter",
     "edge_model",
     "edge_run",
     "edge_strategy",
@@ -51,35 +68,22 @@ __all__ = [
     "strategy_label",
 ]
 
-EQUIVALENCE_TOLERANCE = 1e-5
-"""How far the partitioned output may be from the reference, relative to its largest value.
-
-The check is ``torch.testing.assert_close(out, ref, rtol=0, atol=1e-5 * max|ref|)``: about
-84 float32 ulps at the reference's largest magnitude. A partitioned inference sums the same
-products in another order (partial sums, reductions, tiles), which moves the last bits; the
-zoo's models land between 1e-7 and 2e-6 of max|ref| on every strategy, so 1e-5 leaves a
-margin of five while still catching any misplaced row, channel or halo (those err by O(1)).
-"""
+EQUIVALENCE_TOLERANCE = DEFAULT_TOLERANCE
+"""How far the partitioned output may be from the reference, relative to its largest finite
+value (see :data:`pytest_edgeenergy.equivalence.DEFAULT_TOLERANCE`)."""
 
 @dataclasses.dataclass(frozen=True)
 class EdgeModel:
     """A model to partition: a name, the module (eval mode) and its input shape (N, C, H, W).
 
     ``seed`` is the weight seed of a model built from a registry; ``None`` for a module the
-    user built, whose reference output is then cached per object, not per name.
+    user built. Reference outputs are cached per module object and weights, never per name.
     """
 
     name: str
     module: nn.Module
     input_shape: tuple[int, ...]
     seed: int | None = 0
-
-    @property
-    def cache_key(self) -> tuple[object, ...]:
-        """What identifies this model's weights within a session."""
-        if self.seed is None:
-            return ("object", self.name, id(self.module))
-        return ("registry", self.name, self.seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +97,7 @@ class EdgeResult:
     plan: Plan
     partitioned: PartitionedModel
     case: CaseResult
+    measured: MeasuredRow | None = None  # with --edge-meter: the measured energy
 
     def __iter__(self) -> Iterator[Any]:
         """``output, trace, energy = edge_run()``."""
@@ -118,8 +123,8 @@ def strategy_label(strategy: Strategy) -> str:
 
 def make_input(shape: Sequence[int], seed: int = 0) -> Tensor:
     """A standard-normal float32 input of ``shape``, the same for the same seed everywhere."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
+    generator = torch.Generator().manual_seed(as_seed(seed))
+    return torch.randn(as_shape(shape, rank=None), generator=generator, dtype=torch.float32)
 
 
 def param_id(value: object, argname: str) -> str | None:
@@ -257,19 +262,30 @@ class EdgeRunner:
         self.cluster = resolve_cluster(cluster, registry)
 
     def reference(self, x: Tensor) -> Tensor:
-        """The unpartitioned model's output for ``x``, computed once per model and input."""
-        digest = hashlib.sha256(x.detach().contiguous().numpy().tobytes()).hexdigest()
-        key = (*self.model.cache_key, tuple(x.shape), digest)
-        cached = self._session.references.get(key)
-        if cached is None:
-            with torch.no_grad():
-                out = self.model.module(x)
-            if not isinstance(out, Tensor):
-                raise EdgeEnergyError(f"model '{self.model.name}' returned "
-                                      f"{type(out).__name__}, not a single tensor")
-            self._session.references[key] = cached = out
-            self._session.reference_runs += 1
-        return cached
+        """The unpartitioned model's output for ``x``, computed once per model object, weights
+        and input."""
+        references = self._session.references
+        runs = references.runs
+        out = references.output(self.model.module, x, self.model.name)
+        self._session.reference_runs += references.runs - runs
+        return out
+
+    def _record_error(self, base: dict[str, Any], exc: Exception) -> CaseResult:
+        """Record the case as an error (the report lists it) and return the record."""
+        failed = CaseResult(**base, status=ERROR, message=f"{type(exc).__name__}: {exc}")
+        self._session.collector.add(failed)
+        record_case_properties(self._request.node, failed, "-")
+        return failed
+
+    def _sensitivity(self, pm: PartitionedModel, key: str) -> dict[str, Any]:
+        """The case's figures under changed profiles, computed once per session."""
+        cache = self._session.sensitivities
+        if key not in cache:
+            settings = self._session.settings
+            cache[key] = case_sensitivity(
+                pm.plan, self.cluster, settings.energy_model, settings.scenario,
+                samples=settings.sensitivity_samples).to_dict()
+        return cache[key]
 
     def _run(self, pm: PartitionedModel, x: Tensor, rounds: int | None) -> Tensor:
         if "benchmark" not in self._request.fixturenames:
@@ -283,8 +299,32 @@ class EdgeRunner:
         assert isinstance(out, Tensor)
         return out
 
+    def _use_backend(self, pm: PartitionedModel, backend: str | None) -> None:
+        """Run ``pm`` on ``backend`` (default: ``--edge-backend``); gloo through the session's
+        worker pool."""
+        gloo = self._request.config.stash.get(GLOO_KEY, None)
+        name = backend or (gloo.settings.backend if gloo is not None else "local")
+        if name not in BACKEND_NAMES:
+            raise EdgeEnergyError(f"edge_run(backend={name!r}): unknown backend; valid "
+                                  f"backends: {', '.join(BACKEND_NAMES)}")
+        pm.backend = name
+        if name == "gloo" and gloo is not None:
+            pm.runner = gloo.pool.run
+
+    def _timing(self, pm: PartitionedModel, key: str) -> dict[str, Any] | None:
+        """Measured times next to the simulation's (gloo), and the trace saved if asked."""
+        trace = pm.trace
+        if not trace.timeline:
+            return None
+        gloo = self._request.config.stash.get(GLOO_KEY, None)
+        if gloo is not None and gloo.settings.trace_dir is not None:
+            name = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+            write_atomic(gloo.settings.trace_dir / f"{name}.trace.json", trace.to_json(indent=1))
+        return compare_times(trace, pm.plan, self.cluster).to_dict()
+
     def __call__(self, *, input: Tensor | None = None, seed: int = 0, rounds: int | None = None,
-                 tolerance: float = EQUIVALENCE_TOLERANCE) -> EdgeResult:
+                 tolerance: float = EQUIVALENCE_TOLERANCE,
+                 backend: str | None = None) -> EdgeResult:
         """Partition, run, check equivalence, estimate energy, record; return the result.
 
         ``input`` defaults to :func:`make_input` of the model's input shape with ``seed``.
@@ -292,27 +332,51 @@ class EdgeRunner:
         inference runs under it (``rounds`` rounds, or pytest-benchmark's own calibration
         when ``None``) and the case's figures go to ``benchmark.extra_info["edgeenergy"]``.
         A partitioned output further than ``tolerance * max|reference|`` from the reference
-        fails the test; the case is recorded (and reported) either way.
+        fails the test; the case is recorded (and reported) either way. ``backend`` (``local``
+        or ``gloo``) overrides ``--edge-backend`` for this call.
         """
-        x = make_input(self.model.input_shape, seed) if input is None else input
         settings = self._session.settings
         base: dict[str, Any] = {
             "model": self.model.name, "strategy": strategy_label(self.strategy),
             "strategy_params": dict(getattr(self.strategy, "params", {}) or {}),
-            "cluster": self.cluster.signature, "input_shape": tuple(x.shape),
+            "cluster": self.cluster.signature, "input_shape": tuple(self.model.input_shape),
             "energy_model": settings.energy_model, "nodeid": self._request.node.nodeid,
+            "scenario": str(settings.scenario),
         }
         collector = self._session.collector
+        try:  # the arguments, named in the message (the case is recorded as an error)
+            tolerance = as_tolerance(tolerance, "edge_run(tolerance=...)")
+            x = (make_input(self.model.input_shape, as_seed(seed, "edge_run(seed=...)"))
+                 if input is None else check_tensor_input(input, "edge_run(input=...)"))
+        except EdgeEnergyError as exc:
+            bad_argument: EdgeEnergyError | None = exc
+        else:
+            bad_argument = None
+            base["input_shape"] = tuple(x.shape)
+        if bad_argument is not None:  # outside the except: no chained traceback
+            failed = self._record_error(base, bad_argument)
+            pytest.fail(f"{failed.key}: {bad_argument}", pytrace=False)
         try:
             reference = self.reference(x)
-            pm = partition(self.model.module, self.strategy, self.cluster, tuple(x.shape))
+            planner = for_run(self.strategy, settings.energy_model, settings.scenario)
+            pm = partition(self.model.module, planner, self.cluster, tuple(x.shape))
+            self._use_backend(pm, backend)
             output = self._run(pm, x, rounds)
-            estimate = estimate_energy(pm, model=settings.energy_model)
+            estimate = estimate_energy(pm, model=settings.energy_model,
+                                       scenario=settings.scenario)
             energy = CaseEnergy.from_estimate(estimate, pm.plan, self.cluster)
+            non_finite = first_non_finite(energy.to_dict())
+            if non_finite is not None:
+                raise EdgeEnergyError(f"the energy estimate is not finite: {non_finite}; check "
+                                      f"the figures of the cluster's profiles "
+                                      f"({self.cluster.signature})")
+            sensitivity = None
+            if settings.sensitivity:  # ranked per group by the report (on the controller)
+                sensitivity = self._sensitivity(pm, case_key(
+                    base["model"], base["strategy"], base["cluster"], base["input_shape"],
+                    base["energy_model"]))
         except Exception as exc:
-            failed = CaseResult(**base, status=ERROR, message=f"{type(exc).__name__}: {exc}")
-            collector.add(failed)
-            record_case_properties(self._request.node, failed, "-")
+            self._record_error(base, exc)
             raise
         max_error, atol, problem = _compare(output, reference, tolerance)
         if problem is None and pm.plan.device_stats() != pm.trace.device_stats():
@@ -320,7 +384,11 @@ class EdgeRunner:
                        f"{pm.plan.device_stats()}, trace {pm.trace.device_stats()}")
         case = CaseResult(**base, status=PASSED if problem is None else NOT_EQUIVALENT,
                           message=problem or "", max_abs_error=max_error, tolerance=atol,
-                          energy=energy)
+                          energy=energy, sensitivity=sensitivity,
+                          explanation="\n".join(pm.plan.plan_notes().values()),
+                          timing=self._timing(pm, case_key(
+                              base["model"], base["strategy"], base["cluster"],
+                              base["input_shape"], base["energy_model"])))
         collector.add(case)
         if "benchmark" in self._request.fixturenames:
             extra = self._request.getfixturevalue("benchmark").extra_info
@@ -334,28 +402,41 @@ class EdgeRunner:
         record_case_properties(self._request.node, case, status)
         if problem is not None:
             pytest.fail(f"{case.key}: {problem}", pytrace=False)
+        measured = self._measure(case, pm, x, estimate)
         if regression is not None and not settings.update_baseline:
             pytest.fail(regression, pytrace=False)
-        return EdgeResult(output, pm.trace, estimate, reference, pm.plan, pm, case)
+        return EdgeResult(output, pm.trace, estimate, reference, pm.plan, pm, case, measured)
+
+    def _measure(self, case: CaseResult, pm: PartitionedModel, x: Tensor,
+                 estimate: EnergyEstimate) -> MeasuredRow | None:
+        """With a working ``--edge-meter``: measure the partitioned inference (local backend:
+        this whole machine, beside the sum of the devices' estimates)."""
+        if pm.backend != "local":  # per-rank metering under gloo is not built
+            return None
+        devices = [(d.compute_j, d.comm_j) for d in estimate.devices]
+        try:
+            with torch.no_grad():
+                return self._session.metering.measure_local(case.key, lambda: pm(x), devices)
+        except MeterError as exc:
+            pytest.fail(f"{case.key}: the meter failed while measuring: {exc}", pytrace=False)
 
 
 def _compare(output: Tensor, reference: Tensor,
              tolerance: float) -> tuple[float | None, float, str | None]:
     """(max abs error, the absolute tolerance used, the failure message or None)."""
-    scale = float(reference.detach().abs().max()) if reference.numel() else 0.0
-    atol = tolerance * scale
-    max_error: float | None = None
-    if output.shape == reference.shape:
-        max_error = float((output.detach() - reference.detach()).abs().max())
-        if not math.isfinite(max_error):
-            max_error = None
-    try:
-        torch.testing.assert_close(output, reference, rtol=0.0, atol=atol)
-    except AssertionError as exc:
-        detail = " ".join(str(exc).split())
-        return max_error, atol, (f"partitioned output differs from the unpartitioned model "
-                                 f"beyond {tolerance:g} x max|reference| = {atol:.3g}: {detail}")
-    return max_error, atol, None
+    result = check_equivalence(output, reference, tolerance)
+    return result.max_abs_error, result.atol, result.problem
+
+
+@pytest.fixture(scope="session")
+def edge_meter(request: pytest.FixtureRequest) -> Meter:
+    """The power meter of ``--edge-meter``; a test that asks for it skips, with the reason,
+    when no meter was named or it cannot measure on this machine."""
+    metering = edge_session(request.config).metering
+    skip = metering.skip_reason
+    if skip is not None or metering.meter is None:
+        pytest.skip(skip or "no meter")
+    return metering.meter
 
 
 @pytest.fixture

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ..backends.pool import INIT_METHODS as GLOO_INIT_METHODS
 from ..cluster import DEFAULT_DEVICE, MAX_DEVICES, Cluster
-from ..energy import DEFAULT_ENERGY_MODEL
+from ..energy import DEFAULT_ENERGY_MODEL, DEFAULT_SCENARIO, EnergyError, Scenario, parse_scenario
 from ..errors import EdgeEnergyError
+from ..meters import MeterSpecError, get_meter, meter_names
+from ..plots import EXTRA, FORMATS, PlotUnavailableError, require_matplotlib
 from ..profiles import load_device
 from ..records.baseline import DEFAULT_BASELINE
 from ..records.runs import DEFAULT_HISTORY_DIR
@@ -47,6 +51,7 @@ __all__ = [
     "add_options",
     "build_clusters",
     "check_names",
+    "check_scenario",
     "read_settings",
     "unknown_name_error",
 ]
@@ -110,9 +115,61 @@ HISTORY_DIR_HELP = (
     "the folder --edge-autosave saves runs in; a relative path is relative to the rootdir "
     f"(default: {DEFAULT_HISTORY_DIR})"
 )
+SCENARIO_HELP = (
+    "the conditions of the estimate as key=value pairs, e.g. workload=stream,power=sleep,"
+    "network=shared; keys: workload (single, stream), fps, power (always-on, sleep), network "
+    "(half-duplex, full-duplex, shared), relay (ap, direct), compute (uniform, per-kind) "
+    f"(default: {DEFAULT_SCENARIO}); see docs/energy-model.md"
+)
+SENSITIVITY_HELP = (
+    "show how robust each ranking is: the winner's margin, the profile-field factor that "
+    "changes the winner, and the share of wins when every figure varies x0.5..x2"
+)
+SENSITIVITY_SAMPLES_HELP = (
+    "joint draws per ranking for --edge-sensitivity (seeded, so runs repeat; default: "
+    "64; 0 skips the joint draws)"
+)
+DEFAULT_SENSITIVITY_SAMPLES = 64
 BENCHMARK_JSON_HELP = (
     "write the cases' figures to this file in github-action-benchmark's customSmallerIsBetter "
     "format"
+)
+METER_HELP = (
+    "measure each partitioned inference with this power meter, above an idle baseline, and "
+    "show it beside the estimate: rapl, nvml, jetson, ina219, ina260, or NAME:key=value,... "
+    "(docs/meters.md); an unavailable meter is reported with its reason"
+)
+PLOT_HELP = (
+    "draw the comparisons (needs the 'plot' extra): a .svg or .png file for one picture, or a "
+    "folder for one SVG per model and cluster"
+)
+
+
+# -- the backend (issue 13): --edge-backend and the gloo worker pool's settings ---------------
+BACKEND_NAMES: tuple[str, ...] = ("local", "gloo")
+"""What ``--edge-backend`` accepts."""
+BACKEND_HELP = (
+    "what runs each case's plan: local (every device in this process) or gloo (one process "
+    "per device, torch.distributed; started once per session and cluster size) "
+    "(default: local)"
+)
+GLOO_INIT_HELP = (
+    "how the gloo backend starts its ranks: spawn (processes on this host, 127.0.0.1) or env "
+    "(this process is rank 0; the other ranks run 'python -m pytest_edgeenergy worker' on "
+    "other hosts and meet it through MASTER_ADDR, MASTER_PORT and WORLD_SIZE) (default: spawn)"
+)
+GLOO_TIMEOUT_HELP = "seconds one gloo run may take before its ranks are stopped (default: 120)"
+GLOO_JOIN_TIMEOUT_HELP = (
+    "seconds the gloo workers may take to start (spawn) or to join rank 0 (env) (default: 60)"
+)
+GLOO_PORT_HELP = (
+    "the gloo rendezvous port: rank 0's port on 127.0.0.1 (spawn; default: a free one) or "
+    "MASTER_PORT (env)"
+)
+GLOO_IFNAME_HELP = "the network interface gloo binds to on this host, e.g. eth0 (env)"
+TRACE_DIR_HELP = (
+    "save every gloo case's measured trace (counts and timeline) as <case>.trace.json in this "
+    "folder, for 'python -m pytest_edgeenergy calibrate --from-trace'"
 )
 
 
@@ -153,6 +210,18 @@ class EdgeSettings:
     autosave: bool = False
     history_dir: Path = Path(DEFAULT_HISTORY_DIR)
     benchmark_json: Path | None = None
+    meter: str | None = None
+    plot: Path | None = None
+    scenario: Scenario = DEFAULT_SCENARIO
+    sensitivity: bool = False
+    sensitivity_samples: int = DEFAULT_SENSITIVITY_SAMPLES
+    backend: str = "local"
+    gloo_init: str = "spawn"
+    gloo_timeout_s: float = 120.0
+    gloo_join_timeout_s: float = 60.0
+    gloo_port: int | None = None
+    gloo_ifname: str | None = None
+    trace_dir: Path | None = None
     sources: dict[str, Source] = dataclasses.field(default_factory=dict, compare=False)
 
     def source(self, dest: str) -> Source:
@@ -323,6 +392,40 @@ def _benchmark_json(raw: Raw) -> Path | None:
     return path
 
 
+def _meter(raw: Raw) -> str | None:
+    spec = raw.text()
+    if spec is not None:
+        try:
+            get_meter(spec)  # a known name with valid parameters; availability is not checked
+        except MeterSpecError as exc:
+            raise raw.error(f"is not a meter ({exc})",
+                            f"meters: {', '.join(meter_names())}", spec) from None
+    return spec
+
+
+def _plot(raw: Raw) -> Path | None:
+    text = raw.text()
+    if text is None:
+        return None
+    try:
+        require_matplotlib()
+    except PlotUnavailableError:
+        raise raw.error("needs matplotlib, which is not installed", f"install it with {EXTRA}",
+                        text) from None
+    (_, path), = _paths(dataclasses.replace(raw, value=text))
+    suffix = path.suffix.lower()
+    if suffix and suffix not in FORMATS:
+        raise raw.error(f"has an unknown picture suffix '{path.suffix}'",
+                        f"expected {' or '.join(FORMATS)} for one picture, or a folder", text)
+    if suffix and path.is_dir():
+        raise raw.error("is a folder", f"expected a file name ending in {' or '.join(FORMATS)}",
+                        text)
+    if not suffix and path.exists() and not path.is_dir():
+        raise raw.error("is a file without a picture suffix",
+                        f"expected a folder, or a file ending in {' or '.join(FORMATS)}", text)
+    return path
+
+
 def _thresholds(raw: Raw) -> tuple[Threshold, ...]:
     value = raw.value
     items = (list(DEFAULT_FAIL_ON) if value is None
@@ -339,6 +442,74 @@ def _thresholds(raw: Raw) -> tuple[Threshold, ...]:
 
 def _flag_value(raw: Raw) -> bool:
     return bool(raw.value)
+
+
+def _scenario(raw: Raw) -> Scenario:
+    text = raw.text()
+    if text is None:
+        return DEFAULT_SCENARIO
+    try:
+        return parse_scenario(text)
+    except EnergyError as exc:
+        raise raw.error(f"is not a valid scenario: {exc}",
+                        "expected key=value pairs such as workload=stream,power=sleep,"
+                        "network=shared", text) from None
+
+
+def _sample_count(raw: Raw) -> int:
+    text = raw.text()
+    if text is None:
+        return DEFAULT_SENSITIVITY_SAMPLES
+    if not text.isdigit():
+        raise raw.error("is not a sample count", "expected a whole number, 0 or more", text)
+    return int(text)
+
+
+def _choice(choices: tuple[str, ...], default: str) -> Callable[[Raw], str]:
+    def parse(raw: Raw) -> str:
+        text = raw.text()
+        if text is None:
+            return default
+        if text not in choices:
+            raise raw.error("is not one of the choices", f"valid choices: {', '.join(choices)}",
+                            text)
+        return text
+    return parse
+
+
+def _seconds(default: float) -> Callable[[Raw], float]:
+    def parse(raw: Raw) -> float:
+        text = raw.text()
+        if text is None:
+            return default
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value <= 0:
+            raise raw.error("is not a positive number of seconds", "e.g. 30 or 2.5", text)
+        return value
+    return parse
+
+
+def _port(raw: Raw) -> int | None:
+    text = raw.text()
+    if text is None:
+        return None
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise raw.error("is not a TCP port", "expected a whole number from 1 to 65535", text)
+    return int(text)
+
+
+def _trace_dir(raw: Raw) -> Path | None:
+    text = raw.text()
+    if text is None:
+        return None
+    (_, path), = _paths(dataclasses.replace(raw, value=text))
+    if path.exists() and not path.is_dir():
+        raise raw.error("is not a folder",
+                        "expected a folder to save traces in (it is created when missing)", text)
+    return path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -379,6 +550,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("edge_autosave", AUTOSAVE_HELP, "autosave", _flag_value, "store_true", "bool"),
     Option("edge_history_dir", HISTORY_DIR_HELP, "history_dir", _history_dir),
     Option("edge_benchmark_json", BENCHMARK_JSON_HELP, "benchmark_json", _benchmark_json),
+    Option("edge_meter", METER_HELP, "meter", _meter),
+    Option("edge_plot", PLOT_HELP, "plot", _plot),
+    Option("edge_scenario", SCENARIO_HELP, "scenario", _scenario),
+    Option("edge_sensitivity", SENSITIVITY_HELP, "sensitivity", _flag_value, "store_true",
+           "bool"),
+    Option("edge_sensitivity_samples", SENSITIVITY_SAMPLES_HELP, "sensitivity_samples",
+           _sample_count),
+    Option("edge_backend", BACKEND_HELP, "backend", _choice(BACKEND_NAMES, "local")),
+    Option("edge_gloo_init", GLOO_INIT_HELP, "gloo_init", _choice(GLOO_INIT_METHODS, "spawn")),
+    Option("edge_gloo_timeout", GLOO_TIMEOUT_HELP, "gloo_timeout_s", _seconds(120.0)),
+    Option("edge_gloo_join_timeout", GLOO_JOIN_TIMEOUT_HELP, "gloo_join_timeout_s",
+           _seconds(60.0)),
+    Option("edge_gloo_port", GLOO_PORT_HELP, "gloo_port", _port),
+    Option("edge_gloo_ifname", GLOO_IFNAME_HELP, "gloo_ifname", _optional_text),
+    Option("edge_trace_dir", TRACE_DIR_HELP, "trace_dir", _trace_dir),
 )
 """Every option of the plugin, in ``pytest --help`` order."""
 
@@ -442,6 +628,22 @@ def check_names(settings: EdgeSettings, dest: str, kind: str, names: Iterable[st
     for name in names:
         if name not in known:
             raise unknown_name_error(settings, dest, kind, name, known)
+
+
+def check_scenario(settings: EdgeSettings, clusters: Sequence[Cluster]) -> None:
+    """A scenario that needs optional profile figures (``power=sleep``) gets them from every
+    device, or the run stops with a usage error naming the device and the fields."""
+    if settings.scenario.power != "sleep":
+        return
+    from ..energy.power import check_sleep_fields
+
+    for cluster in clusters:
+        for index, profile in enumerate(cluster):
+            try:
+                check_sleep_fields(profile, index)
+            except EnergyError as exc:
+                raise _error(settings.source("edge_scenario"), str(settings.scenario),
+                             f"cannot run on cluster {cluster.signature}", str(exc)) from None
 
 
 def build_clusters(settings: EdgeSettings, search_dirs: Sequence[Path]) -> tuple[Cluster, ...]:

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from torch import Tensor
 
 from ..cluster import Cluster
 from ..energy import list_energy_models
-from ..errors import PartitionError
+from ..equivalence import ReferenceCache
+from ..errors import EdgeEnergyError, PartitionError
 from ..graph.onnx_import import OnnxModel, is_onnx_path, load_onnx
+from ..meters.metering import Metering
+from ..plots import PicturesSection, write_report_plots
 from ..records.baseline import Baseline, BaselineError, Entry, function_id, load_baseline
 from ..records.ci import append_step_summary, write_benchmark_json
 from ..records.report import Report, build_report, write_reports
@@ -31,7 +33,14 @@ from ..records.runs import git_info, save_run
 from ..records.selection import Selection
 from ..records.tracking import BaselineOutcome, display_path, session_outcome
 from ..records.written import Written, reason
-from .options import DEFAULT_MODELS, EdgeSettings, build_clusters, check_names, read_settings
+from .options import (
+    DEFAULT_MODELS,
+    EdgeSettings,
+    build_clusters,
+    check_names,
+    check_scenario,
+    read_settings,
+)
 from .registry import EdgeRegistry, EntryPoints, collect_registry, hook_plugins, load_entry_points
 
 __all__ = ["ALL", "EDGE_ARGNAMES", "SESSION_KEY", "EdgeSession", "SessionEnd", "edge_session",
@@ -46,6 +55,9 @@ uses all three)."""
 
 WORKEROUTPUT_KEY = "pytest_edgeenergy_cases"
 """The key of a pytest-xdist worker's records in ``workeroutput``."""
+
+MEASURED_KEY = "pytest_edgeenergy_measured"
+"""The key of a worker's measured rows (``--edge-meter``)."""
 
 SELECTION_KEY = "pytest_edgeenergy_selection"
 """The key of a worker's :class:`~pytest_edgeenergy.records.selection.Selection`."""
@@ -123,12 +135,15 @@ class EdgeSession:
     # Registries by the plugins that implement the hooks: conftest files apply to their
     # own folder only, so two test files may see different registries.
     registries: dict[tuple[int, ...], EdgeRegistry] = dataclasses.field(default_factory=dict)
-    # Unpartitioned outputs by (model key, input digest): each model's reference runs once.
-    references: dict[tuple[object, ...], Tensor] = dataclasses.field(default_factory=dict)
+    # Unpartitioned outputs per model object, weights and input: each runs once.
+    references: ReferenceCache = dataclasses.field(default_factory=ReferenceCache)
     reference_runs: int = 0
+    # --edge-sensitivity figures by case key: a case several tests run is analysed once.
+    sensitivities: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     end: SessionEnd | None = None
     # ONNX files named in --edge-models, read once: the name as given -> the model
     onnx_models: dict[str, OnnxModel] = dataclasses.field(default_factory=dict)
+    metering: Metering = dataclasses.field(default_factory=lambda: Metering(None))
 
     @classmethod
     def start(cls, config: pytest.Config) -> EdgeSession:
@@ -139,7 +154,9 @@ class EdgeSession:
         check_names(settings, "edge_energy_model", "energy model", [settings.energy_model],
                     list_energy_models())
         clusters = build_clusters(settings, registry.device_dirs)
-        session = cls(config, settings, entry_points, clusters, baseline=_read_baseline(settings))
+        check_scenario(settings, clusters)
+        session = cls(config, settings, entry_points, clusters, baseline=_read_baseline(settings),
+                      metering=_metering(settings))
         session.selection.note_args(config.args)
         if config.pluginmanager.hasplugin("xdist") and not is_worker(config):
             config.pluginmanager.register(XdistController(session), "edgeenergy-xdist")
@@ -227,8 +244,16 @@ class EdgeSession:
         return [f"edgeenergy: clusters {', '.join(c.signature for c in self.clusters)}; "
                 f"models {', '.join(self.model_names(registry))}; "
                 f"strategies {', '.join(self.strategy_names(registry))}; "
-                f"energy model {settings.energy_model}",
+                f"energy model {settings.energy_model}{self._conditions()}",
                 f"edgeenergy baseline: {baseline}"]
+
+    def _conditions(self) -> str:
+        """The scenario and sensitivity parts of the header (empty for the defaults)."""
+        settings = self.settings
+        text = "" if settings.scenario.is_default else f"; scenario {settings.scenario}"
+        if settings.sensitivity:
+            text += f"; sensitivity on ({settings.sensitivity_samples} joint draws, seed 0)"
+        return text
 
     def collected(self, items: Iterable[pytest.Item]) -> None:
         """Check names against the final registries; mark every case ``edge`` (before
@@ -271,7 +296,8 @@ class EdgeSession:
             strategies=settings.strategies)
         report = dataclasses.replace(build_report(cases, self.collector.failures()),
                                      baseline=outcome)
-        written = write_reports(report, settings.reports)
+        report, written = self._extras(report)
+        written += write_reports(report, settings.reports)
         if cases:
             written += [w for w in [append_step_summary(report.to_markdown())] if w]
         if settings.benchmark_json is not None:
@@ -283,6 +309,24 @@ class EdgeSession:
         if self.end.failed and exitstatus == pytest.ExitCode.OK:
             return pytest.ExitCode.TESTS_FAILED
         return exitstatus
+
+    def _extras(self, report: Report) -> tuple[Report, list[Written]]:
+        """Add the measured section (``--edge-meter``) and the pictures (``--edge-plot``)."""
+        extras: list[Any] = []
+        written: list[Written] = []
+        if self.settings.meter is not None:
+            extras.append(self.metering)
+        if self.settings.plot is not None and report.cases:
+            target = self.settings.plot
+            try:
+                paths = write_report_plots(report.to_dict(), target)
+            except OSError as exc:
+                written.append(Written("picture", str(target), reason(exc)))
+            else:
+                written += [Written("picture", display_path(p, self.config.rootpath))
+                            for p in paths]
+                extras.append(PicturesSection(tuple(paths)))
+        return dataclasses.replace(report, extras=tuple(extras)), written
 
     def _autosave(self, cases: Sequence[CaseResult], records: Sequence[CaseResult]) -> Written:
         """Save the run's figures in the history folder (``--edge-autosave``)."""
@@ -315,6 +359,7 @@ class EdgeSession:
         records = self.collector.to_json_list()
         output[WORKEROUTPUT_KEY] = json.dumps(records, sort_keys=True, allow_nan=False)
         output[SELECTION_KEY] = self.selection.to_json()
+        output[MEASURED_KEY] = self.metering.to_json()
 
     def merge_worker(self, output: dict[str, Any]) -> None:
         """Merge what a finished worker handed over (a crashed worker hands nothing)."""
@@ -324,6 +369,9 @@ class EdgeSession:
         selection = output.get(SELECTION_KEY)
         if selection:
             self.selection.merge_json(selection)
+        measured = output.get(MEASURED_KEY)
+        if measured:
+            self.metering.merge_json(measured)
 
 
 class XdistController:
@@ -339,6 +387,17 @@ class XdistController:
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         """Merge the records of a worker that finished."""
         self.session.merge_worker(getattr(node, "workeroutput", {}))
+
+
+def _metering(settings: EdgeSettings) -> Metering:
+    """The run's meter (``--edge-meter``); one that cannot measure here is reported, not an
+    error."""
+    try:
+        return Metering(settings.meter)
+    except EdgeEnergyError as exc:  # the option's parser checked the name: a meter's failure
+        source = settings.source("edge_meter")
+        raise pytest.UsageError(f"{source.option}={settings.meter!r} (from the {source}): "
+                                f"{exc}") from None
 
 
 def _read_baseline(settings: EdgeSettings) -> Baseline | None:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import re
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "plugin_args", "write_profile_variant"]
+import pytest
+
+__all__ = ["REPO_ROOT", "plugin_args", "run", "warm_up", "write_profile_variant"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The folder that holds the ``pytest_edgeenergy`` package (for ``PYTHONPATH``)."""
+
+
+@functools.cache
+def _installed() -> bool:
+    return any(ep.name == "edgeenergy" and ep.value == "pytest_edgeenergy.plugin"
+               for ep in importlib.metadata.entry_points(group="pytest11"))
 
 
 def plugin_args() -> list[str]:
@@ -18,17 +27,17 @@ def plugin_args() -> list[str]:
     Loading the plugin twice (by entry point and by ``-p``) is an error, and running from a
     source checkout that is not installed has no entry point: this works in both.
     """
-    installed = any(ep.name == "edgeenergy" and ep.value == "pytest_edgeenergy.plugin"
-                    for ep in importlib.metadata.entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_edgeenergy.plugin"]
+    return [] if _installed() else ["-p", "pytest_edgeenergy.plugin"]
 
 
+@functools.cache
 def warm_up() -> None:
     """Import, in this process, every module a partitioned run imports lazily.
 
     ``pytester.runpytest`` (in-process) removes the modules a nested run imported when it
     ends; torch registers operator libraries on import and refuses to do so twice, so a
-    nested run must find them imported already. Call this once at the top of a test module.
+    nested run must find them imported already. Call this at the top of a test module: it
+    does its work once per process.
     """
     import torch
 
@@ -67,3 +76,8 @@ def write_profile_variant(folder: Path, device: str = "rpi4", **factors: float) 
     target = folder / source.name
     target.write_text(text, encoding="utf-8")
     return target
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """Run pytest in-process with the plugin loaded once and no cache provider."""
+    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)

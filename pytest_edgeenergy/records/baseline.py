@@ -38,7 +38,8 @@ from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import EdgeEnergyError
-from .results import CaseEnergy, CaseId, CaseResult, DeviceResult
+from ..userfiles import MAX_RECORD_BYTES, read_regular_file
+from .results import DEFAULT_SCENARIO_TEXT, CaseEnergy, CaseId, CaseResult, DeviceResult
 
 __all__ = [
     "BASELINE_FORMAT",
@@ -94,6 +95,7 @@ class Entry(CaseId):
     energy: CaseEnergy
     plugin_version: str
     tests: tuple[str, ...] = ()
+    scenario: str = DEFAULT_SCENARIO_TEXT  # the conditions the figures were estimated under
 
     @property
     def profiles(self) -> dict[str, str]:
@@ -109,14 +111,16 @@ class Entry(CaseId):
                    strategy_params=json.loads(json.dumps(case.to_dict()["strategy_params"])),
                    cluster=case.cluster, input_shape=tuple(case.input_shape),
                    energy_model=case.energy_model, energy=case.energy,
-                   plugin_version=plugin_version(), tests=tuple(sorted(set(tests))))
+                   plugin_version=plugin_version(), tests=tuple(sorted(set(tests))),
+                   scenario=case.scenario)
 
     def to_case(self, nodeid: str = "") -> CaseResult:
         """A passed :class:`~.results.CaseResult` with these figures (for the report tables)."""
         return CaseResult(model=self.model, strategy=self.strategy,
                           strategy_params=dict(self.strategy_params), cluster=self.cluster,
                           input_shape=self.input_shape, energy_model=self.energy_model,
-                          status="passed", nodeid=nodeid, energy=self.energy)
+                          status="passed", nodeid=nodeid, energy=self.energy,
+                          scenario=self.scenario)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (the block of one case in the file)."""
@@ -124,7 +128,7 @@ class Entry(CaseId):
             "model": self.model, "strategy": self.strategy,
             "strategy_params": self.strategy_params, "cluster": self.cluster,
             "input_shape": list(self.input_shape), "energy_model": self.energy_model,
-            "energy": self.energy.to_dict(), "profiles": self.profiles,
+            "scenario": self.scenario, "energy": self.energy.to_dict(), "profiles": self.profiles,
             "plugin_version": self.plugin_version, "tests": list(self.tests),
         }
 
@@ -160,11 +164,16 @@ class Entry(CaseId):
             raise ValueError(f"field 'tests' must be a list of test names, got "
                              f"{_describe(tests, True)}")
         energy = _energy(record.get("energy"), "energy" in record)
+        # An entry without a scenario was recorded before scenarios existed: the default.
+        scenario = record.get("scenario", DEFAULT_SCENARIO_TEXT)
+        if not isinstance(scenario, str) or not scenario:
+            raise ValueError(f"field 'scenario' must be a scenario's text such as "
+                             f"'{DEFAULT_SCENARIO_TEXT}', got {_describe(scenario, True)}")
         entry = cls(model=record["model"], strategy=record["strategy"],
                     strategy_params=dict(params), cluster=record["cluster"],
                     input_shape=tuple(shape), energy_model=record["energy_model"],
                     energy=energy, plugin_version=record["plugin_version"],
-                    tests=tuple(tests))
+                    tests=tuple(tests), scenario=scenario)
         if entry.key != key:
             raise ValueError(f"its fields make the key '{entry.key}', not the key it is "
                              "filed under")
@@ -245,7 +254,11 @@ def _energy(value: object, present: bool) -> CaseEnergy:
             raise ValueError(f"energy: device {index}: field 'index' must be {index} (devices "
                              f"are listed in order), got {values['index']}")
         parsed.append(DeviceResult(**values))
-    return CaseEnergy(**figures, devices=tuple(parsed))
+    period_s = record.get("period_s")  # only a stream's records have a period
+    if period_s is not None and not (_is_number(period_s) and period_s >= 0):
+        raise ValueError(f"energy: field 'period_s' must be a finite number of 0 or more, got "
+                         f"{_describe(period_s, True)}")
+    return CaseEnergy(**figures, devices=tuple(parsed), period_s=period_s)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -268,7 +281,7 @@ def parse_json_object(path: Path, what: str) -> dict[str, Any]:
     ``what`` names the kind of file in the message ("baseline", "saved run").
     """
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, MAX_RECORD_BYTES)
     except IsADirectoryError:
         raise BaselineError(f"{what} {path} is a folder, not a file") from None
     except OSError as exc:

@@ -19,20 +19,25 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from tabulate import tabulate
 
+from ..errors import EdgeEnergyError
+from ..robustness import CaseSensitivity, Robustness, rank_robustness
 from .format import MB, format_number
-from .results import CaseEnergy, CaseResult, DeviceResult
+from .results import DEFAULT_SCENARIO_TEXT, CaseEnergy, CaseResult, DeviceResult
 from .written import Written, write_file
 
 __all__ = [
     "CSV_FIGURES",
     "DEVICE_COLUMNS",
     "REPORT_FORMAT",
+    "ROBUSTNESS_CSV",
     "SUMMARY_COLUMNS",
     "BaselineSection",
     "Column",
+    "ExtraSection",
     "GroupReport",
     "Report",
     "build_report",
+    "group_robustness",
     "group_title",
     "write_reports",
 ]
@@ -41,6 +46,27 @@ REPORT_FORMAT = "pytest-edgeenergy-report/1"
 """The ``format`` field of the JSON report."""
 
 _Row = TypeVar("_Row")
+
+_TIMING_HEADERS = ("case", "device", "busy s measured", "busy s simulated", "comm s measured",
+                   "comm s simulated", "makespan s measured", "makespan s simulated")
+
+
+def timing_rows(cases: Sequence[CaseResult]) -> list[list[str]]:
+    """One row per device of every case with a measured timeline; the makespans on the
+    first row of each case."""
+    rows: list[list[str]] = []
+    for case in cases:
+        t = case.timing or {}
+        for d, (bm, bs, cm, cs) in enumerate(zip(t["measured_busy_s"], t["simulated_busy_s"],
+                                                 t["measured_comm_s"], t["simulated_comm_s"],
+                                                 strict=True)):
+            first = d == 0
+            rows.append([f"{case.model} {case.strategy} {case.cluster}" if first else "",
+                         str(d), format_number(bm), format_number(bs), format_number(cm),
+                         format_number(cs),
+                         format_number(t["measured_makespan_s"]) if first else "",
+                         format_number(t["simulated_makespan_s"]) if first else ""])
+    return rows
 
 
 def _mb(value: int) -> str:
@@ -99,6 +125,11 @@ CSV_FIGURES: tuple[str, ...] = (
     "makespan_s", "redundant_macs", "redundant_macs_pct")
 """The :class:`~.results.CaseEnergy` figures of each CSV row, raw (joules, seconds, bytes)."""
 
+ROBUSTNESS_CSV: tuple[str, ...] = (
+    "win_share", "robust_margin", "robust_flip_field", "robust_flip_factor", "robust_flip_to")
+"""The robustness columns of each CSV row (empty without ``--edge-sensitivity``): this
+strategy's share of joint draws won, then the group's margin and nearest single-field flip."""
+
 _SUMMARY_HEADERS = ("strategy", "rank", *(c.header for c in SUMMARY_COLUMNS))
 _DEVICE_HEADERS = ("device", "profile", *(c.header for c in DEVICE_COLUMNS))
 
@@ -128,11 +159,42 @@ class GroupReport:
     input_shape: tuple[int, ...]
     energy_model: str
     rows: tuple[Row, ...]
+    robustness: Robustness | None = None  # with --edge-sensitivity
+
+    @property
+    def scenario(self) -> str:
+        """The scenario its cases were estimated under."""
+        return self.rows[0].case.scenario if self.rows else DEFAULT_SCENARIO_TEXT
 
     @property
     def title(self) -> str:
-        """E.g. ``tinycnn on 4xrpi4 (input 1x3x32x32, energy model board)``."""
-        return group_title(self.model, self.cluster, self.input_shape, self.energy_model)
+        """E.g. ``tinycnn on 4xrpi4 (input 1x3x32x32, energy model board)``, and the scenario
+        when it is not the default."""
+        title = group_title(self.model, self.cluster, self.input_shape, self.energy_model)
+        if self.scenario != DEFAULT_SCENARIO_TEXT:
+            title = f"{title[:-1]}, scenario {self.scenario})"
+        return title
+
+    @property
+    def streams(self) -> bool:
+        """Whether its cases are a stream's (they have a period between images)."""
+        return any(r.case.energy is not None and r.case.energy.period_s is not None
+                   for r in self.rows)
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        """The summary table's headers: the fixed ones, then a stream's period and the share
+        of joint draws won when the group has them."""
+        extra = (("period s",) if self.streams else ()) + (
+            ("wins (joint draws)",) if self.robustness is not None else ())
+        return (*_SUMMARY_HEADERS, *extra)
+
+    def robustness_line(self) -> str:
+        """One line on how sure the ranking is (empty without ``--edge-sensitivity``)."""
+        if self.robustness is None:
+            return ""
+        return (f"robustness ({self.robustness.metric}, {self.robustness.samples} joint draws "
+                f"x0.5..x2, seed {self.robustness.seed}): {self.robustness.headline()}")
 
     @property
     def ranked(self) -> list[Row]:
@@ -156,7 +218,15 @@ class GroupReport:
         """The table's rows, as text, best first and failed cases last."""
         out: list[list[str]] = []
         for row in [*self.ranked, *(r for r in self.rows if r.rank is None)]:
-            out.append(_summary_cells(row, row.rank == 1))
+            cells = _summary_cells(row, row.rank == 1)
+            energy = row.case.energy
+            if self.streams:
+                cells.append("-" if energy is None or energy.period_s is None
+                             else format_number(energy.period_s))
+            if self.robustness is not None:
+                share = self.robustness.shares.get(row.case.strategy)
+                cells.append("-" if share is None else f"{100 * share:.0f}%")
+            out.append(cells)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,7 +234,8 @@ class GroupReport:
         best = self.best
         return {
             "model": self.model, "cluster": self.cluster, "input_shape": list(self.input_shape),
-            "energy_model": self.energy_model,
+            "energy_model": self.energy_model, "scenario": self.scenario,
+            "robustness": None if self.robustness is None else self.robustness.to_dict(),
             "best": None if best is None else best.strategy,
             "worst": None if self.worst is None else self.worst.strategy,
             "rows": [{"strategy": r.case.strategy, "rank": r.rank, "key": r.case.key,
@@ -210,14 +281,39 @@ class BaselineSection(Protocol):
         ...
 
 
+class ExtraSection(Protocol):
+    """A section another part of the package adds to the report (measured energy, pictures):
+    shown after the tables in the terminal and in Markdown, under ``key`` in the JSON."""
+
+    @property
+    def key(self) -> str:
+        """The section's key in the JSON report."""
+        ...
+
+    def to_text(self) -> str:
+        """The section as the terminal shows it (empty: nothing to say)."""
+        ...
+
+    def to_markdown(self, folder: Path | None = None) -> str:
+        """A Markdown section; ``folder`` is where the Markdown file is (for relative links),
+        None for the job summary."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Report:
-    """Every group of a session, the cases that failed, and the baseline comparison."""
+    """Every group of a session, the cases that failed, the baseline comparison, and the
+    sections other parts add (:class:`ExtraSection`)."""
 
     groups: tuple[GroupReport, ...]
     cases: tuple[CaseResult, ...]
     failures: tuple[CaseResult, ...]
     baseline: BaselineSection | None = None
+    extras: tuple[ExtraSection, ...] = ()
 
     def is_empty(self) -> bool:
         """Whether no case was recorded."""
@@ -227,9 +323,18 @@ class Report:
         """(heading, table) pairs in the order every text format shows them."""
         sections: list[tuple[str, str]] = []
         for group in self.groups:
-            table = tabulate(group.summary_rows(), headers=_SUMMARY_HEADERS, tablefmt=fmt,
+            table = tabulate(group.summary_rows(), headers=group.headers, tablefmt=fmt,
                              disable_numparse=True)
+            if group.robustness_line():
+                table += "\n\n" + group.robustness_line()
             sections.append((group.title, table))
+            for row in group.ranked:
+                if row.case.explanation:
+                    lines = row.case.explanation.splitlines()
+                    text = "\n".join(f"- {line}" if fmt == "github" else f"  {line}"
+                                     for line in lines)
+                    sections.append((f"{group.model} on {group.cluster}: how "
+                                     f"{row.case.strategy} chose", text))
             shown: list[tuple[str, CaseResult]] = []
             if group.best is not None:
                 shown.append(("best", group.best))
@@ -241,6 +346,11 @@ class Report:
                                  disable_numparse=True)
                 sections.append((f"{group.model} on {group.cluster}: per device, {label} "
                                  f"strategy {case.strategy}", table))
+        timed = [c for c in self.cases if c.timing is not None]
+        if timed:
+            table = tabulate(timing_rows(timed), headers=_TIMING_HEADERS, tablefmt=fmt,
+                             disable_numparse=True)
+            sections.append(("measured (gloo timeline) against simulated times, per device", table))
         return sections
 
     def failure_lines(self) -> list[str]:
@@ -259,13 +369,14 @@ class Report:
         parts.append("rank: strategies whose devices all fit their memory first, then by "
                      "the largest per-device energy (J); halo recompute: MACs beyond the "
                      "unpartitioned model's")
+        parts += [t.rstrip("\n") for t in (e.to_text() for e in self.extras) if t]
         return "\n\n".join(parts)
 
-    def to_markdown(self) -> str:
-        """The report as Markdown, for a CI job summary."""
+    def to_markdown(self, folder: Path | None = None) -> str:
+        """The report as Markdown, for a CI job summary (or a file in ``folder``)."""
         parts = ["# Edge energy report"]
         for heading, table in self._sections("github"):
-            level = "###" if ": per device" in heading else "##"
+            level = "###" if ": per device" in heading or ": how " in heading else "##"
             parts.append(f"{level} {heading}\n\n{table}")
         if self.failures:
             parts.append("## Equivalence failures and errors\n\n" + "\n".join(
@@ -273,6 +384,7 @@ class Report:
                 f"{c.message.splitlines()[0] if c.message else ''}" for c in self.failures))
         if self.baseline is not None and self.baseline.to_markdown():
             parts.append(self.baseline.to_markdown().rstrip("\n"))
+        parts += [t.rstrip("\n") for t in (e.to_markdown(folder) for e in self.extras) if t]
         return "\n\n".join(parts) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
@@ -283,6 +395,7 @@ class Report:
             "cases": [c.to_dict() for c in self.cases],
             "failures": [c.to_dict() for c in self.failures],
             "baseline": None if self.baseline is None else self.baseline.to_dict(),
+            **{e.key: e.to_dict() for e in self.extras},
         }
 
     def to_json(self) -> str:
@@ -294,29 +407,54 @@ class Report:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["model", "cluster", "input_shape", "energy_model", "strategy", "rank",
-                         "best", "status", *CSV_FIGURES, "key"])
+                         "best", "status", *CSV_FIGURES, "key", "scenario", "period_s",
+                         *ROBUSTNESS_CSV])
         for group in self.groups:
             best = group.best
             for row in [*group.ranked, *(r for r in group.rows if r.rank is None)]:
                 c, e = row.case, row.case.energy
                 figures = ([""] * len(CSV_FIGURES) if e is None
                            else [_raw(getattr(e, name)) for name in CSV_FIGURES])
+                period = "" if e is None or e.period_s is None else _raw(e.period_s)
                 writer.writerow([c.model, c.cluster, "x".join(map(str, c.input_shape)),
                                  c.energy_model, c.strategy,
                                  "" if row.rank is None else row.rank, c is best, c.status,
-                                 *figures, c.key])
+                                 *figures, c.key, c.scenario, period,
+                                 *_robustness_cells(group.robustness, c.strategy)])
         return buffer.getvalue()
 
     def render(self, path: Path) -> str:
         """The report in the format ``path``'s suffix names."""
         suffix = path.suffix.lower()
         if suffix == ".md":
-            return self.to_markdown()
+            return self.to_markdown(path.parent)
         if suffix == ".json":
             return self.to_json()
         if suffix == ".csv":
             return self.to_csv()
         raise ValueError(f"unknown report suffix {suffix!r} of {path}")
+
+
+def _robustness_cells(r: Robustness | None, strategy: str) -> list[object]:
+    if r is None:
+        return [""] * len(ROBUSTNESS_CSV)
+    flip = r.nearest_flip
+    return [_raw(r.shares.get(strategy, "")), "" if r.margin is None else _raw(r.margin),
+            "" if flip is None else flip.field, "" if flip is None else _raw(flip.factor),
+            "" if flip is None else flip.new_winner]
+
+
+def group_robustness(cases: Sequence[CaseResult], homogeneous: bool) -> Robustness | None:
+    """The robustness of a group's ranking from its passed cases' sensitivity figures
+    (``None`` when fewer than two have them, or they were made under other conditions)."""
+    figures = [CaseSensitivity.from_dict(c.sensitivity) for c in cases
+               if c.ok and c.sensitivity is not None]
+    if len(figures) < 2:
+        return None
+    try:
+        return rank_robustness(figures, homogeneous=homogeneous)
+    except EdgeEnergyError:
+        return None
 
 
 def build_report(cases: Iterable[CaseResult], failures: Iterable[CaseResult]) -> Report:
@@ -334,7 +472,8 @@ def build_report(cases: Iterable[CaseResult], failures: Iterable[CaseResult]) ->
 
     groups = tuple(
         GroupReport(key[0], key[1], key[2], key[3],
-                    _rank(sorted(by_group[key], key=lambda c: c.strategy)))
+                    _rank(sorted(by_group[key], key=lambda c: c.strategy)),
+                    group_robustness(by_group[key], homogeneous="+" not in key[1]))
         for key in sorted(by_group, key=group_order))
     return Report(groups, tuple(all_cases), tuple(failures))
 

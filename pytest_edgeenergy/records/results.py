@@ -18,6 +18,8 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..finite import first_non_finite
+
 if TYPE_CHECKING:  # only annotations: records import neither torch nor pytest
     from ..cluster import Cluster
     from ..energy import EnergyEstimate
@@ -25,6 +27,7 @@ if TYPE_CHECKING:  # only annotations: records import neither torch nor pytest
 
 __all__ = [
     "CASE_FORMAT",
+    "DEFAULT_SCENARIO_TEXT",
     "ERROR",
     "NOT_EQUIVALENT",
     "PASSED",
@@ -45,6 +48,11 @@ NOT_EQUIVALENT = "not-equivalent"
 """Status of a case whose partitioned output differs from the reference."""
 ERROR = "error"
 """Status of a case that could not be partitioned, run or estimated."""
+
+DEFAULT_SCENARIO_TEXT = "workload=single,power=always-on,network=half-duplex"
+"""The text of the default scenario (``str(pytest_edgeenergy.energy.DEFAULT_SCENARIO)``,
+spelled out so records import no energy code): what a record without a scenario was made
+under."""
 
 
 def case_key(model: str, strategy: str, cluster: str, input_shape: Sequence[int],
@@ -98,6 +106,7 @@ class CaseEnergy:
     graph_macs: int
     redundant_macs: int  # MACs beyond the unpartitioned model's (halo recompute)
     devices: tuple[DeviceResult, ...]
+    period_s: float | None = None  # time between images of a stream (None: one image)
 
     @property
     def redundant_macs_pct(self) -> float:
@@ -135,12 +144,15 @@ class CaseEnergy:
             energy_model_version=estimate.model_version, makespan_s=estimate.makespan_s,
             max_device_j=estimate.max_device_j, mean_device_j=estimate.mean_device_j,
             total_j=estimate.total_j, comm_bytes=plan.comm_bytes, graph_macs=plan.graph_macs,
-            redundant_macs=plan.redundant_macs, devices=devices)
+            redundant_macs=plan.redundant_macs, devices=devices,
+            period_s=estimate.period_s if "workload=stream" in estimate.scenario else None)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, the derived figures included for readers of the file."""
         out = dataclasses.asdict(self)
         out["devices"] = [d.to_dict() for d in self.devices]
+        if self.period_s is None:  # one image: the record is as it was before streams
+            del out["period_s"]
         out["redundant_macs_pct"] = self.redundant_macs_pct
         out["max_peak_bytes"] = self.max_peak_bytes
         out["fits"] = self.fits
@@ -149,9 +161,10 @@ class CaseEnergy:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CaseEnergy:
         """Restore from :meth:`to_dict` output (derived figures are recomputed)."""
-        fields = {f.name for f in dataclasses.fields(cls)} - {"devices"}
+        fields = {f.name for f in dataclasses.fields(cls)} - {"devices", "period_s"}
         return cls(**{name: data[name] for name in fields},
-                   devices=tuple(DeviceResult.from_dict(d) for d in data["devices"]))
+                   devices=tuple(DeviceResult.from_dict(d) for d in data["devices"]),
+                   period_s=data.get("period_s"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +205,13 @@ class CaseResult(CaseId):
     max_abs_error: float | None = None
     tolerance: float | None = None
     energy: CaseEnergy | None = None
+    scenario: str = DEFAULT_SCENARIO_TEXT
+    # With --edge-sensitivity: the case's figures under changed profiles, the JSON form of
+    # pytest_edgeenergy.robustness.CaseSensitivity, which the report ranks per group.
+    sensitivity: dict[str, Any] | None = None
+    explanation: str = ""  # what the strategy said of its plan as a whole (search: its choices)
+    # Measured (gloo timeline) next to simulated times: busy and comm per device, makespan.
+    timing: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -200,7 +220,7 @@ class CaseResult(CaseId):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form with stable keys (``format``, ``key`` and every field)."""
-        return {
+        out = {
             "format": CASE_FORMAT, "key": self.key, "model": self.model,
             "strategy": self.strategy, "strategy_params": _jsonable(self.strategy_params),
             "cluster": self.cluster, "input_shape": list(self.input_shape),
@@ -208,7 +228,12 @@ class CaseResult(CaseId):
             "message": self.message, "max_abs_error": self.max_abs_error,
             "tolerance": self.tolerance,
             "energy": None if self.energy is None else self.energy.to_dict(),
+            "scenario": self.scenario, "sensitivity": self.sensitivity,
+            "explanation": self.explanation,
         }
+        if self.timing is not None:  # only gloo runs measure one; other records keep their form
+            out["timing"] = self.timing
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CaseResult:
@@ -223,7 +248,10 @@ class CaseResult(CaseId):
             input_shape=tuple(data["input_shape"]), energy_model=data["energy_model"],
             status=data["status"], nodeid=data["nodeid"], message=data["message"],
             max_abs_error=data["max_abs_error"], tolerance=data["tolerance"],
-            energy=None if energy is None else CaseEnergy.from_dict(energy))
+            energy=None if energy is None else CaseEnergy.from_dict(energy),
+            scenario=data.get("scenario", DEFAULT_SCENARIO_TEXT),
+            sensitivity=data.get("sensitivity"), timing=data.get("timing"),
+            explanation=str(data.get("explanation", "")))
 
 
 def _jsonable(value: Any) -> Any:
@@ -253,12 +281,18 @@ class ResultCollector:
         self._records: list[CaseResult] = []
 
     def add(self, case: CaseResult) -> None:
-        """Record one case."""
+        """Record one case; one holding a NaN or infinite figure is recorded as an error
+        instead, so that no report or baseline write fails on it."""
+        non_finite = None if case.energy is None else first_non_finite(case.energy.to_dict())
+        if non_finite is not None:
+            case = dataclasses.replace(case, status=ERROR, energy=None,
+                                       message=f"non-finite energy figure: {non_finite}")
         self._records.append(case)
 
     def extend(self, cases: Iterable[CaseResult]) -> None:
         """Record several cases (a worker's, on the controller)."""
-        self._records.extend(cases)
+        for case in cases:
+            self.add(case)
 
     def __len__(self) -> int:
         return len(self._records)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_atomic
+from ..folderlock import folder_lock
 from .baseline import (
     BASELINE_FORMAT,
     BaselineError,
@@ -148,21 +149,17 @@ def save_run(folder: Path, entries: Mapping[str, Entry], failed: Sequence[str], 
              when: datetime.datetime | None = None) -> Path:
     """Save one run as the next numbered file in ``folder``; return its path.
 
-    The file appears whole (:func:`~pytest_edgeenergy.atomic.write_atomic`, ``exclusive``):
-    when a concurrent run took that number first, the next number is tried.
+    The file appears whole (:func:`~pytest_edgeenergy.atomic.write_atomic`). Choosing the
+    number and writing the file happen under the folder's lock
+    (:func:`~pytest_edgeenergy.folderlock.folder_lock`), so two concurrent runs never take
+    one number, whatever their file names.
     """
     when = (when or datetime.datetime.now(datetime.UTC)).replace(microsecond=0)
-    folder.mkdir(parents=True, exist_ok=True)
-    number = max((_run_number(p) or 0 for p in list_runs(folder)), default=0) + 1
-    for attempt in range(100):
-        target = folder / _file_name(number + attempt, when, git)
-        try:
-            write_atomic(target, _run_json(number + attempt, when, git, entries, failed),
-                         exclusive=True)
-        except FileExistsError:
-            continue
-        return target
-    raise OSError(f"no free run number in {folder} after {number + 99:04d}")
+    with folder_lock(folder):
+        number = max((_run_number(p) or 0 for p in list_runs(folder)), default=0) + 1
+        target = folder / _file_name(number, when, git)
+        write_atomic(target, _run_json(number, when, git, entries, failed), exclusive=True)
+    return target
 
 
 def _run_json(number: int, when: datetime.datetime, git: GitInfo,
@@ -217,9 +214,12 @@ def resolve_run(spec: str, folder: Path) -> Path:
         return runs[-need]
     if spec.strip().isdigit():
         number = int(spec)
-        for path in runs:
-            if _run_number(path) == number:
-                return path
+        found = [path for path in runs if _run_number(path) == number]
+        if len(found) > 1:  # saved by versions that did not lock the folder
+            raise BaselineError(f"{len(found)} saved runs in {folder} have number {number}: "
+                                f"{', '.join(p.name for p in found)}; name one by its path")
+        if found:
+            return found[0]
         known = ", ".join(f"{_run_number(p):04d}" for p in runs) or "none"
         raise BaselineError(f"no saved run number {number} in {folder} (saved runs: {known})")
     path = Path(spec)

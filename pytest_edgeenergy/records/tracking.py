@@ -28,6 +28,7 @@ from .selection import Selection, unused_keys
 from .thresholds import Comparison, Threshold, compare_energy
 
 __all__ = [
+    "OTHER_SCENARIO",
     "BaselineOutcome",
     "CaseOutcome",
     "check_case",
@@ -37,6 +38,17 @@ __all__ = [
 ]
 
 UPDATE_HINT = "pytest --edge-update-baseline"
+
+OTHER_SCENARIO = "other-scenario"
+"""The status of a case whose baseline entry was estimated under another scenario."""
+
+
+def other_scenario_detail(old: Entry, new: Entry | CaseResult) -> str:
+    """Why a case was not compared: the two scenarios, and what to do about it."""
+    return (f"recorded under scenario {old.scenario}, this run uses {new.scenario}: not "
+            f"compared (figures under different conditions are no regression); compare with "
+            f"a baseline of this scenario (--edge-baseline=FILE) or record it with "
+            f"{UPDATE_HINT}")
 
 
 def display_path(path: Path, root: Path) -> str:
@@ -58,6 +70,8 @@ def what_moved(old: Entry, new: Entry, profile_paths: Mapping[str, str] | None =
     (profile name to file) adds where a changed profile now comes from.
     """
     parts: list[str] = []
+    if old.scenario != new.scenario:
+        parts.append(f"the scenario changed ({old.scenario} -> {new.scenario})")
     if old.energy.energy_model_version != new.energy.energy_model_version:
         parts.append(f"energy model {new.energy_model} changed version "
                      f"({old.energy.energy_model_version} -> {new.energy.energy_model_version})")
@@ -113,9 +127,11 @@ def check_case(case: CaseResult, profile_paths: Mapping[str, str], baseline: Bas
     ``profile_paths`` maps each profile name of the case's cluster to its file, so a message
     says where a changed profile now comes from.
 
-    ``status`` is ``regressed``, ``improved``, ``changed``, ``unchanged``, ``new`` or ``-``
-    (no baseline, or a case without figures). A regression fails; with ``strict`` so do an
-    improvement and a new case, until the baseline is updated.
+    ``status`` is ``regressed``, ``improved``, ``changed``, ``unchanged``, ``new``,
+    ``other-scenario`` (the baseline's figures were estimated under another scenario: not
+    compared, never a regression) or ``-`` (no baseline, or a case without figures). A
+    regression fails; with ``strict`` so do an improvement and a new case, until the baseline
+    is updated.
     """
     if baseline is None or not case.ok or case.energy is None:
         return "-", None
@@ -126,6 +142,8 @@ def check_case(case: CaseResult, profile_paths: Mapping[str, str], baseline: Bas
             return "new", (f"{case.key}: not in the baseline {where} (--edge-strict: record "
                            f"it with {UPDATE_HINT})")
         return "new", None
+    if old.scenario != case.scenario:
+        return OTHER_SCENARIO, None
     comparison = compare_energy(old.energy, case.energy, thresholds)
     status = comparison.status
     if status == "regressed":
@@ -209,7 +227,7 @@ class BaselineOutcome:
         compared = sum(c.status in ("regressed", "improved", "changed", "unchanged")
                        for c in self.cases)
         counts = _counts(self, ("regressed", "improved", "changed", "unchanged", "new", "unused",
-                                "failed"))
+                                "failed", OTHER_SCENARIO))
         thresholds = ", ".join(t.text for t in self.thresholds) or "none"
         return (f"edge baseline {where}: {compared} case(s) compared ({counts}); "
                 f"thresholds {thresholds}{'; strict' if self.strict else ''}")
@@ -258,6 +276,7 @@ class BaselineOutcome:
 
 
 _LABELS = {"regressed": "REGRESSED", "improved": "improved", "changed": "changed",
+           OTHER_SCENARIO: "scenario",
            "new": "new", "unused": "unused", "failed": "failed", "added": "added",
            "updated": "updated", "removed": "removed", "kept": "kept"}
 
@@ -330,6 +349,9 @@ def session_outcome(*, path: Path, root: Path, baseline: Baseline | None,
         elif old is None:
             outcome.cases.append(CaseOutcome(case.key, "new", "not in the baseline (record it "
                                              f"with {UPDATE_HINT})"))
+        elif old.scenario != case.scenario:
+            outcome.cases.append(CaseOutcome(case.key, OTHER_SCENARIO,
+                                             other_scenario_detail(old, case)))
         else:
             comparison = compare_energy(old.energy, case.energy, thresholds)
             new = Entry.from_case(case)

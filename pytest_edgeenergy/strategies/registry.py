@@ -1,4 +1,4 @@
-"""The strategies known by name: the four classic ones plus any registered later."""
+"""The strategies known by name: the four classic ones, ``search``, and any registered later."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .input_channel import InputChannelStrategy
 from .layer import LayerStrategy
 from .output_channel import OutputChannelStrategy
 from .protocol import Strategy
+from .search import SearchStrategy
 from .spatial import SpatialStrategy
 
 StrategyFactory = Callable[..., Strategy]
@@ -20,6 +21,7 @@ _REGISTRY: dict[str, StrategyFactory] = {
     "spatial": SpatialStrategy,
     "output-channel": OutputChannelStrategy,
     "input-channel": InputChannelStrategy,
+    "search": SearchStrategy,
 }
 
 

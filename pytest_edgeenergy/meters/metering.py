@@ -1,0 +1,91 @@
+"""A run's meter (``--edge-meter``): whether it works here, and what it measured, per case.
+
+:class:`Metering` is what the plugin holds for the session: built from the meter's name
+(a bad name is a :class:`~.registry.MeterSpecError`, which the plugin turns into a usage
+error), asked once whether the meter is available, then handed each case's partitioned
+inference to measure. Its rows travel from pytest-xdist workers to the controller as JSON,
+and :meth:`Metering.section` is the report's "measured beside estimated" section. Nothing
+here imports pytest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .compare import MeasuredRow, MeterStatus, local_row, measured_section
+from .measure import StopRule, measure_energy
+from .protocol import Meter
+from .registry import get_meter
+
+__all__ = ["Metering"]
+
+
+class Metering:
+    """The meter named by ``spec`` (None: no meter asked for), its status and its rows.
+
+    It is also the report's section (``records.report.ExtraSection``): ``measured`` in the
+    JSON report.
+    """
+
+    key = "measured"
+
+    def __init__(self, spec: str | None, rule: StopRule | None = None) -> None:
+        self.spec = spec
+        self.rule = rule
+        self.meter: Meter | None = None
+        self.status: MeterStatus | None = None
+        self.rows: list[MeasuredRow] = []
+        if spec is not None:
+            meter = get_meter(spec)
+            available = meter.available()
+            self.status = MeterStatus(spec, available.ok, available.reason)
+            self.meter = meter if available.ok else None
+
+    @property
+    def skip_reason(self) -> str | None:
+        """Why a test that needs the meter cannot run (None when it can)."""
+        if self.status is None:
+            return "no meter: run with --edge-meter=NAME"
+        if not self.status.ok:
+            return f"meter {self.status.spec!r} unavailable: {self.status.reason}"
+        return None
+
+    def measure_local(self, case: str, run: Callable[[], object],
+                      devices: Sequence[tuple[float, float]]) -> MeasuredRow | None:
+        """Measure ``run`` (a partitioned inference on the local backend) and record the row
+        beside the devices' estimated (compute_j, comm_j); None without a working meter."""
+        if self.meter is None:
+            return None
+        measured = measure_energy(run, self.meter, self.rule)
+        row = local_row(case, devices, measured)
+        self.rows.append(row)
+        return row
+
+    def to_json(self) -> str:
+        """The rows, for a pytest-xdist worker's ``workeroutput``."""
+        return json.dumps([r.to_dict() for r in self.rows], sort_keys=True)
+
+    def merge_json(self, text: str) -> None:
+        """Add the rows a worker handed over."""
+        self.rows.extend(MeasuredRow.from_dict(d) for d in json.loads(text))
+
+    def section(self, markdown: bool = False) -> str:
+        """The report's section ("" when no meter was asked for)."""
+        return measured_section(self.status, self.rows, markdown)
+
+    def to_text(self) -> str:
+        """The section as the terminal shows it."""
+        return self.section()
+
+    def to_markdown(self, folder: Path | None = None) -> str:
+        """The section in Markdown."""
+        return self.section(markdown=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: the meter's status and every row."""
+        return {"meter": None if self.status is None else self.status.to_dict(),
+                "rows": [r.to_dict() for r in sorted(self.rows,
+                                                     key=lambda r: (r.case, r.device))]}

@@ -1,0 +1,134 @@
+"""Measuring an inference: windows repeated until stable, an idle baseline subtracted."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from pytest_edgeenergy.meters import (
+    BOARD,
+    Availability,
+    MeasuredEnergy,
+    Reading,
+    StopRule,
+    measure_energy,
+)
+from pytest_edgeenergy.meters.compare import MeasuredRow, MeterStatus, local_row, measured_section
+from pytest_edgeenergy.meters.measure import relative_standard_error
+
+
+class FakeMachine:
+    """A clock, a power draw and an energy ledger: idle_w while sleeping, active_w while
+    an inference runs (each run_s long); the meter reads the ledger."""
+
+    def __init__(self, idle_w: float, active_w: float, run_s: float,
+                 jitter: tuple[float, ...] = (0.0,)) -> None:
+        self.t = 0.0
+        self.energy_j = 0.0
+        self.idle_w, self.active_w, self.run_s = idle_w, active_w, run_s
+        self._jitter = itertools.cycle(jitter)
+        self.runs = 0
+
+    def clock(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+        self.energy_j += self.idle_w * seconds
+
+    def run(self) -> None:
+        self.runs += 1
+        self.t += self.run_s
+        self.energy_j += (self.active_w + next(self._jitter)) * self.run_s
+
+
+class LedgerMeter:
+    name = "ledger"
+
+    def __init__(self, machine: FakeMachine) -> None:
+        self.machine = machine
+        self._start = (0.0, 0.0)
+
+    def available(self) -> Availability:
+        return Availability(True, "a ledger")
+
+    def start(self) -> None:
+        self._start = (self.machine.t, self.machine.energy_j)
+
+    def stop(self) -> Reading:
+        t0, e0 = self._start
+        return Reading(self.name, {BOARD: self.machine.energy_j - e0}, self.machine.t - t0,
+                       "a ledger")
+
+
+def measure(machine: FakeMachine, rule: StopRule | None = None) -> MeasuredEnergy:
+    return measure_energy(machine.run, LedgerMeter(machine), rule, clock=machine.clock,
+                          sleep=machine.sleep)
+
+
+def test_a_steady_machine_gives_the_energy_above_idle_after_the_minimum_windows() -> None:
+    machine = FakeMachine(idle_w=3.0, active_w=7.0, run_s=0.01)
+    result = measure(machine, StopRule(min_window_s=0.2))
+    # (7 W - 3 W) x 10 ms = 0.04 J above idle; 20 runs fill a 0.2 s window.
+    assert result.net_j == pytest.approx(0.04)
+    assert result.gross_j == pytest.approx(0.07)
+    assert result.idle_w == pytest.approx(3.0)
+    assert result.runs_per_window == 20
+    assert len(result.active.values) == len(result.idle.values) == 3
+    assert result.stable and result.rse == pytest.approx(0.0)
+    assert machine.runs == 2 + 3 * 20  # warm-up, timing run, three windows
+    assert "3 windows of 20 inference(s) minus an idle baseline of 3 windows (3 W)" \
+        in result.describe()
+
+
+def test_a_noisy_machine_repeats_until_the_target_or_the_limit() -> None:
+    noisy = FakeMachine(idle_w=3.0, active_w=7.0, run_s=0.01, jitter=(2.0,) * 20 + (-2.0,) * 20)
+    result = measure(noisy, StopRule(min_window_s=0.2, target_rse=0.001, max_windows=8))
+    assert len(result.active.values) == 8 and not result.stable
+    assert "NOT STABLE" in result.describe()
+    assert result.net_j == pytest.approx(0.04)  # the jitter averages out over 8 windows
+    relaxed = measure(FakeMachine(3.0, 7.0, 0.01, jitter=(2.0,) * 20 + (-2.0,) * 20),
+                      StopRule(min_window_s=0.2, target_rse=0.2))
+    assert relaxed.stable and len(relaxed.active.values) < 8
+
+
+def test_relative_standard_error_is_the_standard_error_over_the_mean() -> None:
+    assert relative_standard_error([1.0, 3.0]) == pytest.approx(1.4142135 / 1.4142135 / 2)
+    assert relative_standard_error([5.0]) == float("inf")
+
+
+def test_a_bad_stopping_rule_is_refused() -> None:
+    with pytest.raises(ValueError, match="target_rse"):
+        StopRule(target_rse=0)
+    with pytest.raises(ValueError, match="min_windows"):
+        StopRule(min_windows=5, max_windows=3)
+
+
+def test_the_measured_row_sets_the_machine_beside_the_sum_of_the_devices_estimates() -> None:
+    machine = FakeMachine(idle_w=3.0, active_w=7.0, run_s=0.01)  # 0.04 J above idle
+    measured = measure(machine, StopRule(min_window_s=0.2))
+    row = local_row("tinycnn|layer|2xrpi4|1x3x32x32|board", [(0.02, 0.005), (0.01, 0.005)],
+                    measured)
+    assert row.estimated_j == pytest.approx(0.04)
+    assert row.ratio == pytest.approx(1.0)
+    assert row.device == "devices 0-1 on this host (local backend)"
+    assert MeasuredRow.from_dict(row.to_dict()) == row
+    text = measured_section(MeterStatus("ledger", True, "a ledger"), [row])
+    lines = text.splitlines()
+    assert lines[0] == "measured beside estimated (meter ledger)"
+    assert lines[1].split() == ["case", "measured", "on", "measured", "J", "estimated", "J",
+                                "measured", "/", "estimated", "idle", "W", "windows", "rel.",
+                                "std.", "error"]
+    assert lines[3].split()[:6] == ["tinycnn|layer|2xrpi4|1x3x32x32|board", "devices", "0-1",
+                                    "on", "this", "host"]
+    assert lines[3].split()[-6:] == ["0.04", "0.04", "1", "3", "3", "0.0%"]
+    assert "the whole machine is the one device measured" in text
+
+
+def test_an_unavailable_meter_is_one_line_with_its_reason() -> None:
+    status = MeterStatus("rapl", False, "RAPL: no /sys/class/powercap")
+    assert measured_section(status, []) == (
+        "measured beside estimated (meter rapl)\nmeter 'rapl' unavailable: RAPL: no "
+        "/sys/class/powercap; nothing was measured\n")
+    assert measured_section(None, []) == ""
