@@ -138,7 +138,24 @@ def _history(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from pytest_edgeenergy.records import history
 
     return history.run(history_dir=args.dir, case=args.case, metric=args.metric,
-                       last=args.last, markdown=args.markdown)
+                       last=args.last, markdown=args.markdown, plot=args.plot)
+
+
+def _picture_path(text: str) -> Path:
+    """A ``.svg``/``.png`` file or a folder, when matplotlib is installed (the plot extra)."""
+    from pytest_edgeenergy.plots import EXTRA, FORMATS, PlotUnavailableError, require_matplotlib
+
+    path = Path(text)
+    if path.suffix and path.suffix.lower() not in FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has an unknown picture suffix; expected {' or '.join(FORMATS)}, or a "
+            "folder")
+    try:
+        require_matplotlib()
+    except PlotUnavailableError:
+        raise argparse.ArgumentTypeError(
+            f"pictures need matplotlib, which is not installed: {EXTRA}") from None
+    return path
 
 
 def _add_history(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -156,6 +173,9 @@ def _add_history(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
                         help="the case metric to follow (default: max_device_j)")
     parser.add_argument("--last", type=_positive_count, metavar="N",
                         help="only the N most recent runs")
+    parser.add_argument("--plot", type=_picture_path, metavar="PATH",
+                        help="also draw each case's trend, commits on the axis: a .svg or .png "
+                             "file, or a folder for one SVG per case (needs the 'plot' extra)")
     _add_saved_runs_options(parser)
     parser.set_defaults(command=_history)
 

@@ -206,15 +206,16 @@ def render_profile(name: str, calibration: Calibration,
     out.append("#")
     comment(
         "THIS PROFILE WILL NOT LOAD until every FILL IN field below is filled in: "
-        f"{', '.join(field for field, _ in FILL_IN_FIELDS)}. Power cannot be measured "
-        "from software: use a power meter at the device's supply."
+        f"{', '.join(field for field, _ in FILL_IN_FIELDS if field not in measured)}. Power "
+        "cannot be measured from software: use a power meter at the device's supply (or "
+        "--meter NAME)."
     )
     out += ["", f'name = "{name}"', f'description = "{_toml_escape(_host_description())}"', ""]
     unmeasured("network", fill_in["network"])
     for field in ("idle_w", "active_w"):
         if field in measured:
-            value, how = measured[field]
-            comment(how)
+            value, measured_how = measured[field]
+            comment(measured_how)
             out += [f"{field} = {value:.4g}", ""]
         else:
             unmeasured(field, f"measure with a power meter: {fill_in[field]}")

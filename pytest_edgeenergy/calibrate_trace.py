@@ -73,6 +73,8 @@ def _fit(points: list[tuple[int, float]]) -> tuple[float | None, float | None]:
         sxy = sum((b - mean_b) * (s - mean_s) for b, s in points)
         slope = sxy / sxx
         latency = mean_s - slope * mean_b
+        if abs(latency) < 1e-9 * mean_s:  # rounding of an exact zero
+            latency = 0.0
         if slope > 0 and latency >= 0:
             return 1.0 / slope, latency
     return total_b / total_s, None

@@ -59,6 +59,8 @@ from torch import Tensor
 # torch.distributed re-exports TCPStore from its C extension without declaring it.
 from torch.distributed import TCPStore  # type: ignore[attr-defined]
 
+from ..checks import as_int_in, as_positive_seconds
+from ..cluster import MAX_DEVICES
 from ..errors import PartitionError
 from ..graph.layergraph import LayerGraph
 from ..plan import DeviceStats, Plan
@@ -79,6 +81,9 @@ __all__ = ["LOOPBACK", "GlooWorkers", "run_gloo"]
 #: The only address the backend uses.
 LOOPBACK = "127.0.0.1"
 _LOOPBACK_IFNAME = "lo0" if sys.platform == "darwin" else "lo"
+#: The last line of a failure: every rank (rank = device) ran on this host, which it names.
+_KILLED = (f"every worker process was killed (rank d plays device d; all ran on this host, "
+           f"{socket.gethostname()})")
 #: After a first failure, how long to wait for the other workers' reports (to name the first).
 _REPORT_GRACE_S = 0.5
 #: How long stopped workers get to exit before they are killed.
@@ -108,6 +113,7 @@ class _Worker:
         self.progress = progress if progress is not None else [IDLE] * n_devices
         self.where = "while starting"
         self.graphs: dict[int, LayerGraph] = {}
+        self.overlap = True
 
     def join(self, timeout_s: float, port: int | None) -> None:
         """Join the gloo group; device 0 hosts the rendezvous store on a loopback socket."""
@@ -138,7 +144,7 @@ class _Worker:
                 msg = self.conn.recv()
                 if msg[0] == "stop":
                     return True
-                _, job_id, plan, graph_key, graph, x, t0, timeout_s = msg
+                _, job_id, plan, graph_key, graph, x, t0, timeout_s, self.overlap = msg
                 out, row, events, output_s = self.execute(plan, graph_key, graph, x, t0,
                                                           timeout_s)
                 self.conn.send(("done", job_id, row, out, events, output_s))
@@ -174,7 +180,8 @@ class _Worker:
         def at(step: int) -> None:
             self.progress[rank] = step
 
-        result = run_rank(ex, rank, _DefaultGroup(), t0, timeout_s, where, at=at)
+        result = run_rank(ex, rank, _DefaultGroup(), t0, timeout_s, where, at=at,
+                          overlap=self.overlap)
         self.progress[rank] = FINISHED
         return (result.output, ex.trace("gloo").device_stats()[rank], result.events,
                 result.output_s)
@@ -289,6 +296,9 @@ class GlooWorkers:
     manager, or call :meth:`close`. After a failure the workers are killed and the object can
     no longer run; start new ones.
 
+    ``overlap`` (default True; settable between runs) lets transfers and computation overlap
+    (:mod:`.rank`); False is the blocking schedule, for measuring what overlap gains.
+
     ``timeout_s`` bounds the start-up, each run (unless :meth:`run` is given another) and the
     process group's own waits; ``port`` is the rendezvous port on 127.0.0.1 (default: a free
     one); ``threads_per_worker`` is each worker's intra-op thread count (default: the host's
@@ -297,12 +307,15 @@ class GlooWorkers:
 
     def __init__(self, n_devices: int, *, timeout_s: float = 120.0, port: int | None = None,
                  threads_per_worker: int | None = None) -> None:
-        if n_devices < 1:
-            raise PartitionError(f"the gloo backend needs at least one device, got {n_devices}")
-        if timeout_s <= 0:
-            raise PartitionError(f"timeout_s must be positive, got {timeout_s}")
+        n_devices = as_int_in(n_devices, "the gloo backend's device count", 1, MAX_DEVICES)
+        timeout_s = as_positive_seconds(timeout_s, "timeout_s")
+        if port is not None:
+            port = as_int_in(port, "port", 0, 65535)
+        if threads_per_worker is not None:
+            threads_per_worker = as_int_in(threads_per_worker, "threads_per_worker", 0, 4096)
         self.n_devices = n_devices
         self.timeout_s = timeout_s
+        self.overlap = True
         self.threads_per_worker = threads_per_worker or _default_threads(n_devices)
         self.port = -1
         self._procs: list[BaseProcess] = []
@@ -347,7 +360,8 @@ class GlooWorkers:
             raise PartitionError(f"a plan for {plan.n_devices} devices cannot run on "
                                  f"{self.n_devices} gloo workers")
         check_input(plan, x)
-        timeout = self.timeout_s if timeout_s is None else timeout_s
+        timeout = (self.timeout_s if timeout_s is None
+                   else as_positive_seconds(timeout_s, "timeout_s"))
         self._job += 1
         known = self._graphs.get(id(graph))
         new_graph = known is None
@@ -357,7 +371,7 @@ class GlooWorkers:
         try:
             payloads = [bytes(ForkingPickler.dumps(
                 ("job", self._job, plan, key, graph if new_graph else None,
-                 x.detach() if d in holders else None, t0, timeout)))
+                 x.detach() if d in holders else None, t0, timeout, self.overlap)))
                 for d in range(self.n_devices)]
         except Exception as exc:
             raise PartitionError(f"gloo backend: the plan, layer graph or input cannot be sent "
@@ -444,7 +458,7 @@ class GlooWorkers:
                 self._abort(f"device(s) {late} timed out")
                 raise PartitionError(
                     f"gloo backend: device(s) {late} gave no {what} within {timeout_s:g} s "
-                    f"(timeout_s){stall}; every worker process was killed")
+                    f"(timeout_s){stall}; {_KILLED}")
             self._wait(pending, remaining)
             for d in sorted(pending):
                 outcome = self._poll(d, kind, job)
@@ -521,7 +535,7 @@ class GlooWorkers:
             lines.append(MAIN_GUARD_ADVICE.format(path=script))
         for f in failures[1:]:
             lines.append(f"(then device {f.device} failed {f.where}: {f.last_line()})")
-        lines.append("every worker process was killed")
+        lines.append(_KILLED)
         raise PartitionError("\n".join(lines))
 
     def _abort(self, why: str) -> None:

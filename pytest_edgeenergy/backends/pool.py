@@ -43,8 +43,8 @@ class _Workers(Protocol):
 @dataclass(frozen=True, slots=True)
 class GlooConfig:
     """How the pool starts workers: ``init`` (``spawn`` or ``env``), the run and join
-    timeouts, the port (``spawn``: rank 0's rendezvous port on 127.0.0.1, default a free one;
-    ``env``: ``MASTER_PORT`` unless given) and the network interface (``env``)."""
+    (start-up) timeouts, the port (``spawn``: rank 0's rendezvous port on 127.0.0.1, default
+    a free one; ``env``: ``MASTER_PORT`` unless given) and the network interface (``env``)."""
 
     init: str = "spawn"
     timeout_s: float = 120.0
@@ -81,7 +81,9 @@ class WorkerPool:
         t0 = time.perf_counter()
         started: _Workers
         if cfg.init == "spawn":
-            started = GlooWorkers(n_devices, timeout_s=cfg.timeout_s, port=cfg.port)
+            # Start-up (processes spawned, torch imported) is bounded by the join timeout.
+            started = GlooWorkers(n_devices, timeout_s=max(cfg.timeout_s, cfg.join_timeout_s),
+                                  port=cfg.port)
         elif cfg.init == "env":
             others = [n for n in self._workers if n != n_devices]
             if others:
@@ -103,9 +105,14 @@ class WorkerPool:
         self.startups.append(PoolStart(n_devices, cfg.init, time.perf_counter() - t0))
         return started
 
+    def pids(self, n_devices: int) -> list[int]:
+        """The worker processes of the ``spawn`` workers for ``n_devices`` (none: [])."""
+        workers = self._workers.get(n_devices)
+        return list(workers.pids) if isinstance(workers, GlooWorkers) else []
+
     def run(self, plan: Plan, graph: LayerGraph, x: Tensor) -> tuple[Tensor, Trace]:
         """Run ``plan`` on the workers of its size; the same contract as a backend."""
-        return self.workers(plan.n_devices).run(plan, graph, x)
+        return self.workers(plan.n_devices).run(plan, graph, x, timeout_s=self.config.timeout_s)
 
     def close(self) -> None:
         """Stop every worker process this pool started."""

@@ -133,11 +133,15 @@ class _Progress:
 def run_rank(ex: Executor, rank: int, comm: Comm, t0: float, timeout_s: float,
              where: Callable[[str], None] = lambda _: None,
              cancelled: Callable[[], bool] = lambda: False,
-             at: Callable[[int], None] = lambda _: None) -> RankResult:
+             at: Callable[[int], None] = lambda _: None,
+             overlap: bool = True) -> RankResult:
     """Run ``rank``'s steps of ``ex.plan``; ``t0`` is the run's start on ``time.time()``'s
     clock; every wait is bounded by ``timeout_s``; ``where`` is told each step as it starts
     (for error reports) and ``at`` its number; ``cancelled`` is polled while waiting: when it
-    turns true the run is abandoned with :class:`RunCancelledError`."""
+    turns true the run is abandoned with :class:`RunCancelledError`. ``overlap=False`` is the
+    blocking schedule the backend had before (for measuring what overlap gains): a receive is
+    posted at its own step and waited for there, and a send is waited for as soon as it is
+    posted."""
     plan: Plan = ex.plan
     result = RankResult()
     deadline = time.monotonic() + timeout_s
@@ -161,7 +165,7 @@ def run_rank(ex: Executor, rank: int, comm: Comm, t0: float, timeout_s: float,
     sends: list[_Posted] = []
     try:
         with torch.no_grad():
-            for transfer in plan.transfers:
+            for transfer in plan.transfers if overlap else ():
                 if transfer.dst == rank and transfer.src != rank:
                     buf = torch.empty((ex.batch, *transfer.box.shape), dtype=torch.float32)
                     recvs[transfer.step] = receiving.add(_Posted(
@@ -185,10 +189,16 @@ def run_rank(ex: Executor, rank: int, comm: Comm, t0: float, timeout_s: float,
                     data = ex.region(step).contiguous()
                     sends.append(sending.add(_Posted(
                         step, comm.isend(data, step.dst, step.step), data, now())))
+                    if not overlap:
+                        finish(sends[-1])
                     ex.sent(step, data)
                 elif step.dst == rank:
                     where(describe_step(step))
                     at(step.step)
+                    if not overlap:
+                        buf = torch.empty((ex.batch, *step.box.shape), dtype=torch.float32)
+                        recvs[step.step] = receiving.add(_Posted(
+                            step, comm.irecv(buf, step.src, step.step), buf, now()))
                     posted = recvs.pop(step.step)
                     finish(posted)
                     ex.received(step, posted.tensor)

@@ -11,7 +11,10 @@ here imports pytest.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from .compare import MeasuredRow, MeterStatus, local_row, measured_section
 from .measure import StopRule, measure_energy
@@ -22,11 +25,21 @@ __all__ = ["Metering"]
 
 
 class Metering:
-    """The meter named by ``spec`` (None: no meter asked for), its status and its rows."""
+    """The meter named by ``spec`` (None: no meter asked for), its status and its rows.
 
-    def __init__(self, spec: str | None, rule: StopRule | None = None) -> None:
+    It is also the report's section (``records.report.ExtraSection``): ``measured`` in the
+    JSON report.
+    """
+
+    key = "measured"
+
+    def __init__(self, spec: str | None, rule: StopRule | None = None,
+                 clock: Callable[[], float] = time.perf_counter,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.spec = spec
         self.rule = rule
+        self._clock = clock
+        self._sleep = sleep
         self.meter: Meter | None = None
         self.status: MeterStatus | None = None
         self.rows: list[MeasuredRow] = []
@@ -51,10 +64,34 @@ class Metering:
         beside the devices' estimated (compute_j, comm_j); None without a working meter."""
         if self.meter is None:
             return None
-        measured = measure_energy(run, self.meter, self.rule)
+        measured = measure_energy(run, self.meter, self.rule, clock=self._clock,
+                                  sleep=self._sleep)
         row = local_row(case, devices, measured)
         self.rows.append(row)
         return row
+
+    def close(self) -> None:
+        """Release the meter (a jtop connection, say) if it has a ``close()``; idempotent."""
+        close = getattr(self.meter, "close", None)
+        if callable(close):
+            close()
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        """The CSV report's columns for the measurement (none when nothing could be)."""
+        if self.status is None or not self.status.ok:
+            return ()
+        return ("measured_j", "measured_estimated_j", "measured_ratio", "measured_stable")
+
+    def csv_cells(self, key: str) -> list[object]:
+        """Case ``key``'s measured cells (blank when it was not measured)."""
+        if not self.csv_columns:
+            return []
+        row = next((r for r in self.rows if r.case == key), None)
+        if row is None:
+            return ["", "", "", ""]
+        return [repr(row.measured_j), repr(row.estimated_j),
+                "" if row.ratio is None else repr(row.ratio), row.stable]
 
     def to_json(self) -> str:
         """The rows, for a pytest-xdist worker's ``workeroutput``."""
@@ -67,3 +104,17 @@ class Metering:
     def section(self, markdown: bool = False) -> str:
         """The report's section ("" when no meter was asked for)."""
         return measured_section(self.status, self.rows, markdown)
+
+    def to_text(self) -> str:
+        """The section as the terminal shows it."""
+        return self.section()
+
+    def to_markdown(self, folder: Path | None = None) -> str:
+        """The section in Markdown."""
+        return self.section(markdown=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: the meter's status and every row."""
+        return {"meter": None if self.status is None else self.status.to_dict(),
+                "rows": [r.to_dict() for r in sorted(self.rows,
+                                                     key=lambda r: (r.case, r.device))]}

@@ -8,7 +8,14 @@
 from __future__ import annotations
 
 from .draw import EXTRA, FORMATS, PlotUnavailableError, require_matplotlib
-from .output import is_single_file, markdown_section, write_history_plot, write_report_plots
+from .output import (
+    PicturesSection,
+    is_single_file,
+    markdown_section,
+    picture_data,
+    write_history_plot,
+    write_report_plots,
+)
 from .records import (
     DeviceBar,
     PlotGroup,
@@ -25,6 +32,7 @@ __all__ = [
     "EXTRA",
     "FORMATS",
     "DeviceBar",
+    "PicturesSection",
     "PlotGroup",
     "PlotUnavailableError",
     "RobustnessBar",
@@ -34,6 +42,7 @@ __all__ = [
     "groups_from_report",
     "is_single_file",
     "markdown_section",
+    "picture_data",
     "require_matplotlib",
     "sweeps",
     "trends_from_runs",

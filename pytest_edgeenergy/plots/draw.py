@@ -90,24 +90,38 @@ def draw_group(ax: Axes, group: PlotGroup) -> None:
     ax.set_xticks(centres, [f"{s.strategy}\n(rank {s.rank})" for s in group.strategies])
     ax.set_ylabel("energy per device (J)")
     ax.set_title(_wrap(group.title), fontsize=10)
-    ax.legend(loc="upper left", fontsize=8, title="device number above each bar",
-              title_fontsize=7)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+              title="device number\nabove each bar", title_fontsize=7)
     ax.margins(y=0.12)
     ax.grid(axis="y", alpha=0.3)
 
 
 def draw_robustness(ax: Axes, group: PlotGroup) -> None:
-    """How far each profile figure must move before the best strategy changes."""
-    labels = [r.label for r in group.robustness]
-    margins = [r.margin_pct for r in group.robustness]
-    bars = ax.barh(range(len(labels)), margins, color="#55A868")
-    for bar, label in zip(bars.patches, labels, strict=True):
-        bar.set_gid(f"robustness__{label}")
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    """Per profile field, the factor that changes the best strategy (log scale, from x1);
+    fields no factor in range flips are labelled so."""
+    bars = group.robustness
+    ys = list(range(len(bars)))
+    for y, bar in zip(ys, bars, strict=True):
+        if bar.factor is None:
+            ax.annotate("no flip in range", (1.0, y), xytext=(4, 0), textcoords="offset points",
+                        va="center", fontsize=7, color="#555555")
+            continue
+        left, right = sorted((1.0, bar.factor))
+        (patch,) = ax.barh([y], [right - left], left=left, color="#55A868",
+                           height=0.6).patches
+        patch.set_gid(f"robustness__{bar.label}")
+        ax.annotate(f"x{bar.factor:.3g} -> {bar.new_winner}", (bar.factor, y), xytext=(4, 0),
+                    textcoords="offset points", va="center", fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlim(1 / 24, 24)  # the sensitivity search covers x1/16..x16
+    ax.axvline(1.0, color="#333333", linewidth=0.8)
+    ax.set_yticks(ys, [b.label for b in bars], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("change (%) before the best strategy changes")
-    ax.set_title(_wrap(f"robustness of the ranking: {group.model} on {group.cluster}"),
-                 fontsize=10)
+    ax.set_xlabel("factor on the profile field that changes the best strategy")
+    title = f"robustness of the ranking: {group.model} on {group.cluster}"
+    if group.robustness_headline:
+        title += f": {group.robustness_headline}"
+    ax.set_title(_wrap(title, 90), fontsize=9)
     ax.grid(axis="x", alpha=0.3)
 
 
@@ -125,7 +139,7 @@ def draw_sweep(ax: Axes, sweep: Sweep, metric: str) -> None:
     ax.set_xlabel("devices")
     what = "largest per-device energy" if metric == "max_device_j" else "energy of all devices"
     ax.set_ylabel(f"{what} (J)")
-    ax.set_title(_wrap(f"{what} against device count: {sweep.title}"), fontsize=10)
+    ax.set_title(_wrap(f"{what} against device count: {sweep.title}", 60), fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
 
@@ -162,20 +176,22 @@ def figure_of(panels: Sequence[Panel], columns: int = 1,
     return fig
 
 
-def render_figure(fig: Figure, suffix: str) -> str | bytes:
-    """The figure as SVG text or PNG bytes (``suffix`` ``.svg`` or ``.png``)."""
+def render_figure(fig: Figure, suffix: str, description: str | None = None) -> str | bytes:
+    """The figure as SVG text or PNG bytes (``suffix`` ``.svg`` or ``.png``); ``description``
+    goes in the file's metadata (SVG ``dc:description``, PNG ``Description``)."""
     import matplotlib
 
+    extra = {} if description is None else {"Description": description}
     buffer: Any
     if suffix == ".svg":
         buffer = io.StringIO()
         with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "edgeenergy"}):
             fig.savefig(buffer, format="svg", bbox_inches="tight",
-                        metadata={"Date": None, "Creator": None})
+                        metadata={"Date": None, "Creator": None, **extra})
         return str(buffer.getvalue())
     if suffix == ".png":
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight",
-                    metadata={"Software": None})
+                    metadata={"Software": None, **extra})
         return bytes(buffer.getvalue())
     raise ValueError(f"unknown picture suffix {suffix!r}; expected one of {', '.join(FORMATS)}")

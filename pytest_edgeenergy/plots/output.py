@@ -8,7 +8,9 @@ atomically. :func:`markdown_section` lists them for a Markdown report.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,7 +29,14 @@ from .draw import (
 )
 from .records import PlotGroup, Sweep, Trend, groups_from_report, sweeps
 
-__all__ = ["is_single_file", "markdown_section", "write_history_plot", "write_report_plots"]
+__all__ = [
+    "PicturesSection",
+    "is_single_file",
+    "markdown_section",
+    "picture_data",
+    "write_history_plot",
+    "write_report_plots",
+]
 
 
 def is_single_file(target: Path) -> bool:
@@ -47,10 +56,30 @@ def _sweep_panels(sweep: Sweep) -> list[Panel]:
             for m in ("max_device_j", "total_j")]
 
 
-def _write(path: Path, panels: Sequence[Panel], columns: int = 1) -> Path:
+def _write(path: Path, panels: Sequence[Panel], data: Any, columns: int = 1) -> Path:
+    """Draw ``panels`` into ``path``, with ``data`` (the records drawn) as JSON in the file's
+    metadata, so a picture can be checked against what the code computes today."""
     fig = figure_of(panels, columns)
-    write_atomic(path, render_figure(fig, path.suffix.lower()))
+    description = json.dumps(data, sort_keys=True, default=_plain)
+    write_atomic(path, render_figure(fig, path.suffix.lower(), description))
     return path
+
+
+def _plain(value: object) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"cannot describe {type(value).__name__} in a picture's metadata")
+
+
+def picture_data(path: Path) -> Any:
+    """The records drawn in an SVG written here (its ``dc:description``), or None."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(path).getroot()
+    for element in root.iter("{http://purl.org/dc/elements/1.1/}description"):
+        if element.text:
+            return json.loads(element.text)
+    return None
 
 
 def write_report_plots(report: Mapping[str, Any], target: Path) -> list[Path]:
@@ -63,9 +92,11 @@ def write_report_plots(report: Mapping[str, Any], target: Path) -> list[Path]:
     if is_single_file(target):
         panels = [p for g in groups for p in _group_panels(g)]
         panels += [p for s in found for p in _sweep_panels(s)]
-        return [_write(target, panels)]
-    written = [_write(target / f"{g.slug}.svg", _group_panels(g)) for g in groups]
-    written += [_write(target / f"{s.slug}.svg", _sweep_panels(s), columns=2) for s in found]
+        return [_write(target, panels, {"groups": groups, "sweeps": found})]
+    written = [_write(target / f"{g.slug}.svg", _group_panels(g), {"groups": [g]})
+               for g in groups]
+    written += [_write(target / f"{s.slug}.svg", _sweep_panels(s), {"sweeps": [s]}, columns=2)
+                for s in found]
     return written
 
 
@@ -77,9 +108,10 @@ def write_history_plot(trends: Sequence[Trend], unit: str, target: Path) -> list
     if is_single_file(target):
         columns = 1 if len(trends) == 1 else 2
         return [_write(target, [functools.partial(draw_trend, trend=t, unit=unit)
-                                for t in trends], columns)]
+                                for t in trends], {"trends": trends}, columns)]
     return [_write(target / f"{_case_file(t.case)}.svg",
-                   [functools.partial(draw_trend, trend=t, unit=unit)]) for t in trends]
+                   [functools.partial(draw_trend, trend=t, unit=unit)], {"trends": [t]})
+            for t in trends]
 
 
 def _case_file(case: str) -> str:
@@ -98,3 +130,36 @@ def markdown_section(paths: Sequence[Path], relative_to: Path | None = None) -> 
         lines.append(f"![{path.stem}]({link})")
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class PicturesSection:
+    """The pictures of a run as a report section (``records.report.ExtraSection``): embedded
+    in a Markdown file (relative to its folder), listed by path in the job summary (which
+    cannot show a file from the runner's disk), ``pictures`` in the JSON report."""
+
+    paths: tuple[Path, ...]
+    key: str = "pictures"
+
+    def to_text(self) -> str:
+        """Nothing: the terminal says where each picture was written."""
+        return ""
+
+    def to_markdown(self, folder: Path | None = None) -> str:
+        """Embedded pictures, or (``folder`` None) their paths."""
+        if folder is not None or not self.paths:
+            return markdown_section(self.paths, folder)
+        return "## Pictures\n\n" + "\n".join(f"- `{p}`" for p in self.paths) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: the files."""
+        return {"files": [str(p) for p in self.paths]}
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        """None: pictures are not per case."""
+        return ()
+
+    def csv_cells(self, key: str) -> list[object]:
+        """None."""
+        return []

@@ -7,10 +7,11 @@ robustness of the ranking when the report carries it. :func:`sweeps` finds the g
 differ only in their device count. :func:`trends_from_runs` turns saved runs into per-case
 series for ``history --plot``. Nothing here needs matplotlib.
 
-Robustness is optional: a group dict may hold ``"robustness"`` (or ``"sensitivity"``), a list
-of ``{"label"|"parameter"|"field": str, "margin_pct"|"margin": number}`` records: how far (in
-percent) a profile figure must move before the best strategy changes. Records that do not
-have that shape are left out; a report without them draws no robustness panel.
+Robustness is optional: with ``--edge-sensitivity`` a group dict holds ``"robustness"``
+(:meth:`pytest_edgeenergy.robustness.Robustness.to_dict`): its ``headline`` and its
+``flips``, each the factor of one profile field, nearest to 1, that changes the winner
+(``factor`` null when none in range does). A report without it draws no robustness panel;
+records of another shape are left out.
 """
 
 from __future__ import annotations
@@ -75,10 +76,12 @@ class StrategyBars:
 
 @dataclasses.dataclass(frozen=True)
 class RobustnessBar:
-    """How far ``label`` must move (percent) before the ranking's winner changes."""
+    """The factor of profile field ``label`` that changes the ranking's winner (to
+    ``new_winner``); None when no factor in the searched range does."""
 
     label: str
-    margin_pct: float
+    factor: float | None
+    new_winner: str | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +94,7 @@ class PlotGroup:
     energy_model: str
     strategies: tuple[StrategyBars, ...]
     robustness: tuple[RobustnessBar, ...] = ()
+    robustness_headline: str = ""
 
     @property
     def n_devices(self) -> int:
@@ -114,22 +118,23 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text)
 
 
-def _robustness(group: Mapping[str, Any]) -> tuple[RobustnessBar, ...]:
-    raw = group.get("robustness", group.get("sensitivity"))
-    if not isinstance(raw, Sequence) or isinstance(raw, str):
-        return ()
+def _robustness(group: Mapping[str, Any]) -> tuple[tuple[RobustnessBar, ...], str]:
+    raw = group.get("robustness")
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("flips"), Sequence):
+        return (), ""
     out = []
-    for item in raw:
-        if not isinstance(item, Mapping):
+    for flip in raw["flips"]:
+        if not isinstance(flip, Mapping) or not isinstance(flip.get("field"), str):
             continue
-        label = next((item[k] for k in ("label", "parameter", "field", "name")
-                      if isinstance(item.get(k), str)), None)
-        margin = next((item[k] for k in ("margin_pct", "margin")
-                       if isinstance(item.get(k), int | float)
-                       and not isinstance(item.get(k), bool)), None)
-        if label is not None and margin is not None:
-            out.append(RobustnessBar(label, float(margin)))
-    return tuple(out)
+        factor = flip.get("factor")
+        winner = flip.get("new_winner")
+        if factor is not None and (isinstance(factor, bool)
+                                   or not isinstance(factor, int | float) or factor <= 0):
+            continue
+        out.append(RobustnessBar(flip["field"], None if factor is None else float(factor),
+                                 winner if isinstance(winner, str) else None))
+    headline = raw.get("headline")
+    return tuple(out), headline if isinstance(headline, str) else ""
 
 
 def _bars(case: Mapping[str, Any]) -> tuple[DeviceBar, ...]:
@@ -142,7 +147,8 @@ def _bars(case: Mapping[str, Any]) -> tuple[DeviceBar, ...]:
 
 
 def groups_from_report(report: Mapping[str, Any]) -> list[PlotGroup]:
-    """The plot groups of a report's JSON form (failed strategies are left out)."""
+    """The plot groups of a report's JSON form, strategies best first (failed strategies are
+    left out)."""
     cases = {c["key"]: c for c in report.get("cases", ()) if isinstance(c, Mapping)}
     out = []
     for group in report.get("groups", ()):
@@ -155,10 +161,12 @@ def groups_from_report(report: Mapping[str, Any]) -> list[PlotGroup]:
             if bars:
                 strategies.append(StrategyBars(str(row["strategy"]), int(row["rank"]), bars))
         if strategies:
+            strategies.sort(key=lambda s: (s.rank, s.strategy))  # best first, left to right
+            flips, headline = _robustness(group)
             out.append(PlotGroup(str(group["model"]), str(group["cluster"]),
                                  tuple(int(s) for s in group["input_shape"]),
-                                 str(group["energy_model"]), tuple(strategies),
-                                 _robustness(group)))
+                                 str(group["energy_model"]), tuple(strategies), flips,
+                                 headline))
     return out
 
 

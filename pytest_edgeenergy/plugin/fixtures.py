@@ -27,6 +27,8 @@ from ..equivalence import DEFAULT_TOLERANCE, check_equivalence
 from ..errors import EdgeEnergyError, PartitionError
 from ..finite import first_non_finite
 from ..graph.onnx_import import OnnxModel, is_onnx_path
+from ..meters import Meter, MeterError
+from ..meters.compare import MeasuredRow
 from ..partitioned import PartitionedModel, partition
 from ..plan import Plan
 from ..records.results import (
@@ -56,6 +58,7 @@ __all__ = [
     "EdgeResult",
     "EdgeRunner",
     "edge_cluster",
+    "edge_meter",
     "edge_model",
     "edge_run",
     "edge_strategy",
@@ -94,6 +97,7 @@ class EdgeResult:
     plan: Plan
     partitioned: PartitionedModel
     case: CaseResult
+    measured: MeasuredRow | None = None  # with --edge-meter: the measured energy
 
     def __iter__(self) -> Iterator[Any]:
         """``output, trace, energy = edge_run()``."""
@@ -398,9 +402,23 @@ class EdgeRunner:
         record_case_properties(self._request.node, case, status)
         if problem is not None:
             pytest.fail(f"{case.key}: {problem}", pytrace=False)
+        measured = self._measure(case, pm, x, estimate)
         if regression is not None and not settings.update_baseline:
             pytest.fail(regression, pytrace=False)
-        return EdgeResult(output, pm.trace, estimate, reference, pm.plan, pm, case)
+        return EdgeResult(output, pm.trace, estimate, reference, pm.plan, pm, case, measured)
+
+    def _measure(self, case: CaseResult, pm: PartitionedModel, x: Tensor,
+                 estimate: EnergyEstimate) -> MeasuredRow | None:
+        """With a working ``--edge-meter``: measure the partitioned inference (local backend:
+        this whole machine, beside the sum of the devices' estimates)."""
+        if pm.backend != "local":  # per-rank metering under gloo is not built
+            return None
+        devices = [(d.compute_j, d.comm_j) for d in estimate.devices]
+        try:
+            with torch.no_grad():
+                return self._session.metering.measure_local(case.key, lambda: pm(x), devices)
+        except MeterError as exc:
+            pytest.fail(f"{case.key}: the meter failed while measuring: {exc}", pytrace=False)
 
 
 def _compare(output: Tensor, reference: Tensor,
@@ -408,6 +426,17 @@ def _compare(output: Tensor, reference: Tensor,
     """(max abs error, the absolute tolerance used, the failure message or None)."""
     result = check_equivalence(output, reference, tolerance)
     return result.max_abs_error, result.atol, result.problem
+
+
+@pytest.fixture(scope="session")
+def edge_meter(request: pytest.FixtureRequest) -> Meter:
+    """The power meter of ``--edge-meter``; a test that asks for it skips, with the reason,
+    when no meter was named or it cannot measure on this machine."""
+    metering = edge_session(request.config).metering
+    skip = metering.skip_reason
+    if skip is not None or metering.meter is None:
+        pytest.skip(skip or "no meter")
+    return metering.meter
 
 
 @pytest.fixture

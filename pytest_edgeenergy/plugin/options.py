@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from ..backends.pool import INIT_METHODS as GLOO_INIT_METHODS
 from ..cluster import DEFAULT_DEVICE, MAX_DEVICES, Cluster
 from ..energy import DEFAULT_ENERGY_MODEL, DEFAULT_SCENARIO, EnergyError, Scenario, parse_scenario
 from ..errors import EdgeEnergyError
+from ..meters import MeterSpecError, get_meter, meter_names
+from ..plots import EXTRA, FORMATS, PlotUnavailableError, require_matplotlib
 from ..profiles import load_device
 from ..records.baseline import DEFAULT_BASELINE
 from ..records.runs import DEFAULT_HISTORY_DIR
@@ -132,6 +136,15 @@ BENCHMARK_JSON_HELP = (
     "write the cases' figures to this file in github-action-benchmark's customSmallerIsBetter "
     "format"
 )
+METER_HELP = (
+    "measure each partitioned inference with this power meter, above an idle baseline, and "
+    "show it beside the estimate: rapl, nvml, jetson, ina219, ina260, or NAME:key=value,... "
+    "(docs/meters.md); an unavailable meter is reported with its reason"
+)
+PLOT_HELP = (
+    "draw the comparisons (needs the 'plot' extra): a .svg or .png file for one picture, or a "
+    "folder for one SVG per model and cluster"
+)
 
 
 # -- the backend (issue 13): --edge-backend and the gloo worker pool's settings ---------------
@@ -148,7 +161,9 @@ GLOO_INIT_HELP = (
     "other hosts and meet it through MASTER_ADDR, MASTER_PORT and WORLD_SIZE) (default: spawn)"
 )
 GLOO_TIMEOUT_HELP = "seconds one gloo run may take before its ranks are stopped (default: 120)"
-GLOO_JOIN_TIMEOUT_HELP = "seconds rank 0 waits for the worker ranks to join (env) (default: 60)"
+GLOO_JOIN_TIMEOUT_HELP = (
+    "seconds the gloo workers may take to start (spawn) or to join rank 0 (env) (default: 60)"
+)
 GLOO_PORT_HELP = (
     "the gloo rendezvous port: rank 0's port on 127.0.0.1 (spawn; default: a free one) or "
     "MASTER_PORT (env)"
@@ -197,6 +212,8 @@ class EdgeSettings:
     autosave: bool = False
     history_dir: Path = Path(DEFAULT_HISTORY_DIR)
     benchmark_json: Path | None = None
+    meter: str | None = None
+    plot: Path | None = None
     scenario: Scenario = DEFAULT_SCENARIO
     sensitivity: bool = False
     sensitivity_samples: int = DEFAULT_SENSITIVITY_SAMPLES
@@ -248,15 +265,31 @@ def _error(source: Source, value: object, problem: str, valid: str) -> pytest.Us
         f"{source.option}={shown!r} (from the {source}) {problem}; {valid}")
 
 
-def _raw(config: pytest.Config, dest: str) -> Raw:
-    """The value of ``dest`` by precedence, and where it came from (None: not set)."""
+def _raw(config: pytest.Config, option: Option) -> Raw:
+    """The value of ``option`` by precedence, and where it came from (None: not set)."""
+    dest = option.dest
     cli = config.getoption(dest)
     if cli is not None:
         return Raw(cli, Source("command line", _flag(dest)), config)
-    ini = config.getini(dest)
+    where = str(config.inipath) if config.inipath is not None else "configuration"
+    source = Source("ini file", dest, where)
+    try:
+        with warnings.catch_warnings():  # a TOML array for a string key: refused below
+            warnings.simplefilter("ignore", pytest.PytestDeprecationWarning)
+            ini = config.getini(dest)
+    except (ValueError, pytest.UsageError) as exc:  # pytest names neither key nor file
+        found = re.search(r"invalid truth value (.*)", str(exc))
+        value = found.group(1).strip("'\"") if found else str(exc)
+        raise _error(source, value, "is not a boolean",
+                     "expected true or false (also yes/no, on/off, 1/0)") from None
+    if option.takes_list and isinstance(ini, list):
+        # lines of an ini value, or a TOML array: the comma-separated list they stand for
+        ini = ",".join(str(v).strip() for v in ini) if ini else None
+    elif option.ini_type == "string" and isinstance(ini, list | tuple):
+        raise _error(source, [str(v) for v in ini], "is a list",
+                     "give one value (a TOML string, not an array)")
     if ini is not None and ini != []:
-        where = str(config.inipath) if config.inipath is not None else "configuration"
-        return Raw(ini, Source("ini file", dest, where), config)
+        return Raw(ini, source, config)
     return Raw(None, Source("default", _flag(dest)), config)
 
 
@@ -328,15 +361,26 @@ def _device_dirs(raw: Raw) -> tuple[Path, ...]:
     return tuple(folder for _, folder in dirs)
 
 
+def _file_to_write(raw: Raw, written: str, path: Path, valid: str) -> None:
+    """Refuse a path that names a folder, or whose folder is a file."""
+    if path.is_dir():
+        raise raw.error("is a folder", valid, written)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise raw.error(f"cannot be written: {parent} is a file, not a folder", valid,
+                                written)
+            break
+
+
 def _reports(raw: Raw) -> tuple[Path, ...]:
     paths = _paths(raw)
     for written, path in paths:
+        valid = "expected a file name ending in .md, .json or .csv"
+        _file_to_write(raw, written, path, valid)
         if path.suffix.lower() not in REPORT_SUFFIXES:
             raise raw.error(f"has an unknown report suffix '{path.suffix}'",
                             f"valid suffixes: {', '.join(REPORT_SUFFIXES)}", written)
-        if path.is_dir():
-            raise raw.error("is a folder", "expected a file name ending in .md, .json or .csv",
-                            written)
     return tuple(dict.fromkeys(path for _, path in paths))
 
 
@@ -352,9 +396,8 @@ def _project_path(raw: Raw, default: str) -> Path:
 
 def _baseline(raw: Raw) -> Path:
     path = _project_path(raw, DEFAULT_BASELINE)
-    if path.is_dir():
-        raise raw.error("is a folder", "expected the baseline's file name, such as "
-                        + DEFAULT_BASELINE, str(path))
+    _file_to_write(raw, str(path), path,
+                   "expected the baseline's file name, such as " + DEFAULT_BASELINE)
     return path
 
 
@@ -372,8 +415,41 @@ def _benchmark_json(raw: Raw) -> Path | None:
     if text is None:
         return None
     (_, path), = _paths(dataclasses.replace(raw, value=text))
-    if path.is_dir():
-        raise raw.error("is a folder", "expected a file name such as edge-benchmark.json", text)
+    _file_to_write(raw, text, path, "expected a file name such as edge-benchmark.json")
+    return path
+
+
+def _meter(raw: Raw) -> str | None:
+    spec = raw.text()
+    if spec is not None:
+        try:
+            get_meter(spec)  # a known name with valid parameters; availability is not checked
+        except MeterSpecError as exc:
+            raise raw.error(f"is not a meter ({exc})",
+                            f"meters: {', '.join(meter_names())}", spec) from None
+    return spec
+
+
+def _plot(raw: Raw) -> Path | None:
+    text = raw.text()
+    if text is None:
+        return None
+    try:
+        require_matplotlib()
+    except PlotUnavailableError:
+        raise raw.error("needs matplotlib, which is not installed", f"install it with {EXTRA}",
+                        text) from None
+    (_, path), = _paths(dataclasses.replace(raw, value=text))
+    suffix = path.suffix.lower()
+    if suffix and suffix not in FORMATS:
+        raise raw.error(f"has an unknown picture suffix '{path.suffix}'",
+                        f"expected {' or '.join(FORMATS)} for one picture, or a folder", text)
+    if suffix and path.is_dir():
+        raise raw.error("is a folder", f"expected a file name ending in {' or '.join(FORMATS)}",
+                        text)
+    if not suffix and path.exists() and not path.is_dir():
+        raise raw.error("is a file without a picture suffix",
+                        f"expected a folder, or a file ending in {' or '.join(FORMATS)}", text)
     return path
 
 
@@ -477,6 +553,12 @@ class Option:
     parse: Callable[[Raw], Any]
     action: str = "store"
     ini_type: str = "string"
+    #: a comma-separated list, also written one item a line or as a TOML array in the ini file
+    takes_list: bool = False
+
+    def __post_init__(self) -> None:
+        if self.takes_list:  # read as lines (or an array), then joined with commas
+            object.__setattr__(self, "ini_type", "linelist")
 
     @property
     def flag(self) -> str:
@@ -485,12 +567,12 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("edge_devices", DEVICES_HELP, "device_counts", _device_counts),
+    Option("edge_devices", DEVICES_HELP, "device_counts", _device_counts, takes_list=True),
     Option("edge_device", DEVICE_HELP, "device", _device),
-    Option("edge_cluster", CLUSTER_HELP, "cluster", _optional_text),
+    Option("edge_cluster", CLUSTER_HELP, "cluster", _optional_text, takes_list=True),
     Option("edge_device_dir", DEVICE_DIR_HELP, "device_dirs", _device_dirs, "append", "paths"),
-    Option("edge_models", MODELS_HELP, "models", _names),
-    Option("edge_strategies", STRATEGIES_HELP, "strategies", _names),
+    Option("edge_models", MODELS_HELP, "models", _names, takes_list=True),
+    Option("edge_strategies", STRATEGIES_HELP, "strategies", _names, takes_list=True),
     Option("edge_energy_model", ENERGY_MODEL_HELP, "energy_model", _energy_model),
     Option("edge_report", REPORT_HELP, "reports", _reports, "append", "args"),
     Option("edge_baseline", BASELINE_HELP, "baseline", _baseline),
@@ -501,6 +583,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("edge_autosave", AUTOSAVE_HELP, "autosave", _flag_value, "store_true", "bool"),
     Option("edge_history_dir", HISTORY_DIR_HELP, "history_dir", _history_dir),
     Option("edge_benchmark_json", BENCHMARK_JSON_HELP, "benchmark_json", _benchmark_json),
+    Option("edge_meter", METER_HELP, "meter", _meter),
+    Option("edge_plot", PLOT_HELP, "plot", _plot),
     Option("edge_scenario", SCENARIO_HELP, "scenario", _scenario),
     Option("edge_sensitivity", SENSITIVITY_HELP, "sensitivity", _flag_value, "store_true",
            "bool"),
@@ -551,7 +635,7 @@ def _check_cluster(raws: dict[str, Raw]) -> None:
 
 def read_settings(config: pytest.Config) -> EdgeSettings:
     """Resolve every option (command line > ini > default) and check what needs no registry."""
-    raws = {option.dest: _raw(config, option.dest) for option in OPTIONS}
+    raws = {option.dest: _raw(config, option) for option in OPTIONS}
     _check_cluster(raws)
     values = {option.field: option.parse(raws[option.dest]) for option in OPTIONS}
     sources = {dest: raw.source for dest, raw in raws.items()}

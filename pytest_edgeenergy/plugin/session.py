@@ -21,8 +21,10 @@ import pytest
 from ..cluster import Cluster
 from ..energy import list_energy_models
 from ..equivalence import ReferenceCache
-from ..errors import PartitionError
+from ..errors import EdgeEnergyError, PartitionError
 from ..graph.onnx_import import OnnxModel, is_onnx_path, load_onnx
+from ..meters.metering import Metering
+from ..plots import PicturesSection, write_report_plots
 from ..records.baseline import Baseline, BaselineError, Entry, function_id, load_baseline
 from ..records.ci import append_step_summary, write_benchmark_json
 from ..records.report import Report, build_report, write_reports
@@ -53,6 +55,14 @@ uses all three)."""
 
 WORKEROUTPUT_KEY = "pytest_edgeenergy_cases"
 """The key of a pytest-xdist worker's records in ``workeroutput``."""
+
+STREAM_KEY = "pytest_edgeenergy_cases"
+"""The attribute of a test report that carries the records its test made, from a
+pytest-xdist worker to the controller as each test ends (so a worker that crashes later
+loses none of them)."""
+
+MEASURED_KEY = "pytest_edgeenergy_measured"
+"""The key of a worker's measured rows (``--edge-meter``)."""
 
 SELECTION_KEY = "pytest_edgeenergy_selection"
 """The key of a worker's :class:`~pytest_edgeenergy.records.selection.Selection`."""
@@ -138,6 +148,8 @@ class EdgeSession:
     end: SessionEnd | None = None
     # ONNX files named in --edge-models, read once: the name as given -> the model
     onnx_models: dict[str, OnnxModel] = dataclasses.field(default_factory=dict)
+    metering: Metering = dataclasses.field(default_factory=lambda: Metering(None))
+    _sent: int = 0  # records already handed to the controller (on a pytest-xdist worker)
 
     @classmethod
     def start(cls, config: pytest.Config) -> EdgeSession:
@@ -149,7 +161,8 @@ class EdgeSession:
                     list_energy_models())
         clusters = build_clusters(settings, registry.device_dirs)
         check_scenario(settings, clusters)
-        session = cls(config, settings, entry_points, clusters, baseline=_read_baseline(settings))
+        session = cls(config, settings, entry_points, clusters, baseline=_read_baseline(settings),
+                      metering=_metering(settings))
         session.selection.note_args(config.args)
         if config.pluginmanager.hasplugin("xdist") and not is_worker(config):
             config.pluginmanager.register(XdistController(session), "edgeenergy-xdist")
@@ -275,6 +288,7 @@ class EdgeSession:
         written, or a recorded equivalence failure that no test failed on, turns an ``OK``
         status into ``TESTS_FAILED``.
         """
+        self.metering.close()
         if is_worker(self.config):
             self._send_to_controller()
             return exitstatus
@@ -289,7 +303,8 @@ class EdgeSession:
             strategies=settings.strategies)
         report = dataclasses.replace(build_report(cases, self.collector.failures()),
                                      baseline=outcome)
-        written = write_reports(report, settings.reports)
+        report, written = self._extras(report)
+        written += write_reports(report, settings.reports)
         if cases:
             written += [w for w in [append_step_summary(report.to_markdown())] if w]
         if settings.benchmark_json is not None:
@@ -301,6 +316,24 @@ class EdgeSession:
         if self.end.failed and exitstatus == pytest.ExitCode.OK:
             return pytest.ExitCode.TESTS_FAILED
         return exitstatus
+
+    def _extras(self, report: Report) -> tuple[Report, list[Written]]:
+        """Add the measured section (``--edge-meter``) and the pictures (``--edge-plot``)."""
+        extras: list[Any] = []
+        written: list[Written] = []
+        if self.settings.meter is not None:
+            extras.append(self.metering)
+        if self.settings.plot is not None and report.cases:
+            target = self.settings.plot
+            try:
+                paths = write_report_plots(report.to_dict(), target)
+            except OSError as exc:
+                written.append(Written("picture", str(target), reason(exc)))
+            else:
+                written += [Written("picture", display_path(p, self.config.rootpath))
+                            for p in paths]
+                extras.append(PicturesSection(tuple(paths)))
+        return dataclasses.replace(report, extras=tuple(extras)), written
 
     def _autosave(self, cases: Sequence[CaseResult], records: Sequence[CaseResult]) -> Written:
         """Save the run's figures in the history folder (``--edge-autosave``)."""
@@ -328,20 +361,45 @@ class EdgeSession:
 
     # -- pytest-xdist ------------------------------------------------------------------
 
+    def _unsent(self) -> str | None:
+        """The records made since the last call, as JSON (None: none)."""
+        records = list(self.collector)[self._sent:]
+        self._sent += len(records)
+        if not records:
+            return None
+        return json.dumps([c.to_dict() for c in records], sort_keys=True, allow_nan=False)
+
+    def attach_records(self, report: pytest.TestReport) -> None:
+        """On a pytest-xdist worker: put the records made since the last report on this one,
+        which xdist hands to the controller at once."""
+        if is_worker(self.config):
+            text = self._unsent()
+            if text is not None:
+                setattr(report, STREAM_KEY, text)
+
     def _send_to_controller(self) -> None:
         output: dict[str, Any] = self.config.workeroutput  # type: ignore[attr-defined]
-        records = self.collector.to_json_list()
-        output[WORKEROUTPUT_KEY] = json.dumps(records, sort_keys=True, allow_nan=False)
+        text = self._unsent()  # made outside any test (the reports carried the others)
+        if text is not None:
+            output[WORKEROUTPUT_KEY] = text
         output[SELECTION_KEY] = self.selection.to_json()
+        output[MEASURED_KEY] = self.metering.to_json()
 
-    def merge_worker(self, output: dict[str, Any]) -> None:
-        """Merge what a finished worker handed over (a crashed worker hands nothing)."""
-        text = output.get(WORKEROUTPUT_KEY)
+    def merge_records(self, text: str | None) -> None:
+        """Merge records a worker sent (with a test's report, or at its end)."""
         if text:
             self.collector.extend(CaseResult.from_dict(d) for d in json.loads(text))
+
+    def merge_worker(self, output: dict[str, Any]) -> None:
+        """Merge what a finished worker handed over at its end (a crashed one hands nothing:
+        the records of the tests it finished came with their reports)."""
+        self.merge_records(output.get(WORKEROUTPUT_KEY))
         selection = output.get(SELECTION_KEY)
         if selection:
             self.selection.merge_json(selection)
+        measured = output.get(MEASURED_KEY)
+        if measured:
+            self.metering.merge_json(measured)
 
 
 class XdistController:
@@ -354,9 +412,25 @@ class XdistController:
         self.session = session
 
     @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Merge the records a worker's test made, as the test ends."""
+        self.session.merge_records(getattr(report, STREAM_KEY, None))
+
+    @pytest.hookimpl
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         """Merge the records of a worker that finished."""
         self.session.merge_worker(getattr(node, "workeroutput", {}))
+
+
+def _metering(settings: EdgeSettings) -> Metering:
+    """The run's meter (``--edge-meter``); one that cannot measure here is reported, not an
+    error."""
+    try:
+        return Metering(settings.meter)
+    except EdgeEnergyError as exc:  # the option's parser checked the name: a meter's failure
+        source = settings.source("edge_meter")
+        raise pytest.UsageError(f"{source.option}={settings.meter!r} (from the {source}): "
+                                f"{exc}") from None
 
 
 def _read_baseline(settings: EdgeSettings) -> Baseline | None:

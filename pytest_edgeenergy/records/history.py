@@ -65,8 +65,10 @@ def render(runs: list[SavedRun], case: str | None = None, metric: str = "max_dev
 
 def run(history_dir: Path = Path(DEFAULT_HISTORY_DIR), case: str | None = None,
         metric: str = "max_device_j", last: int | None = None, markdown: bool = False,
-        stdout: TextIO | None = None) -> int:
+        stdout: TextIO | None = None, plot: Path | None = None) -> int:
     """Print the trends of the saved runs in ``history_dir``; return the exit status.
+
+    With ``plot``, also draw them there (:func:`pytest_edgeenergy.plots.write_history_plot`).
 
     Raises :class:`~pytest_edgeenergy.errors.EdgeEnergyError` for an unknown metric, a folder
     without saved runs, or a saved run that cannot be read.
@@ -87,4 +89,10 @@ def run(history_dir: Path = Path(DEFAULT_HISTORY_DIR), case: str | None = None,
         raise EdgeEnergyError(f"no case in the {len(runs)} saved run(s) of {history_dir} "
                               f"matches {case!r}")
     stdout.write(text)
+    if plot is not None:
+        from ..plots import trends_from_runs, write_history_plot
+
+        unit = METRICS[metric].unit
+        for path in write_history_plot(trends_from_runs(runs, metric, case), unit, plot):
+            stdout.write(f"picture written to {path}\n")
     return 0

@@ -33,6 +33,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "BaselineSection",
     "Column",
+    "ExtraSection",
     "GroupReport",
     "Report",
     "build_report",
@@ -280,14 +281,48 @@ class BaselineSection(Protocol):
         ...
 
 
+class ExtraSection(Protocol):
+    """A section another part of the package adds to the report (measured energy, pictures):
+    shown after the tables in the terminal and in Markdown, under ``key`` in the JSON."""
+
+    @property
+    def key(self) -> str:
+        """The section's key in the JSON report."""
+        ...
+
+    def to_text(self) -> str:
+        """The section as the terminal shows it (empty: nothing to say)."""
+        ...
+
+    def to_markdown(self, folder: Path | None = None) -> str:
+        """A Markdown section; ``folder`` is where the Markdown file is (for relative links),
+        None for the job summary."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        ...
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        """Columns the section adds to each CSV row (none: ``()``)."""
+        ...
+
+    def csv_cells(self, key: str) -> list[object]:
+        """The section's cells of case ``key``'s CSV row, one per :attr:`csv_columns`."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Report:
-    """Every group of a session, the cases that failed, and the baseline comparison."""
+    """Every group of a session, the cases that failed, the baseline comparison, and the
+    sections other parts add (:class:`ExtraSection`)."""
 
     groups: tuple[GroupReport, ...]
     cases: tuple[CaseResult, ...]
     failures: tuple[CaseResult, ...]
     baseline: BaselineSection | None = None
+    extras: tuple[ExtraSection, ...] = ()
 
     def is_empty(self) -> bool:
         """Whether no case was recorded."""
@@ -343,10 +378,11 @@ class Report:
         parts.append("rank: strategies whose devices all fit their memory first, then by "
                      "the largest per-device energy (J); halo recompute: MACs beyond the "
                      "unpartitioned model's")
+        parts += [t.rstrip("\n") for t in (e.to_text() for e in self.extras) if t]
         return "\n\n".join(parts)
 
-    def to_markdown(self) -> str:
-        """The report as Markdown, for a CI job summary."""
+    def to_markdown(self, folder: Path | None = None) -> str:
+        """The report as Markdown, for a CI job summary (or a file in ``folder``)."""
         parts = ["# Edge energy report"]
         for heading, table in self._sections("github"):
             level = "###" if ": per device" in heading or ": how " in heading else "##"
@@ -357,6 +393,7 @@ class Report:
                 f"{c.message.splitlines()[0] if c.message else ''}" for c in self.failures))
         if self.baseline is not None and self.baseline.to_markdown():
             parts.append(self.baseline.to_markdown().rstrip("\n"))
+        parts += [t.rstrip("\n") for t in (e.to_markdown(folder) for e in self.extras) if t]
         return "\n\n".join(parts) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
@@ -367,6 +404,7 @@ class Report:
             "cases": [c.to_dict() for c in self.cases],
             "failures": [c.to_dict() for c in self.failures],
             "baseline": None if self.baseline is None else self.baseline.to_dict(),
+            **{e.key: e.to_dict() for e in self.extras},
         }
 
     def to_json(self) -> str:
@@ -379,7 +417,7 @@ class Report:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["model", "cluster", "input_shape", "energy_model", "strategy", "rank",
                          "best", "status", *CSV_FIGURES, "key", "scenario", "period_s",
-                         *ROBUSTNESS_CSV])
+                         *ROBUSTNESS_CSV, *(c for e in self.extras for c in e.csv_columns)])
         for group in self.groups:
             best = group.best
             for row in [*group.ranked, *(r for r in group.rows if r.rank is None)]:
@@ -391,14 +429,15 @@ class Report:
                                  c.energy_model, c.strategy,
                                  "" if row.rank is None else row.rank, c is best, c.status,
                                  *figures, c.key, c.scenario, period,
-                                 *_robustness_cells(group.robustness, c.strategy)])
+                                 *_robustness_cells(group.robustness, c.strategy),
+                                 *(cell for x in self.extras for cell in x.csv_cells(c.key))])
         return buffer.getvalue()
 
     def render(self, path: Path) -> str:
         """The report in the format ``path``'s suffix names."""
         suffix = path.suffix.lower()
         if suffix == ".md":
-            return self.to_markdown()
+            return self.to_markdown(path.parent)
         if suffix == ".json":
             return self.to_json()
         if suffix == ".csv":

@@ -20,6 +20,8 @@ _LINES: dict[str, tuple[str, str]] = {
                      "({path}): {reason}"),
     "saved run": ("edge energy run saved to {path}", "could not save the run in {path}: {reason}"),
     "no saved run": ("no edge case ran: no run saved", ""),
+    "picture": ("edge energy picture written to {path}",
+                "could not write the edge energy picture {path}: {reason}"),
 }
 
 
@@ -28,8 +30,8 @@ class Written:
     """One file a writer wrote (``error`` is ``None``) or failed to write (the OS's reason).
 
     ``kind`` is one of the kinds this module knows (``report``, ``benchmark json``,
-    ``step summary``, ``saved run``, ``no saved run``); ``shown`` is the path as the line
-    shows it.
+    ``step summary``, ``saved run``, ``no saved run``, ``picture``); ``shown`` is the path
+    as the line shows it.
     """
 
     kind: str

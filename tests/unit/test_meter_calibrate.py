@@ -93,6 +93,9 @@ def test_calibrate_with_a_meter_fills_idle_and_active_power_and_says_how(
     assert "windows of 0.25 s idle (this process asleep)" in flat
     assert "the calibration conv2d layers running back to back" in flat
     assert "NOT THE WHOLE BOARD" not in flat
+    assert flat.count("Measured with meter") == 2  # the two power lines, and no other
+    header = flat.split("until every FILL IN field below is filled in:")[1].split(".")[0]
+    assert "idle_w" not in header and "active_w" not in header and "network" in header
     printed = capsys.readouterr().out
     assert "measured: idle_w = " in printed and "measured: active_w = " in printed
     assert "idle_w" not in printed.split("filled in:")[1].split(".")[0]

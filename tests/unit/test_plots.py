@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -50,10 +51,17 @@ def report(counts: tuple[int, ...] = (2, 4), robustness: bool = False) -> dict[s
         group: dict[str, Any] = {"model": "tinycnn", "cluster": f"{n}xrpi4",
                                  "input_shape": [1, 3, 32, 32], "energy_model": "board",
                                  "rows": rows}
-        if robustness:
-            group["robustness"] = [{"parameter": "rpi4.idle_w", "margin_pct": 35.0},
-                                   {"parameter": "rpi4.net_bytes_per_s", "margin_pct": 12.5},
-                                   {"unexpected": "shape"}]
+        if robustness:  # the shape of pytest_edgeenergy.robustness.Robustness.to_dict()
+            group["robustness"] = {
+                "headline": "input-channel wins by 12.0%; stays the winner unless macs_per_s "
+                            "x0.5 (-> layer)",
+                "flips": [{"field": "rpi4.macs_per_s", "factor": 0.5, "new_winner": "layer",
+                           "exact": True},
+                          {"field": "rpi4.idle_w", "factor": 3.2, "new_winner": "spatial",
+                           "exact": False},
+                          {"field": "rpi4.net_latency_s", "factor": None, "new_winner": None,
+                           "exact": True},
+                          {"unexpected": "shape"}]}
         groups.append(group)
     return {"format": "pytest-edgeenergy-report/1", "groups": groups, "cases": cases}
 
@@ -121,9 +129,15 @@ def test_robustness_is_drawn_when_the_report_carries_it(tmp_path: Path) -> None:
     target = tmp_path / "r.svg"
     write_report_plots(report(counts=(4,), robustness=True), target)
     ids = svg_ids(target)
-    assert "robustness__rpi4.idle_w" in ids and "robustness__rpi4.net_bytes_per_s" in ids
+    assert "robustness__rpi4.idle_w" in ids and "robustness__rpi4.macs_per_s" in ids
+    assert "robustness__rpi4.net_latency_s" not in ids  # no flip: a note, no bar
+    texts = svg_texts(target)
+    assert "x0.5 -> layer" in texts and "x3.2 -> spatial" in texts
+    assert "no flip in range" in texts
     groups = groups_from_report(report(counts=(4,), robustness=True))
-    assert [r.margin_pct for r in groups[0].robustness] == [35.0, 12.5]
+    assert [(r.label, r.factor) for r in groups[0].robustness] == [
+        ("rpi4.macs_per_s", 0.5), ("rpi4.idle_w", 3.2), ("rpi4.net_latency_s", None)]
+    assert groups[0].robustness_headline.startswith("input-channel wins by 12.0%")
 
 
 def test_no_sweep_without_two_device_counts_and_nothing_for_an_empty_report(
@@ -189,15 +203,6 @@ def test_markdown_embeds_the_pictures_relative_to_the_report(tmp_path: Path) -> 
 
 def test_without_matplotlib_pictures_are_refused_naming_the_extra(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
-
-    real = importlib.import_module
-
-    def no_matplotlib(name: str, package: str | None = None) -> Any:
-        if name == "matplotlib":
-            raise ImportError("No module named 'matplotlib'")
-        return real(name, package)
-
-    monkeypatch.setattr(importlib, "import_module", no_matplotlib)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # importing it raises ImportError
     with pytest.raises(PlotUnavailableError, match=r"pip install 'pytest-edgeenergy\[plot\]'"):
         require_matplotlib()
