@@ -7,6 +7,8 @@ the exact parts and their order (they become transfers), so equality is of lists
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -44,7 +46,7 @@ def channel_slices(draw: st.DrawFn) -> list[Box]:
     cuts = sorted(set(draw(st.lists(st.integers(1, SHAPE[0] - 1), max_size=10))))
     bounds = [0, *cuts, SHAPE[0]]
     full = Box.full(SHAPE)
-    slices = [full.with_range(0, (a, b)) for a, b in zip(bounds, bounds[1:], strict=False)]
+    slices = [full.with_range(0, (a, b)) for a, b in itertools.pairwise(bounds)]
     return draw(st.permutations(slices))
 
 
