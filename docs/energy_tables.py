@@ -411,6 +411,29 @@ def findings_text(rankings: dict[tuple[str, str, int, str], Ranking]) -> str:
     return "\n\n".join(paragraphs)
 
 
+FUSE_DEPTHS = (1, 2, 3, 4)
+
+
+def fuse_table(matrix: Matrix) -> str:
+    """Spatial's maximum per-device energy for each fuse depth on 4 rpi4, on Gigabit Ethernet
+    (one image) and on Wi-Fi (shared medium through the access point); bold: the best depth."""
+    wired = Cluster.homogeneous(load_device(DEVICE), ROBUSTNESS_DEVICES)
+    wifi = Cluster.homogeneous(load_device(f"{DEVICE}-wifi"), ROBUSTNESS_DEVICES)
+    shared = parse_scenario("network=shared,relay=ap")
+    rows = []
+    for model in FINDING_MODELS:
+        graph = matrix.graph(model)
+        plans = {f: get_strategy("spatial", fuse=f).plan(graph, wired) for f in FUSE_DEPTHS}
+        for label, cluster, scenario in (("Gigabit Ethernet", wired, None),
+                                         ("Wi-Fi, shared medium", wifi, shared)):
+            values = [estimate_energy(plans[f], cluster, scenario=scenario).max_device_j
+                      for f in FUSE_DEPTHS]
+            cells = bold_min([f"{v:.3f}" for v in values], [round(v, 3) for v in values])
+            rows.append([model, f"{ROBUSTNESS_DEVICES}x{cluster[0].name}", label, *cells])
+    return markdown(["model", "cluster", "network", *(f"fuse={f} max J" for f in FUSE_DEPTHS)],
+                    rows)
+
+
 def robustness_rows(matrix: Matrix) -> list[tuple[str, str, Robustness]]:
     """The default scenario's rankings on 4 devices, with their robustness."""
     out = []
@@ -498,6 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scenarios": findings_table(rankings),
         "findings": findings_text(rankings),
         "robustness": robustness_table(robust),
+        "fuse": fuse_table(matrix),
     }
     text = DOC.read_text(encoding="utf-8")
     new = text

@@ -3,10 +3,13 @@
 ``cnn_specs()`` draws a :class:`CNNSpec`: an input shape and a list of blocks (convolutions with
 random kernel 1-7, stride 1-3, padding, dilation, groups including depthwise, optional
 BatchNorm and activation; max/avg pools with ceil_mode; residual blocks with an add; two-branch
-blocks joined by a channel concat; YOLO's reorg; constant padding), then optionally a head of
-adaptive pooling, flatten and Linear. Every block keeps the feature map at least 1x1, so every
-drawn spec builds and runs. ``RandomCNN(spec)`` is the model, with deterministic weights and
-non-trivial BatchNorm statistics, traceable by torch.fx.
+blocks joined by a channel concat; YOLO's reorg; constant padding; the ops of modern edge CNNs:
+squeeze-and-excitation gates (a global mean or max, a 1x1 MLP, a broadcast multiply), nearest
+and bilinear upsampling by a scale or to a size, channel shuffles written as view-transpose-view,
+ShuffleNet/CSP channel splits with ``chunk`` and a concat, GELU, Mish, Tanh and hard sigmoid),
+then optionally a head of adaptive pooling, flatten and Linear. Every block keeps the feature
+map at least 1x1, so every drawn spec builds and runs. ``RandomCNN(spec)`` is the model, with
+deterministic weights and non-trivial BatchNorm statistics, traceable by torch.fx.
 """
 
 from __future__ import annotations
@@ -20,14 +23,15 @@ import torch.nn.functional as F  # noqa: N812
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-ACTIVATIONS = ("relu", "relu6", "leaky_relu", "silu", "hardswish", "sigmoid", "none")
+ACTIVATIONS = ("relu", "relu6", "leaky_relu", "silu", "hardswish", "sigmoid", "hardsigmoid",
+               "gelu", "mish", "tanh", "none")
 
 
 @dataclass(frozen=True)
 class Block:
     """One block of a random CNN; ``kind`` says which fields matter."""
 
-    kind: str  # conv, pool, residual, concat, reorg, pad
+    kind: str  # conv, pool, residual, concat, reorg, pad, se, upsample, shuffle, split
     out_channels: int = 0
     kernel: int = 1
     stride: int = 1
@@ -68,7 +72,8 @@ def _window_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
 def _act(name: str) -> nn.Module:
     return {
         "relu": nn.ReLU(), "relu6": nn.ReLU6(), "leaky_relu": nn.LeakyReLU(0.1), "silu": nn.SiLU(),
-        "hardswish": nn.Hardswish(), "sigmoid": nn.Sigmoid(), "none": nn.Identity(),
+        "hardswish": nn.Hardswish(), "sigmoid": nn.Sigmoid(), "hardsigmoid": nn.Hardsigmoid(),
+        "gelu": nn.GELU(), "mish": nn.Mish(), "tanh": nn.Tanh(), "none": nn.Identity(),
     }[name]
 
 
@@ -107,6 +112,64 @@ class _Concat(nn.Module):
         return torch.cat([self.a(x), self.b(x)], dim=1)
 
 
+class _SqueezeExcite(nn.Module):
+    """x times a per-channel gate from its global mean (``pool='avg'``) or max."""
+
+    def __init__(self, c: int, b: Block) -> None:
+        super().__init__()
+        self.mode = b.pool
+        hidden = max(1, c // 2)
+        self.reduce = nn.Conv2d(c, hidden, 1)
+        self.expand = nn.Conv2d(hidden, c, 1)
+        self.gate = _act(b.act)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = x.mean((2, 3), keepdim=True) if self.mode == "avg" else x.amax((2, 3), keepdim=True)
+        return x * self.gate(self.expand(F.relu(self.reduce(s))))  # type: ignore[no-any-return]
+
+
+class _Upsample(nn.Module):
+    """F.interpolate by an integer scale (``stride``) or to a size (``pads[:2]``)."""
+
+    def __init__(self, b: Block) -> None:
+        super().__init__()
+        self.mode = b.pool
+        self.scale = b.stride
+        self.size = b.pads[:2] if b.ceil_mode else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        corners = False if self.mode == "bilinear" else None
+        if self.size is not None:
+            return F.interpolate(x, size=self.size, mode=self.mode, align_corners=corners)
+        return F.interpolate(x, scale_factor=self.scale, mode=self.mode, align_corners=corners)
+
+
+class _Shuffle(nn.Module):
+    def __init__(self, b: Block) -> None:
+        super().__init__()
+        self.groups = b.groups
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.size()
+        x = x.view(n, self.groups, c // self.groups, h, w)
+        return torch.transpose(x, 1, 2).contiguous().view(n, c, h, w)
+
+
+class _Split(nn.Module):
+    """ShuffleNetV2/CSP: chunk the channels in two, transform the second half, concatenate."""
+
+    def __init__(self, c: int, b: Block) -> None:
+        super().__init__()
+        second = c - (c + 1) // 2
+        pad = (b.kernel - 1) // 2
+        self.branch = _ConvUnit(second, Block("conv", second, b.kernel, 1, pad, 1, second,
+                                              b.bias, b.bn, b.act))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x1, x2 = x.chunk(2, dim=1)
+        return torch.cat((x1, self.branch(x2)), dim=1)
+
+
 class RandomCNN(nn.Module):
     """The model a :class:`CNNSpec` describes (eval mode, deterministic weights)."""
 
@@ -136,6 +199,14 @@ class RandomCNN(nn.Module):
                 c *= b.stride * b.stride
             elif b.kind == "pad":
                 mods.append(nn.ConstantPad2d(b.pads, 0.0))
+            elif b.kind == "se":
+                mods.append(_SqueezeExcite(c, b))
+            elif b.kind == "upsample":
+                mods.append(_Upsample(b))
+            elif b.kind == "shuffle":
+                mods.append(_Shuffle(b))
+            elif b.kind == "split":
+                mods.append(_Split(c, b))
             else:
                 raise ValueError(f"unknown block kind {b.kind!r}")
         self.body = nn.Sequential(*mods)
@@ -179,7 +250,7 @@ def cnn_specs(draw: st.DrawFn, max_blocks: int = 6, max_size: int = 40) -> CNNSp
     blocks: list[Block] = []
     for _ in range(draw(st.integers(1, max_blocks))):
         kind = draw(st.sampled_from(["conv", "conv", "conv", "pool", "residual", "concat",
-                                     "reorg", "pad"]))
+                                     "reorg", "pad", "se", "upsample", "shuffle", "split"]))
         act = draw(st.sampled_from(ACTIVATIONS))
         if kind == "conv":
             k = draw(st.integers(1, 7))
@@ -228,6 +299,32 @@ def cnn_specs(draw: st.DrawFn, max_blocks: int = 6, max_size: int = 40) -> CNNSp
                 continue
             blocks.append(Block("reorg", stride=2))
             c, h, w = c * 4, h // 2, w // 2
+        elif kind == "se":
+            gate = draw(st.sampled_from(["sigmoid", "hardsigmoid"]))
+            blocks.append(Block("se", pool=draw(st.sampled_from(["avg", "avg", "max"])), act=gate))
+        elif kind == "upsample":
+            mode = draw(st.sampled_from(["nearest", "bilinear"]))
+            if draw(st.booleans()):  # to a size, not necessarily a multiple of the input
+                nh, nw = draw(st.integers(h, 2 * h + 1)), draw(st.integers(w, 2 * w + 1))
+                blocks.append(Block("upsample", pool=mode, ceil_mode=True, pads=(nh, nw, 0, 0)))
+            else:
+                s = draw(st.integers(2, 3))
+                nh, nw = h * s, w * s
+                blocks.append(Block("upsample", pool=mode, stride=s))
+            if nh > 2 * max_size or nw > 2 * max_size:
+                blocks.pop()
+                continue
+            h, w = nh, nw
+        elif kind == "shuffle":
+            groups = [g for g in range(2, c + 1) if c % g == 0]
+            if not groups:
+                continue
+            blocks.append(Block("shuffle", groups=draw(st.sampled_from(groups))))
+        elif kind == "split":
+            if c < 2:
+                continue
+            blocks.append(Block("split", kernel=draw(st.sampled_from([1, 3])),
+                                bn=draw(st.booleans()), act=act))
         else:
             pads = tuple(draw(st.integers(0, 2)) for _ in range(4))
             blocks.append(Block("pad", pads=pads))  # type: ignore[arg-type]

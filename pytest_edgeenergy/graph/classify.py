@@ -88,13 +88,14 @@ _ACT_MODULES: dict[type[nn.Module], str] = {
     nn.ReLU: "relu", nn.ReLU6: "relu6", nn.LeakyReLU: "leaky_relu", nn.SiLU: "silu",
     nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.Sigmoid: "sigmoid",
     nn.Tanh: "tanh", nn.Mish: "mish", nn.GELU: "gelu", nn.Hardtanh: "clamp",
+    nn.Softplus: "softplus",
 }
 _ACT_FUNCTIONS: dict[Callable[..., Any], str] = {
     F.relu: "relu", torch.relu: "relu", torch.relu_: "relu", F.relu_: "relu", F.relu6: "relu6",
     F.leaky_relu: "leaky_relu", F.silu: "silu", F.hardswish: "hardswish",
     F.hardsigmoid: "hardsigmoid", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid",
     torch.tanh: "tanh", F.tanh: "tanh", F.mish: "mish", F.gelu: "gelu", F.hardtanh: "clamp",
-    torch.clamp: "clamp", torch.clip: "clamp",
+    torch.clamp: "clamp", torch.clip: "clamp", F.softplus: "softplus",
 }
 _ACT_METHODS = {
     "relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh",
@@ -296,6 +297,9 @@ class Classifier:
             self._identity(n, x)
         elif type(mod) in _ACT_MODULES:
             name = _ACT_MODULES[type(mod)]
+            if isinstance(mod, nn.Softplus) and (mod.beta != 1.0 or mod.threshold != 20.0):
+                raise self.unsupported(n, "softplus with a beta or threshold other than the "
+                                          "defaults")
             if isinstance(mod, nn.GELU) and mod.approximate == "tanh":
                 name = "gelu_tanh"
             clamp = ((float(mod.min_val), float(mod.max_val)) if isinstance(mod, nn.Hardtanh)
@@ -346,6 +350,9 @@ class Classifier:
     def _function(self, n: fx.Node) -> None:
         t = n.target
         x = n.args[0] if n.args else None
+        if t is F.softplus and (_arg(n, 1, "beta", 1.0) != 1.0 or _arg(n, 2, "threshold", 20.0)
+                                != 20.0):
+            raise self.unsupported(n, "softplus with a beta or threshold other than the defaults")
         if t in _ACT_FUNCTIONS:
             name = _ACT_FUNCTIONS[t]
             if t is F.gelu and _arg(n, 1, "approximate", "none") == "tanh":
@@ -754,6 +761,8 @@ class Classifier:
 
     def _pad(self, n: fx.Node, x: Any, pad: Any, value: float) -> None:
         p = [int(v) for v in (pad if isinstance(pad, Sequence) else [pad] * 4)]
+        while len(p) > 4 and p[-2:] == [0, 0]:  # no padding of channels or batch (ONNX writes it)
+            p = p[:-2]
         if len(p) == 2:
             p += [0, 0]
         if len(p) != 4 or any(v < 0 for v in p):

@@ -190,6 +190,10 @@ def _slice(i: list[Value], a: dict[str, Any]) -> Value:
     big = 2**62
     for s, e, ax, st in zip(starts, ends, axes, steps, strict=True):
         index[ax % x.dim()] = slice(s if abs(s) < big else None, e if abs(e) < big else None, st)
+    if any(sl.step is not None and sl.step < 0 for sl in index):
+        if not isinstance(x, Tensor):  # a reversal of a computed tensor (not of a shape)
+            raise ValueError("a slice with a negative step of a tensor computed from the input")
+        return torch.from_numpy(x.numpy()[tuple(index)].copy())  # shape arithmetic, reversed
     return x[tuple(index)]
 
 
@@ -295,6 +299,13 @@ def _cast(i: list[Value], a: dict[str, Any]) -> Value:
     return i[0].to(dtype)
 
 
+def _broadcast(a: list[int], b: list[int]) -> list[int]:
+    """The NumPy broadcast of two shapes (ONNX Expand)."""
+    n = max(len(a), len(b))
+    a, b = [1] * (n - len(a)) + a, [1] * (n - len(b)) + b
+    return [max(int(x), int(y)) for x, y in zip(a, b, strict=True)]
+
+
 def _binary(fn: Callable[[Any, Any], Any]) -> OpFn:
     return lambda i, a: fn(i[0], i[1])
 
@@ -318,6 +329,7 @@ OPS: dict[str, OpFn] = {
     "Gelu": lambda i, a: F.gelu(i[0], approximate=str(a.get("approximate", "none"))),
     "Erf": _unary(torch.erf),
     "Softplus": _unary(F.softplus),
+    "Expand": lambda i, a: i[0].expand(_broadcast(list(i[0].shape), _ints(i[1]))),
     "Add": _binary(torch.add),
     "Sub": _binary(torch.sub),
     "Mul": _binary(torch.mul),

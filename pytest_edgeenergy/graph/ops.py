@@ -38,8 +38,8 @@ class Activation:
     """An element-wise function fused after a layer (applied after any reduction).
 
     Non-linearities (relu, relu6, leaky_relu, silu, hardswish, hardsigmoid, sigmoid, tanh, gelu,
-    gelu_tanh, mish, clamp) and arithmetic with a constant (``add``, ``sub``, ``rsub``: value
-    minus x, ``mul``, ``div``), as model code writes ``x * F.relu6(x + 3) / 6``.
+    gelu_tanh, mish, softplus, clamp) and arithmetic with a constant (``add``, ``sub``,
+    ``rsub``: value minus x, ``mul``, ``div``), as model code writes ``x * F.relu6(x + 3) / 6``.
     """
 
     name: str
@@ -73,6 +73,7 @@ _ACTIVATIONS: dict[str, Callable[[Activation, Tensor], Tensor]] = {
     "gelu": lambda a, x: F.gelu(x),
     "gelu_tanh": lambda a, x: F.gelu(x, approximate="tanh"),
     "mish": lambda a, x: F.mish(x, inplace=True),
+    "softplus": lambda a, x: F.softplus(x),
     "clamp": lambda a, x: x.clamp_(a.args[0], a.args[1]),
     "add": lambda a, x: x.add_(a.args[0]),
     "sub": lambda a, x: x.sub_(a.args[0]),

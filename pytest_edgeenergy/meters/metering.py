@@ -11,6 +11,7 @@ here imports pytest.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,13 @@ class Metering:
 
     key = "measured"
 
-    def __init__(self, spec: str | None, rule: StopRule | None = None) -> None:
+    def __init__(self, spec: str | None, rule: StopRule | None = None,
+                 clock: Callable[[], float] = time.perf_counter,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.spec = spec
         self.rule = rule
+        self._clock = clock
+        self._sleep = sleep
         self.meter: Meter | None = None
         self.status: MeterStatus | None = None
         self.rows: list[MeasuredRow] = []
@@ -59,10 +64,34 @@ class Metering:
         beside the devices' estimated (compute_j, comm_j); None without a working meter."""
         if self.meter is None:
             return None
-        measured = measure_energy(run, self.meter, self.rule)
+        measured = measure_energy(run, self.meter, self.rule, clock=self._clock,
+                                  sleep=self._sleep)
         row = local_row(case, devices, measured)
         self.rows.append(row)
         return row
+
+    def close(self) -> None:
+        """Release the meter (a jtop connection, say) if it has a ``close()``; idempotent."""
+        close = getattr(self.meter, "close", None)
+        if callable(close):
+            close()
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        """The CSV report's columns for the measurement (none when nothing could be)."""
+        if self.status is None or not self.status.ok:
+            return ()
+        return ("measured_j", "measured_estimated_j", "measured_ratio", "measured_stable")
+
+    def csv_cells(self, key: str) -> list[object]:
+        """Case ``key``'s measured cells (blank when it was not measured)."""
+        if not self.csv_columns:
+            return []
+        row = next((r for r in self.rows if r.case == key), None)
+        if row is None:
+            return ["", "", "", ""]
+        return [repr(row.measured_j), repr(row.estimated_j),
+                "" if row.ratio is None else repr(row.ratio), row.stable]
 
     def to_json(self) -> str:
         """The rows, for a pytest-xdist worker's ``workeroutput``."""

@@ -126,3 +126,9 @@ class NvmlMeter:
                            f"NVML power of {len(self._handles or [])} GPU(s) sampled every "
                            f"{self._interval_s * 1e3:g} ms ({count} samples), integrated")
         raise MeterError("NVML: stop() without start()")
+
+    def close(self) -> None:
+        """Shut NVML down if it was initialised here."""
+        if self._handles is not None:
+            self._handles = None
+            self._module().nvmlShutdown()

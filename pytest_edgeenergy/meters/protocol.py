@@ -101,7 +101,8 @@ class Reading:
 
 @runtime_checkable
 class Meter(Protocol):
-    """A power meter of the machine this process runs on."""
+    """A power meter of the machine this process runs on (one that holds a connection may
+    also have ``close()``, which the plugin calls at the session's end)."""
 
     name: str
 

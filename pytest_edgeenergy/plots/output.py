@@ -154,3 +154,12 @@ class PicturesSection:
     def to_dict(self) -> dict[str, Any]:
         """JSON form: the files."""
         return {"files": [str(p) for p in self.paths]}
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        """None: pictures are not per case."""
+        return ()
+
+    def csv_cells(self, key: str) -> list[object]:
+        """None."""
+        return []

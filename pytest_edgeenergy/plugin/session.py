@@ -288,6 +288,7 @@ class EdgeSession:
         written, or a recorded equivalence failure that no test failed on, turns an ``OK``
         status into ``TESTS_FAILED``.
         """
+        self.metering.close()
         if is_worker(self.config):
             self._send_to_controller()
             return exitstatus

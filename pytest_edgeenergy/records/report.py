@@ -303,6 +303,15 @@ class ExtraSection(Protocol):
         """JSON form."""
         ...
 
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        """Columns the section adds to each CSV row (none: ``()``)."""
+        ...
+
+    def csv_cells(self, key: str) -> list[object]:
+        """The section's cells of case ``key``'s CSV row, one per :attr:`csv_columns`."""
+        ...
+
 
 @dataclasses.dataclass(frozen=True)
 class Report:
@@ -408,7 +417,7 @@ class Report:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["model", "cluster", "input_shape", "energy_model", "strategy", "rank",
                          "best", "status", *CSV_FIGURES, "key", "scenario", "period_s",
-                         *ROBUSTNESS_CSV])
+                         *ROBUSTNESS_CSV, *(c for e in self.extras for c in e.csv_columns)])
         for group in self.groups:
             best = group.best
             for row in [*group.ranked, *(r for r in group.rows if r.rank is None)]:
@@ -420,7 +429,8 @@ class Report:
                                  c.energy_model, c.strategy,
                                  "" if row.rank is None else row.rank, c is best, c.status,
                                  *figures, c.key, c.scenario, period,
-                                 *_robustness_cells(group.robustness, c.strategy)])
+                                 *_robustness_cells(group.robustness, c.strategy),
+                                 *(cell for x in self.extras for cell in x.csv_cells(c.key))])
         return buffer.getvalue()
 
     def render(self, path: Path) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -10,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeenergy.__main__ import main
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up
+from pytest_edgeenergy.plugin.testing import REPO_ROOT, plugin_args, warm_up
 
 pytest_plugins = ["pytester"]
 warm_up()
@@ -80,7 +83,7 @@ def metered(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_a_fake_meter_fills_the_measured_beside_estimated_table(
         metered: pytest.Pytester) -> None:
     result = run(metered, "--edge-meter=counting-fake", "--edge-report=r.md",
-                 "--edge-report=r.json")
+                 "--edge-report=r.json", "--edge-report=r.csv")
     result.assert_outcomes(passed=2)
     out = result.stdout.str()
     print(out[out.index("measured beside estimated"):])  # what the report looks like
@@ -106,6 +109,13 @@ def test_a_fake_meter_fills_the_measured_beside_estimated_table(
         assert "fake meter: 0.1 W + 5 mJ per inference" in row["how"]
     md = (metered.path / "r.md").read_text()
     assert "## measured beside estimated (meter counting-fake)" in md
+    by_key = {r["case"]: r for r in data["measured"]["rows"]}
+    for line in csv.DictReader(io.StringIO((metered.path / "r.csv").read_text())):
+        row = by_key[line["key"]]
+        assert float(line["measured_j"]) == row["measured_j"]
+        assert float(line["measured_estimated_j"]) == row["estimated_j"]
+        assert float(line["measured_ratio"]) == row["ratio"]
+        assert line["measured_stable"] == "True"
     assert "| case " in md and "measured / estimated" in md
 
 
@@ -214,3 +224,18 @@ def test_history_plot_draws_each_case_with_the_commits_on_the_axis(
         main(["history", "--plot", "trend.gif"])
     assert exit_info.value.code == 2
     assert "unknown picture suffix" in capsys.readouterr().err
+
+
+@pytest.mark.heavy  # a pytest subprocess with two xdist workers
+def test_under_xdist_the_workers_measured_rows_reach_the_controllers_report(
+        metered: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    result = metered.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", "-n", "2",
+                                          "--edge-meter=counting-fake", "--edge-report=r.json")
+    result.assert_outcomes(passed=2)
+    assert result.stdout.str().count("measured beside estimated (meter counting-fake)") == 1
+    rows = json.loads((metered.path / "r.json").read_text())["measured"]["rows"]
+    assert sorted(r["case"] for r in rows) == ["tinycnn|layer|2xrpi4|1x3x32x32|board",
+                                               "tinycnn|spatial|2xrpi4|1x3x32x32|board"]
+    assert all(r["measured_j"] == pytest.approx(0.005, rel=0.02) for r in rows)

@@ -31,7 +31,7 @@ def _export_tinycnn(path: Path) -> None:
 def test_an_onnx_path_in_edge_models_is_partitioned_and_checked(
         pytester: pytest.Pytester) -> None:
     _export_tinycnn(pytester.path / "tiny.onnx")
-    pytester.makepyfile(test_onnx="""
+    pytester.makepyfile(test_onnx_case="""
         import torch
 
         def test_case(edge_model, edge_run):
@@ -48,7 +48,7 @@ def test_an_onnx_path_in_edge_models_is_partitioned_and_checked(
 
 def test_a_missing_onnx_file_is_a_usage_error_naming_the_option(
         pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_onnx="def test_case(edge_run):\n    pass\n")
+    pytester.makepyfile(test_onnx_case="def test_case(edge_run):\n    pass\n")
     result = run(pytester, "--edge-models=missing.onnx")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--edge-models (from the command line) names the ONNX model "

@@ -91,3 +91,10 @@ def test_a_batchnorm_in_training_mode_called_functionally_is_refused_with_the_re
     model.bn.train()
     with pytest.raises(PartitionError, match=r"call model\.eval\(\) first|training mode"):
         partition(model, "layer", 2, (1, 3, 16, 16))
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_a_library_style_model_partitions_exactly_under_the_search_strategy(family: str) -> None:
+    # the search strategy places the same ops through the same planner region arithmetic
+    model, x, ref = _reference(family)
+    _check(model, x, ref, "search", 3)

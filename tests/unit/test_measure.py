@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -10,12 +11,16 @@ from pytest_edgeenergy.meters import (
     BOARD,
     Availability,
     MeasuredEnergy,
+    MeterSpecError,
     Reading,
     StopRule,
     measure_energy,
+    register_meter,
+    unregister_meter,
 )
 from pytest_edgeenergy.meters.compare import MeasuredRow, MeterStatus, local_row, measured_section
 from pytest_edgeenergy.meters.measure import relative_standard_error
+from pytest_edgeenergy.meters.metering import Metering
 
 
 class FakeMachine:
@@ -132,3 +137,32 @@ def test_an_unavailable_meter_is_one_line_with_its_reason() -> None:
         "measured beside estimated (meter rapl)\nmeter 'rapl' unavailable: RAPL: no "
         "/sys/class/powercap; nothing was measured\n")
     assert measured_section(None, []) == ""
+
+
+def test_metering_records_rows_that_travel_as_json_and_says_why_it_cannot_measure(
+        tmp_path: Path) -> None:
+    machine = FakeMachine(idle_w=3.0, active_w=7.0, run_s=0.01)
+    register_meter("ledger-test", lambda: LedgerMeter(machine))
+    try:
+        metering = Metering("ledger-test", StopRule(min_window_s=0.2), clock=machine.clock,
+                            sleep=machine.sleep)
+    finally:
+        unregister_meter("ledger-test")
+    assert metering.skip_reason is None
+    row = metering.measure_local("case|a", machine.run, [(0.03, 0.01)])
+    assert row is not None and row.measured_j == pytest.approx(0.04)
+    assert row.ratio == pytest.approx(1.0)
+    controller = Metering(None)
+    controller.merge_json(metering.to_json())
+    assert controller.rows == metering.rows
+    assert controller.section() == "" and controller.skip_reason == (
+        "no meter: run with --edge-meter=NAME")
+    missing = Metering(f"rapl:root={tmp_path / 'none'}")
+    assert missing.meter is None and missing.status is not None and not missing.status.ok
+    assert missing.skip_reason == (
+        f"meter 'rapl:root={tmp_path / 'none'}' unavailable: RAPL: no {tmp_path / 'none'} "
+        "(the kernel has no powercap RAPL driver, or this is not Linux on an Intel or AMD x86 "
+        "processor)")
+    assert missing.measure_local("case|a", machine.run, [(0.03, 0.01)]) is None
+    with pytest.raises(MeterSpecError, match="unknown meter 'nope'"):
+        Metering("nope")

@@ -125,6 +125,10 @@ class FakeNvml:
     def nvmlInit(self) -> None:  # noqa: N802  (pynvml's names)
         if self.init_fails:
             raise FakeNVMLError("Driver Not Loaded")
+        self.initialised = True
+
+    def nvmlShutdown(self) -> None:  # noqa: N802
+        self.initialised = False
 
     def nvmlDeviceGetCount(self) -> int:  # noqa: N802
         return self.gpus
@@ -151,6 +155,8 @@ def test_nvml_sums_the_energy_counters_of_every_gpu() -> None:
     reading = meter.stop()
     assert reading.joules == {GPU: pytest.approx(1.75)}
     assert "total energy counters of 2 GPU(s)" in reading.how
+    meter.close()
+    assert not nvml.initialised
 
 
 def test_nvml_without_a_counter_integrates_sampled_power() -> None:
@@ -222,7 +228,9 @@ def test_jetson_rails_land_in_their_domains_and_tot_is_the_board() -> None:
     assert reading.joules == {BOARD: pytest.approx(4.0 * t), GPU: pytest.approx(1.0 * t),
                               CPU_PACKAGE: pytest.approx(0.5 * t)}
     assert reading.total_j == pytest.approx(4.0 * t)
+    handle = meter._jtop
     meter.close()
+    assert handle.closed
 
 
 def test_a_shared_cpu_and_cv_rail_is_not_counted_as_the_cpu() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from library_models import FAMILIES, build
 from torch import nn
 
 from pytest_edgeenergy import PartitionError, build_model, partition
@@ -85,3 +86,31 @@ def test_a_missing_onnx_file_is_named(tmp_path: Path) -> None:
 def test_a_path_that_is_not_onnx_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PartitionError, match=r"neither an nn.Module nor the path of an \.onnx"):
         partition(str(tmp_path / "model.pt"), "layer", 2, (1, 3, 8, 8))
+
+
+#: families whose export exercises the importer's less common paths (run-time "same" padding:
+#: shape slices reversed with a negative step; -inf pads; Expand; Softplus/Tanh Mish; bilinear
+#: Resize to a size); the others run with the heavy tests
+CHEAP_FAMILIES = {"tf_efficientnet_same", "repvgg", "senet_linear", "fpn"}
+
+
+def _families() -> list[object]:
+    return [name if name in CHEAP_FAMILIES else pytest.param(name, marks=pytest.mark.heavy)
+            for name in sorted(FAMILIES)]
+
+
+@pytest.mark.parametrize("family", _families())
+def test_a_library_style_model_exported_to_onnx_partitions_exactly(
+        family: str, tmp_path: Path) -> None:
+    model = build(family)
+    shape = (1, 3, 64, 64)
+    path = export(model, shape, tmp_path / f"{family}.onnx")
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        ref = model(x)
+    for strategy in STRATEGIES:
+        pm = partition(path, strategy, 3, shape)
+        out = pm(x)
+        torch.testing.assert_close(out, ref, rtol=1e-4,
+                                   atol=1e-5 * max(1.0, float(ref.abs().max())))
+        assert pm.trace.device_stats() == pm.plan.device_stats()

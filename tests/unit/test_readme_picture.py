@@ -16,7 +16,8 @@ from pytest_edgeenergy.zoo import build_model, model_input_shape
 
 ROOT = Path(__file__).resolve().parents[2]
 PICTURE = ROOT / "docs" / "images" / "resnet18-4xrpi4.svg"
-REGENERATE = ("pytest suites/test_energy_matrix.py --edge-models=resnet18 --edge-devices=4 "
+REGENERATE = ("pytest suites/test_energy_matrix.py --edge-models=resnet18 "
+              "--edge-strategies=layer,spatial,output-channel,input-channel --edge-devices=4 "
               "--edge-plot=docs/images/resnet18-4xrpi4.svg")
 
 

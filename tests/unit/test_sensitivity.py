@@ -5,13 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared energy cases
 from energy_cases import STRATEGIES, P, small_plan
 
 from pytest_edgeenergy.cluster import Cluster
