@@ -5,8 +5,9 @@ out of CI's summary.
 ``@pytest.mark.heavy`` and left out of a plain ``pytest`` run, which stays fast. Run them with
 ``pytest --heavy`` (everything) or ``pytest -m heavy`` (only them); every test under
 ``tests/benchmarks/`` is heavy. Any ``-m`` expression decides by itself (``-m "heavy or not
-heavy"`` is everything too). Deselected heavy tests are
-reported as deselected, so the plugin's baseline bookkeeping knows they did not run.
+heavy"`` is everything too), and a heavy test named by its node id (``path::test``) runs.
+Deselected heavy tests are reported as deselected, so the plugin's baseline bookkeeping knows
+they did not run.
 
 **Hypothesis profiles**: ``fast`` (the default) keeps local runs quick; ``ci`` (chosen when
 the environment variable CI is set, or with HYPOTHESIS_PROFILE=ci) is derandomised, so a CI run
@@ -67,11 +68,20 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.add_marker(HEAVY)
 
 
+def _named(item: pytest.Item, nodes: list[str]) -> bool:
+    return any(item.nodeid == node or item.nodeid.startswith((node + "::", node + "["))
+               for node in nodes)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect heavy tests unless ``--heavy`` or a ``-m`` expression was given."""
+    """Deselect heavy tests unless ``--heavy`` or a ``-m`` expression was given, or the test
+    was named by its node id (``path::test``)."""
     if config.getoption("heavy") or config.getoption("markexpr", ""):
         return
-    heavy = [item for item in items if item.get_closest_marker(HEAVY) is not None]
+    nodes = [arg for arg in config.args if "::" in arg]
+    heavy = [item for item in items
+             if item.get_closest_marker(HEAVY) is not None and not _named(item, nodes)]
     if heavy:
         config.hook.pytest_deselected(items=heavy)
-        items[:] = [item for item in items if item.get_closest_marker(HEAVY) is None]
+        dropped = {id(item) for item in heavy}
+        items[:] = [item for item in items if id(item) not in dropped]

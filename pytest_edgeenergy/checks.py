@@ -16,7 +16,8 @@ from torch import Tensor
 
 from .errors import PartitionError
 
-__all__ = ["as_seed", "as_shape", "as_tolerance", "check_tensor_input"]
+__all__ = ["as_int_in", "as_positive_seconds", "as_seed", "as_shape", "as_tolerance",
+           "check_tensor_input"]
 
 _MAX_SEED = 2**63 - 1
 
@@ -74,6 +75,24 @@ def as_tolerance(value: object, what: str = "tolerance") -> float:
     if not math.isfinite(number) or number < 0:
         raise PartitionError(f"{what} must be a finite number of 0 or more, got {value!r}")
     return number
+
+
+def as_int_in(value: object, what: str, low: int, high: int) -> int:
+    """``value`` as an integer from ``low`` to ``high`` (a bool or a float is refused)."""
+    number = _as_int(value)
+    if number is None or not low <= number <= high:
+        raise PartitionError(f"{what} must be an integer from {low} to {high}, got {value!r} "
+                             f"({_kind(value)})")
+    return number
+
+
+def as_positive_seconds(value: object, what: str) -> float:
+    """``value`` as a finite number of seconds greater than 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            math.isfinite(value) and value > 0):
+        raise PartitionError(f"{what} must be a finite number of seconds greater than 0, got "
+                             f"{value!r} ({_kind(value)})")
+    return float(value)
 
 
 def as_seed(value: object, what: str = "seed") -> int:

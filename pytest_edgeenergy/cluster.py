@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_edgeenergy.errors import PartitionError
-from pytest_edgeenergy.profiles import DeviceProfile, load_device
+from pytest_edgeenergy.profiles import DeviceProfile, is_profile_path, load_device
 
 __all__ = ["DEFAULT_DEVICE", "MAX_DEVICES", "Cluster", "as_cluster"]
 
@@ -81,16 +81,18 @@ class Cluster:
     def parse(cls, spec: str, search_dirs: Sequence[Path] = ()) -> Cluster:
         """Build a cluster from a spec such as ``"rpi4,rpi4,jetson-nano-10w"`` or ``"4xrpi4"``.
 
-        Items are separated by commas; each is a device name (or profile path) or
-        ``<count>x<name>``, so ``"2xrpi4,jetson-nano-10w"`` is three devices. The first
-        device listed is device 0.
+        Items are separated by commas, or by ``+`` as in a cluster's :attr:`signature`
+        (``"rpi4+jetson-nano-10w"``; not inside a profile path, which may hold a ``+``); each
+        is a device name (or profile path) or ``<count>x<name>``, so
+        ``"2xrpi4,jetson-nano-10w"`` is three devices. The first device listed is device 0.
         """
         if not spec.strip():
             raise PartitionError(
                 f"empty cluster spec {spec!r}: expected device names separated by commas, "
                 "such as 'rpi4,jetson-nano-10w', or a count and a name, such as '4xrpi4'"
             )
-        items = spec.split(",")
+        items = [part for item in spec.split(",")
+                 for part in ([item] if is_profile_path(item.strip()) else item.split("+"))]
         devices: list[DeviceProfile] = []
         for position, raw in enumerate(items, start=1):
             item = raw.strip()

@@ -74,9 +74,12 @@ def check_equivalence(output: object, reference: Tensor,
         return Equivalence(None, 0.0, f"the partitioned output has shape "
                                       f"{tuple(output.shape)}, the reference "
                                       f"{tuple(reference.shape)}")
+    if output.is_complex() or reference.is_complex():  # real and imaginary parts: last dim
+        output, reference = (torch.view_as_real(t.detach().to(torch.complex128))
+                             for t in (output, reference))
+    shape = tuple(reference.shape)
     out = output.detach().to("cpu", torch.float64).flatten()
     ref = reference.detach().to("cpu", torch.float64).flatten()
-    shape = tuple(reference.shape)
     finite = torch.isfinite(ref)
     scale = float(ref[finite].abs().max()) if bool(finite.any()) else 0.0
     atol = tol * scale

@@ -15,18 +15,38 @@ inputs costs fewer bytes than getting the region itself. Recomputation never add
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .errors import PartitionError
-from .graph.box import Box, split_ranges, subtract_all
+from .graph.box import Box, BoxIndex, split_ranges, subtract_all
 from .graph.layergraph import Layer, LayerGraph
 from .graph.ops import FP32_BYTES, Op, Reduce, WeightSlice
 from .plan import Piece, Plan, Step, Task, Transfer
+from .senders import Sources, choose_senders
 
 #: How many recomputable layers deep a device looks for inputs it can recompute from.
 MAX_RECOMPUTE_DEPTH = 4
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while planning.
+
+    A plan is a great many small acyclic objects (boxes, pieces, steps) that reference counting
+    frees; while they accumulate, the collector would otherwise rescan every live object of the
+    process (the models' modules and tensors too) again and again: about half of planning time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def partial_name(layer: str, device: int) -> str:
@@ -54,6 +74,9 @@ class PlanBuilder:
         self.produced: dict[str, list[int]] = {}
         self.primary: dict[str, list[int]] = {}
         self.notes: dict[str, str] = {}
+        self._overlapping: set[tuple[str, int]] = set()  # (tensor, device) with overlapping pieces
+        self._indexes: dict[tuple[str, int], BoxIndex] = {}  # pieces held, see _held_index
+        self._sources: dict[str, Sources] = {}  # pieces produced, indexed for ensure
         self._new_piece(0, graph.input_name, Box.full(self.shapes[graph.input_name]), -1,
                         produced=True)
 
@@ -65,8 +88,13 @@ class PlanBuilder:
     def _new_piece(self, device: int, tensor: str, box: Box, step: int, *, produced: bool,
                    primary: bool = False) -> int:
         pid = len(self.pieces)
+        held = self.held.setdefault((tensor, device), [])
+        # Copies and recomputations only ever fill what a device lacks; a strategy may place
+        # overlapping pieces on one device, and then :meth:`_missing` cannot count volumes.
+        if primary and any(self.pieces[p].box.overlap(box) for p in held):
+            self._overlapping.add((tensor, device))
         self.pieces.append(Piece(pid, device, tensor, box, self.nbytes(box), step))
-        self.held.setdefault((tensor, device), []).append(pid)
+        held.append(pid)
         if produced:
             self.produced.setdefault(tensor, []).append(pid)
         if primary:
@@ -79,9 +107,29 @@ class PlanBuilder:
 
     def _missing(self, device: int, tensor: str, box: Box) -> tuple[list[int], list[Box]]:
         """The pieces ``device`` holds that overlap ``box``, and the parts of ``box`` it lacks."""
-        mine = [p for p in self.held.get((tensor, device), [])
-                if not self.pieces[p].box.intersect(box).empty]
+        held = self.held.get((tensor, device), [])
+        if len(held) > BoxIndex.SCAN_UP_TO:
+            near = [held[i] for i in self._held_index(tensor, device).overlapping(box)]
+        else:
+            near = held
+        mine: list[int] = []
+        volume = 0
+        for p in near:
+            if common := self.pieces[p].box.overlap(box):
+                mine.append(p)
+                volume += common
+        if volume == box.numel and (tensor, device) not in self._overlapping:
+            return mine, []  # disjoint pieces that hold as many elements as the box cover it
         return mine, subtract_all(box, [self.pieces[p].box for p in mine])
+
+    def _held_index(self, tensor: str, device: int) -> BoxIndex:
+        """An index of the pieces of ``tensor`` that ``device`` holds, rebuilt when it got more."""
+        held = self.held[(tensor, device)]
+        cached = self._indexes.get((tensor, device))
+        if cached is None or len(cached.boxes) != len(held):
+            cached = BoxIndex([self.pieces[p].box for p in held])
+            self._indexes[(tensor, device)] = cached
+        return cached
 
     def _fetch_bytes(self, device: int, tensor: str, box: Box, depth: int) -> int:
         """Bytes ``device`` must receive to hold ``box``, recomputing cheap layers where that is
@@ -128,23 +176,20 @@ class PlanBuilder:
                 else:
                     kept.append(m)
             missing = kept
+        if not missing:
+            return mine
         sources = [self.pieces[i] for i in self.produced.get(tensor, [])]
-        while missing:
-            best = max(sources, default=None,
-                       key=lambda s: (sum(m.intersect(s.box).numel for m in missing), -s.device))
-            if best is None or all(m.intersect(best.box).empty for m in missing):
-                raise PartitionError(
-                    f"internal planning error ({self.strategy}): region {box} of '{tensor}' "
-                    f"needed on device {device} is not computed anywhere")
-            rest: list[Box] = []
-            for m in missing:
-                part = m.intersect(best.box)
-                if part.empty:
-                    rest.append(m)
-                    continue
-                mine.append(self._transfer(best, device, part))
-                rest.extend(m.subtract(best.box))
-            missing = rest
+        indexed = self._sources.get(tensor)
+        if indexed is None or len(indexed.boxes) != len(sources):
+            indexed = Sources([s.box for s in sources], [s.device for s in sources])
+            self._sources[tensor] = indexed
+        sends, lacking = choose_senders(missing, indexed)
+        if lacking:
+            raise PartitionError(
+                f"internal planning error ({self.strategy}): region {box} of '{tensor}' "
+                f"needed on device {device} is not computed anywhere")
+        for k, part in sends:
+            mine.append(self._transfer(sources[k], device, part))
         return mine
 
     def _transfer(self, src: Piece, dst: int, box: Box) -> int:

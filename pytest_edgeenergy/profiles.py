@@ -35,6 +35,7 @@ __all__ = [
     "PROFILE_FIELDS",
     "PROFILE_SUFFIX",
     "DeviceProfile",
+    "is_profile_path",
     "list_devices",
     "load_device",
     "shipped_profiles_dir",
@@ -220,7 +221,7 @@ def load_device(name_or_path: str | Path, search_dirs: Sequence[Path] = ()) -> D
     Raises :class:`~pytest_edgeenergy.errors.ProfileError` for a missing file, an unknown
     name, or a malformed or out-of-range profile.
     """
-    if _is_path(name_or_path):
+    if is_profile_path(name_or_path):
         path = Path(name_or_path)
         return _parse(_read(path), str(path.resolve()), path.name)
 
@@ -244,7 +245,9 @@ def _read(location: Path | Traversable) -> bytes:
                            f"{exc.strerror or exc}") from None
 
 
-def _is_path(name_or_path: str | Path) -> bool:
+def is_profile_path(name_or_path: str | Path) -> bool:
+    """Whether ``name_or_path`` names a profile file (a Path, ``*.toml`` or a path with a
+    separator) rather than a device name."""
     if isinstance(name_or_path, Path):
         return True
     separators = {os.sep, "/"} | ({os.altsep} if os.altsep else set())

@@ -59,6 +59,8 @@ from torch import Tensor
 # torch.distributed re-exports TCPStore from its C extension without declaring it.
 from torch.distributed import TCPStore  # type: ignore[attr-defined]
 
+from ..checks import as_int_in, as_positive_seconds
+from ..cluster import MAX_DEVICES
 from ..errors import PartitionError
 from ..graph.layergraph import LayerGraph
 from ..plan import DeviceStats, Plan
@@ -305,10 +307,12 @@ class GlooWorkers:
 
     def __init__(self, n_devices: int, *, timeout_s: float = 120.0, port: int | None = None,
                  threads_per_worker: int | None = None) -> None:
-        if n_devices < 1:
-            raise PartitionError(f"the gloo backend needs at least one device, got {n_devices}")
-        if timeout_s <= 0:
-            raise PartitionError(f"timeout_s must be positive, got {timeout_s}")
+        n_devices = as_int_in(n_devices, "the gloo backend's device count", 1, MAX_DEVICES)
+        timeout_s = as_positive_seconds(timeout_s, "timeout_s")
+        if port is not None:
+            port = as_int_in(port, "port", 0, 65535)
+        if threads_per_worker is not None:
+            threads_per_worker = as_int_in(threads_per_worker, "threads_per_worker", 0, 4096)
         self.n_devices = n_devices
         self.timeout_s = timeout_s
         self.overlap = True
@@ -356,7 +360,8 @@ class GlooWorkers:
             raise PartitionError(f"a plan for {plan.n_devices} devices cannot run on "
                                  f"{self.n_devices} gloo workers")
         check_input(plan, x)
-        timeout = self.timeout_s if timeout_s is None else timeout_s
+        timeout = (self.timeout_s if timeout_s is None
+                   else as_positive_seconds(timeout_s, "timeout_s"))
         self._job += 1
         known = self._graphs.get(id(graph))
         new_graph = known is None

@@ -8,9 +8,9 @@ padding), a *clipped* box never does.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from math import prod
 
 Range = tuple[int, int]
 
@@ -34,7 +34,12 @@ class Box:
     @property
     def numel(self) -> int:
         """Number of elements per batch item."""
-        return prod(self.shape)
+        n = 1
+        for a, b in self.ranges:  # a loop, not a product of shape: planning calls this a lot
+            if b <= a:
+                return 0
+            n *= b - a
+        return n
 
     @property
     def empty(self) -> bool:
@@ -52,6 +57,17 @@ class Box:
         pairs = zip(self.ranges, other.ranges, strict=True)
         return Box(tuple((max(a, c), min(b, d)) for (a, b), (c, d) in pairs))
 
+    def overlap(self, other: Box) -> int:
+        """Number of elements (per batch item) the two boxes have in common."""
+        n = 1
+        for (a, b), (c, d) in zip(self.ranges, other.ranges, strict=True):
+            lo = a if a > c else c
+            hi = b if b < d else d
+            if hi <= lo:
+                return 0
+            n *= hi - lo
+        return n
+
     def clip(self, shape: Sequence[int]) -> Box:
         """The part inside a tensor of non-batch ``shape``.
 
@@ -59,6 +75,13 @@ class Box:
         empty, at the border nearest the tensor), so the padding that grows the clipped region
         back to this one is never negative.
         """
+        inside = True
+        for (a, b), s in zip(self.ranges, shape, strict=True):
+            if a < 0 or b > s:
+                inside = False
+                break
+        if inside:  # the common case, and boxes are immutable
+            return self
         out = []
         for (a, b), s in zip(self.ranges, shape, strict=True):
             lo = min(max(a, 0), b)
@@ -88,17 +111,19 @@ class Box:
 
     def subtract(self, other: Box) -> list[Box]:
         """This box minus ``other``, as disjoint boxes."""
-        inter = self.intersect(other)
-        if inter.empty:
+        if not self.overlap(other):
             return [] if self.empty else [self]
         out: list[Box] = []
-        rest = self
-        for dim, ((a, b), (c, d)) in enumerate(zip(self.ranges, inter.ranges, strict=True)):
-            if a < c:
-                out.append(rest.with_range(dim, (a, c)))
-            if d < b:
-                out.append(rest.with_range(dim, (d, b)))
-            rest = rest.with_range(dim, (c, d))
+        rest = list(self.ranges)
+        for dim, ((a, b), (c, d)) in enumerate(zip(self.ranges, other.ranges, strict=True)):
+            lo, hi = (a if a > c else c), (b if b < d else d)
+            if a < lo:
+                rest[dim] = (a, lo)
+                out.append(Box(tuple(rest)))
+            if hi < b:
+                rest[dim] = (hi, b)
+                out.append(Box(tuple(rest)))
+            rest[dim] = (lo, hi)
         return out
 
     def to_list(self) -> list[list[int]]:
@@ -114,14 +139,86 @@ class Box:
         return "[" + ", ".join(f"{a}:{b}" for a, b in self.ranges) + "]"
 
 
+class BoxIndex:
+    """The boxes of a list that overlap a query box, without testing every one.
+
+    Boxes are sorted by where they start along the dimension that tells them apart best (the
+    channels of a channel split, the rows of a band split); a query bisects on its end there
+    and walks back while a box could still reach it. A few boxes are simply tested one by one.
+    """
+
+    #: Up to this many boxes, a query tests each one: faster than sorting them.
+    SCAN_UP_TO = 8
+
+    def __init__(self, boxes: Sequence[Box]) -> None:
+        self.boxes = list(boxes)
+        ndim = (min((len(b.ranges) for b in self.boxes), default=0)
+                if len(self.boxes) > self.SCAN_UP_TO else 0)
+        self.dim = max(range(ndim), default=0,
+                       key=lambda d: len({b.ranges[d][0] for b in self.boxes}))
+        self._order = (sorted(range(len(self.boxes)), key=lambda i: self.boxes[i].ranges[self.dim])
+                       if ndim else [])
+        self._starts = [self.boxes[i].ranges[self.dim][0] for i in self._order]
+        self._reach: list[int] = []  # the furthest end among the boxes sorted so far
+        for i in self._order:
+            end = self.boxes[i].ranges[self.dim][1]
+            self._reach.append(max(end, self._reach[-1]) if self._reach else end)
+
+    def overlapping(self, box: Box) -> list[int]:
+        """Indices (ascending) of the boxes that share at least one element with ``box``."""
+        if not self._order or not box.ranges:
+            return [i for i, b in enumerate(self.boxes) if b.overlap(box)]
+        a, b = box.ranges[self.dim]
+        hits = []
+        for j in range(bisect_left(self._starts, b) - 1, -1, -1):
+            if self._reach[j] <= a:
+                break
+            i = self._order[j]
+            if self.boxes[i].overlap(box):
+                hits.append(i)
+        hits.sort()
+        return hits
+
+
 def subtract_all(box: Box, others: Iterable[Box]) -> list[Box]:
-    """``box`` minus every box of ``others``, as disjoint boxes."""
-    parts = [] if box.empty else [box]
-    for other in others:
-        parts = [p for part in parts for p in part.subtract(other)]
-        if not parts:
-            break
+    """``box`` minus every box of ``others``, as disjoint boxes.
+
+    The parts are those (and in the order) of subtracting ``others`` one after another from
+    every part so far. Each part is only split by the boxes that overlap it, found by trying
+    the next few in order (the usual case: pieces of a split handed in order) and otherwise
+    through an index.
+    """
+    if box.empty:
+        return []
+    index = BoxIndex(list(others))
+    hits = index.overlapping(box)
+    parts: list[Box] = []
+    stack = [(box, 0)]  # a part, and the position in ``hits`` of the next box to subtract
+    while stack:
+        part, pos = stack.pop()
+        at = _next_overlap(part, hits, pos, index)
+        if at is None:
+            parts.append(part)
+            continue
+        pieces = part.subtract(index.boxes[hits[at]])
+        stack.extend((q, at + 1) for q in reversed(pieces))
     return parts
+
+
+_TRY_IN_ORDER = 4
+
+
+def _next_overlap(part: Box, hits: list[int], pos: int, index: BoxIndex) -> int | None:
+    """The first position from ``pos`` on in ``hits`` (ascending indices into ``index``) whose
+    box overlaps ``part``, or None."""
+    stop = min(pos + _TRY_IN_ORDER, len(hits))
+    for at in range(pos, stop):
+        if index.boxes[hits[at]].overlap(part):
+            return at
+    if stop == len(hits):
+        return None
+    later = [i for i in index.overlapping(part) if i >= hits[stop]]
+    return bisect_left(hits, later[0]) if later else None
 
 
 def split_sizes(total: int, weights: Sequence[float]) -> list[int]:

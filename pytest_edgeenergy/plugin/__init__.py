@@ -11,6 +11,9 @@ reports) is in :mod:`pytest_edgeenergy.records`.
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 import pytest
 
 from . import hookspecs
@@ -95,6 +98,16 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Remember which edge tests will run: what could produce which baseline entry."""
     edge_session(session.config).selected(session.items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """On a pytest-xdist worker, each report carries the records its test phase made."""
+    report = yield
+    if SESSION_KEY in item.config.stash:
+        edge_session(item.config).attach_records(report)
+    return report
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -263,15 +265,31 @@ def _error(source: Source, value: object, problem: str, valid: str) -> pytest.Us
         f"{source.option}={shown!r} (from the {source}) {problem}; {valid}")
 
 
-def _raw(config: pytest.Config, dest: str) -> Raw:
-    """The value of ``dest`` by precedence, and where it came from (None: not set)."""
+def _raw(config: pytest.Config, option: Option) -> Raw:
+    """The value of ``option`` by precedence, and where it came from (None: not set)."""
+    dest = option.dest
     cli = config.getoption(dest)
     if cli is not None:
         return Raw(cli, Source("command line", _flag(dest)), config)
-    ini = config.getini(dest)
+    where = str(config.inipath) if config.inipath is not None else "configuration"
+    source = Source("ini file", dest, where)
+    try:
+        with warnings.catch_warnings():  # a TOML array for a string key: refused below
+            warnings.simplefilter("ignore", pytest.PytestDeprecationWarning)
+            ini = config.getini(dest)
+    except (ValueError, pytest.UsageError) as exc:  # pytest names neither key nor file
+        found = re.search(r"invalid truth value (.*)", str(exc))
+        value = found.group(1).strip("'\"") if found else str(exc)
+        raise _error(source, value, "is not a boolean",
+                     "expected true or false (also yes/no, on/off, 1/0)") from None
+    if option.takes_list and isinstance(ini, list):
+        # lines of an ini value, or a TOML array: the comma-separated list they stand for
+        ini = ",".join(str(v).strip() for v in ini) if ini else None
+    elif option.ini_type == "string" and isinstance(ini, list | tuple):
+        raise _error(source, [str(v) for v in ini], "is a list",
+                     "give one value (a TOML string, not an array)")
     if ini is not None and ini != []:
-        where = str(config.inipath) if config.inipath is not None else "configuration"
-        return Raw(ini, Source("ini file", dest, where), config)
+        return Raw(ini, source, config)
     return Raw(None, Source("default", _flag(dest)), config)
 
 
@@ -343,15 +361,26 @@ def _device_dirs(raw: Raw) -> tuple[Path, ...]:
     return tuple(folder for _, folder in dirs)
 
 
+def _file_to_write(raw: Raw, written: str, path: Path, valid: str) -> None:
+    """Refuse a path that names a folder, or whose folder is a file."""
+    if path.is_dir():
+        raise raw.error("is a folder", valid, written)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise raw.error(f"cannot be written: {parent} is a file, not a folder", valid,
+                                written)
+            break
+
+
 def _reports(raw: Raw) -> tuple[Path, ...]:
     paths = _paths(raw)
     for written, path in paths:
+        valid = "expected a file name ending in .md, .json or .csv"
+        _file_to_write(raw, written, path, valid)
         if path.suffix.lower() not in REPORT_SUFFIXES:
             raise raw.error(f"has an unknown report suffix '{path.suffix}'",
                             f"valid suffixes: {', '.join(REPORT_SUFFIXES)}", written)
-        if path.is_dir():
-            raise raw.error("is a folder", "expected a file name ending in .md, .json or .csv",
-                            written)
     return tuple(dict.fromkeys(path for _, path in paths))
 
 
@@ -367,9 +396,8 @@ def _project_path(raw: Raw, default: str) -> Path:
 
 def _baseline(raw: Raw) -> Path:
     path = _project_path(raw, DEFAULT_BASELINE)
-    if path.is_dir():
-        raise raw.error("is a folder", "expected the baseline's file name, such as "
-                        + DEFAULT_BASELINE, str(path))
+    _file_to_write(raw, str(path), path,
+                   "expected the baseline's file name, such as " + DEFAULT_BASELINE)
     return path
 
 
@@ -387,8 +415,7 @@ def _benchmark_json(raw: Raw) -> Path | None:
     if text is None:
         return None
     (_, path), = _paths(dataclasses.replace(raw, value=text))
-    if path.is_dir():
-        raise raw.error("is a folder", "expected a file name such as edge-benchmark.json", text)
+    _file_to_write(raw, text, path, "expected a file name such as edge-benchmark.json")
     return path
 
 
@@ -526,6 +553,12 @@ class Option:
     parse: Callable[[Raw], Any]
     action: str = "store"
     ini_type: str = "string"
+    #: a comma-separated list, also written one item a line or as a TOML array in the ini file
+    takes_list: bool = False
+
+    def __post_init__(self) -> None:
+        if self.takes_list:  # read as lines (or an array), then joined with commas
+            object.__setattr__(self, "ini_type", "linelist")
 
     @property
     def flag(self) -> str:
@@ -534,12 +567,12 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("edge_devices", DEVICES_HELP, "device_counts", _device_counts),
+    Option("edge_devices", DEVICES_HELP, "device_counts", _device_counts, takes_list=True),
     Option("edge_device", DEVICE_HELP, "device", _device),
-    Option("edge_cluster", CLUSTER_HELP, "cluster", _optional_text),
+    Option("edge_cluster", CLUSTER_HELP, "cluster", _optional_text, takes_list=True),
     Option("edge_device_dir", DEVICE_DIR_HELP, "device_dirs", _device_dirs, "append", "paths"),
-    Option("edge_models", MODELS_HELP, "models", _names),
-    Option("edge_strategies", STRATEGIES_HELP, "strategies", _names),
+    Option("edge_models", MODELS_HELP, "models", _names, takes_list=True),
+    Option("edge_strategies", STRATEGIES_HELP, "strategies", _names, takes_list=True),
     Option("edge_energy_model", ENERGY_MODEL_HELP, "energy_model", _energy_model),
     Option("edge_report", REPORT_HELP, "reports", _reports, "append", "args"),
     Option("edge_baseline", BASELINE_HELP, "baseline", _baseline),
@@ -602,7 +635,7 @@ def _check_cluster(raws: dict[str, Raw]) -> None:
 
 def read_settings(config: pytest.Config) -> EdgeSettings:
     """Resolve every option (command line > ini > default) and check what needs no registry."""
-    raws = {option.dest: _raw(config, option.dest) for option in OPTIONS}
+    raws = {option.dest: _raw(config, option) for option in OPTIONS}
     _check_cluster(raws)
     values = {option.field: option.parse(raws[option.dest]) for option in OPTIONS}
     sources = {dest: raw.source for dest, raw in raws.items()}

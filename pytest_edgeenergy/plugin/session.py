@@ -56,6 +56,11 @@ uses all three)."""
 WORKEROUTPUT_KEY = "pytest_edgeenergy_cases"
 """The key of a pytest-xdist worker's records in ``workeroutput``."""
 
+STREAM_KEY = "pytest_edgeenergy_cases"
+"""The attribute of a test report that carries the records its test made, from a
+pytest-xdist worker to the controller as each test ends (so a worker that crashes later
+loses none of them)."""
+
 MEASURED_KEY = "pytest_edgeenergy_measured"
 """The key of a worker's measured rows (``--edge-meter``)."""
 
@@ -144,6 +149,7 @@ class EdgeSession:
     # ONNX files named in --edge-models, read once: the name as given -> the model
     onnx_models: dict[str, OnnxModel] = dataclasses.field(default_factory=dict)
     metering: Metering = dataclasses.field(default_factory=lambda: Metering(None))
+    _sent: int = 0  # records already handed to the controller (on a pytest-xdist worker)
 
     @classmethod
     def start(cls, config: pytest.Config) -> EdgeSession:
@@ -355,18 +361,39 @@ class EdgeSession:
 
     # -- pytest-xdist ------------------------------------------------------------------
 
+    def _unsent(self) -> str | None:
+        """The records made since the last call, as JSON (None: none)."""
+        records = list(self.collector)[self._sent:]
+        self._sent += len(records)
+        if not records:
+            return None
+        return json.dumps([c.to_dict() for c in records], sort_keys=True, allow_nan=False)
+
+    def attach_records(self, report: pytest.TestReport) -> None:
+        """On a pytest-xdist worker: put the records made since the last report on this one,
+        which xdist hands to the controller at once."""
+        if is_worker(self.config):
+            text = self._unsent()
+            if text is not None:
+                setattr(report, STREAM_KEY, text)
+
     def _send_to_controller(self) -> None:
         output: dict[str, Any] = self.config.workeroutput  # type: ignore[attr-defined]
-        records = self.collector.to_json_list()
-        output[WORKEROUTPUT_KEY] = json.dumps(records, sort_keys=True, allow_nan=False)
+        text = self._unsent()  # made outside any test (the reports carried the others)
+        if text is not None:
+            output[WORKEROUTPUT_KEY] = text
         output[SELECTION_KEY] = self.selection.to_json()
         output[MEASURED_KEY] = self.metering.to_json()
 
-    def merge_worker(self, output: dict[str, Any]) -> None:
-        """Merge what a finished worker handed over (a crashed worker hands nothing)."""
-        text = output.get(WORKEROUTPUT_KEY)
+    def merge_records(self, text: str | None) -> None:
+        """Merge records a worker sent (with a test's report, or at its end)."""
         if text:
             self.collector.extend(CaseResult.from_dict(d) for d in json.loads(text))
+
+    def merge_worker(self, output: dict[str, Any]) -> None:
+        """Merge what a finished worker handed over at its end (a crashed one hands nothing:
+        the records of the tests it finished came with their reports)."""
+        self.merge_records(output.get(WORKEROUTPUT_KEY))
         selection = output.get(SELECTION_KEY)
         if selection:
             self.selection.merge_json(selection)
@@ -383,6 +410,11 @@ class XdistController:
 
     def __init__(self, session: EdgeSession) -> None:
         self.session = session
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Merge the records a worker's test made, as the test ends."""
+        self.session.merge_records(getattr(report, STREAM_KEY, None))
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node: Any, error: object) -> None:

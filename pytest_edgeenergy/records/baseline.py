@@ -314,11 +314,18 @@ def parse_json_object(path: Path, what: str) -> dict[str, Any]:
 def check_format(data: Mapping[str, Any], path: Path, what: str, expected: str) -> None:
     """Raise :class:`BaselineError` unless ``data`` carries the format marker ``expected``."""
     found = data.get("format")
-    family = expected.rsplit("/", 1)[0]
+    family, version = expected.rsplit("/", 1)
     if isinstance(found, str) and found.startswith(family + "/") and found != expected:
-        raise BaselineError(f"{what} {path} has format '{found}', which this version of "
-                            f"pytest-edgeenergy ({plugin_version()}) cannot read (it reads "
-                            f"'{expected}'): upgrade pytest-edgeenergy")
+        theirs = found.removeprefix(family + "/")
+        older = theirs.isdigit() and version.isdigit() and int(theirs) < int(version)
+        cannot = (f"{what} {path} has format '{found}', which this version of "
+                  f"pytest-edgeenergy ({plugin_version()}) cannot read (it reads '{expected}')")
+        if older:
+            again = ("move it away and record a new one with pytest --edge-update-baseline"
+                     if what == "baseline" else
+                     "move it out of the folder; new runs are saved with --edge-autosave")
+            raise BaselineError(f"{cannot}: it was written by an older version; {again}")
+        raise BaselineError(f"{cannot}: upgrade pytest-edgeenergy")
     if found != expected:
         keys = ", ".join(sorted(map(str, data))[:6]) or "none"
         raise BaselineError(f"{what} {path} is not a pytest-edgeenergy {what}: it has no "

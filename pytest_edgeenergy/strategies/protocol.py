@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..graph.layergraph import LayerGraph
 from ..plan import Plan
-from ..planner import PlanBuilder
+from ..planner import PlanBuilder, collector_paused
 
 
 @runtime_checkable
@@ -53,9 +53,10 @@ class BuilderStrategy:
     def plan(self, graph: LayerGraph, cluster: ClusterLike) -> Plan:
         """Build a plan by calling :meth:`assign` on a fresh builder."""
         speeds: Sequence[float] = cluster.speeds
-        builder = PlanBuilder(graph, speeds, self.name, self.params)
-        self.assign(builder, graph)
-        return builder.finish()
+        with collector_paused():
+            builder = PlanBuilder(graph, speeds, self.name, self.params)
+            self.assign(builder, graph)
+            return builder.finish()
 
     def assign(self, b: PlanBuilder, graph: LayerGraph) -> None:
         """Place every layer of ``graph`` (in topological order) through ``b``."""

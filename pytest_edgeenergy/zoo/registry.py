@@ -48,6 +48,7 @@ from typing import Final, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from pytest_edgeenergy.checks import as_seed
 from pytest_edgeenergy.errors import PartitionError
 from pytest_edgeenergy.zoo.densenet import densenet121
 from pytest_edgeenergy.zoo.efficientnet import efficientnet_b0
@@ -193,7 +194,7 @@ def build_model(name: str, seed: int = 0) -> nn.Module:
     """
     spec = _spec(name)
     with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
+        torch.default_generator.manual_seed(as_seed(seed))
         model = spec.builder()
     if not isinstance(model, nn.Module):
         raise TypeError(

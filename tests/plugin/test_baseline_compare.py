@@ -96,7 +96,7 @@ def test_active_w_raised_in_a_user_profile_fails_each_case_naming_device_and_pro
     before = baseline_path(project).read_bytes()
     profile = write_profile_variant(project.path / "dev", active_w=1.1)
     result = run(project, "--edge-device-dir=dev")
-    result.assert_outcomes(failed=4)
+    result.assert_outcomes(failed=5)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
         "*_ test_case[[]tinycnn-layer-2xrpi4[]] _*",

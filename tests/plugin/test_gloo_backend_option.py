@@ -172,3 +172,15 @@ def test_pool_faults_end_the_case_and_the_next_case_gets_a_healthy_pool(
     assert len(pids) >= 4  # the first workers, and the ones that replaced them
     alive = [p for p in pids if os.path.exists(f"/proc/{p}")]
     assert alive == [], f"worker processes outlived the session: {alive}"
+
+
+@pytest.mark.heavy
+def test_under_xdist_each_worker_owns_its_pool_and_the_controller_reports_them(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(CASE)
+    result = run(pytester, "-n", "2", "--edge-backend=gloo", "--edge-devices=2",
+                 "--edge-strategies=layer,spatial,output-channel,input-channel")
+    result.assert_outcomes(passed=4)
+    starts = [line for line in result.outlines if "started in" in line]
+    pids = {line.split("in process ")[1].split(",")[0] for line in starts}
+    assert len(starts) == len(pids) == 2, starts  # one pool per xdist worker, each once

@@ -108,3 +108,26 @@ def test_a_bad_tolerance_is_refused_by_name(value: object) -> None:
 def test_a_bad_seed_is_refused_by_name(value: object) -> None:
     with pytest.raises(PartitionError, match=r"seed must be an integer from 0"):
         as_seed(value)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"n_devices": "2"}, r"the gloo backend's device count must be an integer from 1 to 64"),
+    ({"n_devices": 0}, r"the gloo backend's device count must be an integer from 1 to 64"),
+    ({"n_devices": 2, "timeout_s": float("nan")}, r"timeout_s must be a finite number of "
+                                                   r"seconds greater than 0, got nan"),
+    ({"n_devices": 2, "timeout_s": "x"}, r"timeout_s must be a finite number of seconds"),
+    ({"n_devices": 2, "port": 70000}, r"port must be an integer from 0 to 65535, got 70000"),
+    ({"n_devices": 2, "threads_per_worker": -1}, r"threads_per_worker must be an integer"),
+])
+def test_bad_gloo_worker_settings_are_refused_before_any_process_starts(
+        kwargs: dict[str, object], message: str) -> None:
+    from pytest_edgeenergy.backends import GlooWorkers
+
+    with pytest.raises(PartitionError, match=message):
+        GlooWorkers(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_model_seed_that_is_not_an_integer_is_refused_by_name() -> None:
+    with pytest.raises(PartitionError, match=r"seed must be an integer from 0 to 2\*\*63 - 1, "
+                                             r"got 'a'"):
+        build_model("tinycnn", seed="a")  # type: ignore[arg-type]

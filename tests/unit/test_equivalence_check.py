@@ -105,3 +105,10 @@ def test_a_model_built_where_a_freed_one_was_never_gets_its_reference() -> None:
         del model
         gc.collect()
     assert cache.runs == 20
+
+
+def test_complex_outputs_are_compared_in_both_parts() -> None:
+    ref = torch.tensor([1 + 1j, 2 + 0j])
+    assert check_equivalence(ref.clone(), ref).equivalent
+    result = check_equivalence(torch.tensor([1 + 2j, 2 + 0j]), ref)
+    assert result.problem is not None and "at (0, 1): output 2, reference 1" in result.problem

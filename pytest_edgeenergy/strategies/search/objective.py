@@ -3,21 +3,19 @@
 Every joule and second the search uses comes from :func:`estimate` (a whole plan or a plan
 fragment, through :func:`pytest_edgeenergy.energy.estimate_energy` and the schedule simulation)
 or :func:`unit_costs` (the energy model's compute energy per MAC and static power per device).
-Both take the run's energy model and an optional scenario, handed on to the estimate when it
-accepts one, so the objective is always the run's own.
+Both take the run's energy model, and the first the run's scenario (handed on to the estimate
+and the schedule), so the objective is always the run's own.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ...cluster import Cluster
 from ...energy import EnergyEstimate, estimate_energy, get_energy_model, simulate
 from ...energy.protocol import DeviceUsage, EnergyModel
+from ...energy.scenario import Scenario, as_scenario
 from ...errors import PartitionError
 from ...plan import Plan
 
@@ -27,22 +25,10 @@ OBJECTIVES = ("max_device_j", "total_j", "makespan_s")
 """What the search can minimise; a deadline (``deadline_s``) constrains any of them."""
 
 
-def _with_scenario(fn: Callable[..., Any], scenario: object | None) -> dict[str, Any]:
-    """``{"scenario": scenario}`` when ``fn`` takes that keyword and one is given."""
-    if scenario is None:
-        return {}
-    if "scenario" not in inspect.signature(fn).parameters:
-        raise PartitionError(
-            f"strategy 'search' was given scenario {scenario!r}, but this energy estimate "
-            f"({fn.__module__}.{fn.__name__}) takes no scenario")
-    return {"scenario": scenario}
-
-
 def estimate(plan: Plan, cluster: Cluster, energy_model: str | EnergyModel,
-             scenario: object | None = None) -> EnergyEstimate:
+             scenario: Scenario | str | None = None) -> EnergyEstimate:
     """The run's energy estimate of ``plan`` (its scenario passed on when there is one)."""
-    return estimate_energy(plan, cluster, energy_model,
-                           **_with_scenario(estimate_energy, scenario))
+    return estimate_energy(plan, cluster, energy_model, scenario=scenario)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +43,7 @@ class Measured:
 
 
 def measure(plan: Plan, cluster: Cluster, energy_model: str | EnergyModel,
-            scenario: object | None = None, *, fragment: bool = False) -> Measured:
+            scenario: Scenario | str | None = None, *, fragment: bool = False) -> Measured:
     """Price ``plan``. A ``fragment`` (no output on device 0) gets its compute and comm joules
     and the time its last step ends; a whole plan its total joules and makespan."""
     est = estimate(plan, cluster, energy_model, scenario)
@@ -67,7 +53,7 @@ def measure(plan: Plan, cluster: Cluster, energy_model: str | EnergyModel,
     if not fragment:
         return Measured(tuple(d.total_j for d in est.devices), est.makespan_s, est.fits,
                         weights, activations)
-    schedule = simulate(plan, cluster, **_with_scenario(simulate, scenario))
+    schedule = simulate(plan, cluster, as_scenario(scenario))
     return Measured(tuple(d.compute_j + d.comm_j for d in est.devices), schedule.finish_s,
                     True, weights, activations)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from ...cluster import Cluster
 from ...energy.protocol import EnergyModel
+from ...energy.scenario import Scenario
 from ...errors import PartitionError
 from ...graph.box import Box
 from ...graph.layergraph import LayerGraph
@@ -88,7 +89,7 @@ class Pricer:
     graph: LayerGraph
     cluster: Cluster
     energy_model: str | EnergyModel
-    scenario: object | None = None
+    scenario: Scenario | str | None = None
     fragments: int = 0  # fragments built and simulated
     _transitions: dict[tuple[str, Regions, Regions], Cost] = field(default_factory=dict)
 
