@@ -231,13 +231,15 @@ class Executor:
 
 def run_local(plan: Plan, graph: LayerGraph, x: Tensor,
               prepared: dict[int, object] | None = None, *,
-              parallel: bool = True) -> tuple[Tensor, Trace]:
+              parallel: bool = False) -> tuple[Tensor, Trace]:
     """Execute ``plan`` for input ``x``; return device 0's output and the measured trace.
 
-    The devices run at the same time, one worker thread each, sharing the intra-op threads
-    torch may use (see :mod:`.threads`); ``parallel=False`` runs the steps one after another in
-    the plan's order instead. The trace is the same either way. ``prepared`` may be a dict
-    kept by the caller between runs of the same plan and graph.
+    The steps run one after another in the plan's order. With ``parallel=True`` the devices
+    run at the same time instead, one worker thread each, sharing the intra-op threads torch
+    may use (see :mod:`.threads`); the trace is the same either way. Not the default: on the
+    2-core machine it was measured on, the threads' hand-offs cost more than the overlap gained
+    (see tests/benchmarks/test_bench_engine.py). ``prepared`` may be a dict kept by the caller
+    between runs of the same plan and graph.
     """
     check_input(plan, x)
     ex = Executor(plan, graph, range(plan.n_devices), prepared)

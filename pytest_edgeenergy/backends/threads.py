@@ -1,4 +1,5 @@
-"""The local backend's devices run at the same time: one thread per device, sharing the cores.
+"""The local backend's devices at the same time (``run_local(..., parallel=True)``): one thread
+per device, sharing the cores.
 
 Each device's worker runs its own steps in the plan's order, as one rank of the ``gloo`` backend
 does: its tasks, the transfers it sends (it copies the region and hands it over) and those it

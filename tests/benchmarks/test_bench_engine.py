@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from pytest_edgeenergy import build_model, list_models, model_input_shape, partition
+from pytest_edgeenergy.backends.local import run_local
 from pytest_edgeenergy.graph.ops import Conv
 
 STRATEGIES = ["layer", "spatial", "output-channel", "input-channel"]
@@ -48,25 +49,32 @@ def _best_of(fn: Any, rounds: int = 3) -> float:
     return best
 
 
+@pytest.mark.parametrize("parallel", [False, True], ids=["in-turn", "parallel"])
 @pytest.mark.parametrize("threads", [DEFAULT_THREADS, 1], ids=lambda t: f"{t}threads")
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("name", ["vgg16", "resnet50"])
 def test_partitioned_inference_time_against_the_unpartitioned_forward(
-        benchmark: Any, name: str, strategy: str, threads: int) -> None:
+        benchmark: Any, name: str, strategy: str, threads: int, parallel: bool) -> None:
     torch.set_num_threads(threads)
     model = build_model(name)
     x = torch.randn(model_input_shape(name))
     pm = partition(model, strategy, 4, x.shape)
+    prepared: dict[int, object] = {}
+
+    def run() -> torch.Tensor:
+        return run_local(pm.plan, pm.graph, x, prepared, parallel=parallel)[0]
+
     with torch.no_grad():
         model(x)
         reference_s = _best_of(lambda: model(x))
-    out = benchmark.pedantic(pm, args=(x,), rounds=3, warmup_rounds=1)
+    out = benchmark.pedantic(run, rounds=3, warmup_rounds=1)
     with torch.no_grad():
         reference_s = min(reference_s, _best_of(lambda: model(x)))  # before and after
     assert out.shape == model(x).shape
-    partitioned_s = benchmark.stats.stats.min if benchmark.stats else _best_of(lambda: pm(x))
+    partitioned_s = benchmark.stats.stats.min if benchmark.stats else _best_of(run)
     benchmark.extra_info.update({
         "threads": threads,
+        "parallel": parallel,
         "reference_s": reference_s,
         "time_ratio": partitioned_s / reference_s,
         "halo_recompute_fraction": pm.plan.redundant_macs / pm.plan.graph_macs,

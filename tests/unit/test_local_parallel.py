@@ -1,5 +1,6 @@
-"""The local backend runs the devices at the same time, within the threads torch may use, and
-measures exactly what running the steps one after another measures."""
+"""The local backend can run the devices at the same time (``parallel=True``), within the
+threads torch may use, and measures exactly what running the steps one after another
+measures."""
 
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ def test_the_devices_in_parallel_measure_the_trace_of_the_steps_one_after_anothe
     model = build_model("mobilenet_v2")
     x = torch.randn(model_input_shape("mobilenet_v2"))
     pm = partition(model, strategy, 3, x.shape)
-    together, trace = run_local(pm.plan, pm.graph, x)
-    in_turn, expected = run_local(pm.plan, pm.graph, x, parallel=False)
+    together, trace = run_local(pm.plan, pm.graph, x, parallel=True)
+    in_turn, expected = run_local(pm.plan, pm.graph, x)
     assert trace.device_stats() == expected.device_stats()
     assert trace.device_stats() == pm.plan.device_stats()
     torch.testing.assert_close(together, in_turn)
@@ -75,7 +76,7 @@ def test_tasks_of_different_devices_run_at_the_same_time_when_threads_allow(
     x = torch.randn(model_input_shape("tinycnn"))
     pm = partition(model, "spatial", 2, x.shape)
     intervals = _task_intervals(monkeypatch)
-    pm(x)
+    run_local(pm.plan, pm.graph, x, parallel=True)
     assert _overlapping(intervals) > 0
 
 
@@ -86,7 +87,7 @@ def test_one_thread_runs_one_task_at_a_time(monkeypatch: pytest.MonkeyPatch,
     x = torch.randn(model_input_shape("tinycnn"))
     pm = partition(model, "spatial", 2, x.shape)
     intervals = _task_intervals(monkeypatch)
-    pm(x)
+    run_local(pm.plan, pm.graph, x, parallel=True)
     assert len(intervals) == sum(isinstance(s, Task) for s in pm.plan.steps)
     assert _overlapping(intervals) == 0
 
@@ -127,5 +128,5 @@ def test_a_step_that_fails_in_a_worker_raises_its_own_error_and_stops_the_others
     before = threading.active_count()
     with pytest.raises(PlanExecutionError, match=rf"step {i} on device 1 names layer "
                                                  r"'no_such_layer'"):
-        run_local(plan, pm.graph, x)
+        run_local(plan, pm.graph, x, parallel=True)
     assert threading.active_count() == before  # no worker left waiting
