@@ -103,7 +103,7 @@ class ShapeTracer(fx.Tracer):
         except CaptureError:
             raise
         except Exception as exc:
-            raise CaptureError(node, exc, _label(self.root, node)) from exc
+            raise CaptureError(node, exc, node_label(self.root, node)) from exc
         if _is_shape_query(node, value):  # a plain value, not part of the layer graph
             self.graph.erase_node(node)
             return value
@@ -142,7 +142,8 @@ def _is_shape_query(node: fx.Node, value: Any) -> bool:
             and isinstance(value, int | torch.Size))
 
 
-def _label(root: nn.Module, n: fx.Node) -> tuple[str, str]:
+def node_label(root: nn.Module, n: fx.Node) -> tuple[str, str]:
+    """(layer name, type name) of an fx node, for messages."""
     if n.op == "call_module":
         return str(n.target), type(root.get_submodule(str(n.target))).__name__
     if n.op == "call_function":

@@ -30,7 +30,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from ..errors import PartitionError
-from .capture import fetch_attr
+from .capture import fetch_attr, node_label
 from .ops import (
     Activation,
     AdaptiveAvgPool,
@@ -129,17 +129,6 @@ def pair(v: int | Sequence[int]) -> tuple[int, int]:
         return (v, v)
     t = tuple(int(x) for x in v)
     return (t[0], t[0]) if len(t) == 1 else (t[0], t[1])
-
-
-def node_label(gm: nn.Module, n: fx.Node) -> tuple[str, str]:
-    """(layer name, type name) of an fx node for messages."""
-    if n.op == "call_module":
-        return str(n.target), type(gm.get_submodule(str(n.target))).__name__
-    if n.op == "call_function":
-        return n.name, getattr(n.target, "__name__", str(n.target))
-    if n.op == "call_method":
-        return n.name, f"Tensor.{n.target}"
-    return n.name, n.op
 
 
 def batch_norm_affine(mean: Tensor, var: Tensor, weight: Tensor | None, bias: Tensor | None,

@@ -458,10 +458,6 @@ class _Broadcast(Op):
     led_by_first_input = True
     recomputable = True
 
-    @staticmethod
-    def combine(a: Tensor, b: Tensor) -> Tensor:
-        """The element-wise operation (out of place)."""
-        raise NotImplementedError
 
     def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
         boxes: list[Box | None] = []
@@ -477,11 +473,12 @@ class _Broadcast(Op):
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
+        combine = _COMBINE[self.kind]
         acc = xs[0]
         assert acc is not None
         for x in xs[1:]:
             assert x is not None
-            acc = self.combine(acc, x)
+            acc = combine(acc, x)
         if len(xs) == 1:
             acc = acc.clone()
         return RunResult(out=acc)
@@ -492,19 +489,11 @@ class Add(_Broadcast):
 
     kind = "add"
 
-    @staticmethod
-    def combine(a: Tensor, b: Tensor) -> Tensor:
-        return torch.add(a, b)
-
 
 class Mul(_Broadcast):
     """Element-wise product with broadcasting (squeeze-and-excitation and other gates)."""
 
     kind = "mul"
-
-    @staticmethod
-    def combine(a: Tensor, b: Tensor) -> Tensor:
-        return torch.mul(a, b)
 
 
 class Sub(_Broadcast):
@@ -512,19 +501,16 @@ class Sub(_Broadcast):
 
     kind = "sub"
 
-    @staticmethod
-    def combine(a: Tensor, b: Tensor) -> Tensor:
-        return torch.sub(a, b)
-
 
 class Div(_Broadcast):
     """Element-wise quotient with broadcasting."""
 
     kind = "div"
 
-    @staticmethod
-    def combine(a: Tensor, b: Tensor) -> Tensor:
-        return torch.div(a, b)
+
+#: The element-wise operation (out of place) of each broadcasting op, by kind.
+_COMBINE: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "add": torch.add, "mul": torch.mul, "sub": torch.sub, "div": torch.div}
 
 
 class Cat(Op):

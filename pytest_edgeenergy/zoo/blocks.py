@@ -1,12 +1,12 @@
 """Building blocks shared by the edge CNNs of the zoo: conv-BN-activation, squeeze-and-excitation,
-``make_divisible``."""
+the inverted residual block, ``make_divisible``."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-__all__ = ["ConvBNAct", "SqueezeExcitation", "make_divisible"]
+__all__ = ["ConvBNAct", "InvertedResidual", "SqueezeExcitation", "make_divisible"]
 
 
 def make_divisible(v: float, divisor: int = 8) -> int:
@@ -56,3 +56,32 @@ class SqueezeExcitation(nn.Module):
         """x times its per-channel gate."""
         scale: torch.Tensor = self.gate(self.fc2(self.act(self.fc1(self.avgpool(x)))))
         return scale * x
+
+
+class InvertedResidual(nn.Module):
+    """Expand 1x1 (when ``mid`` differs from ``cin``), depthwise kxk, optional
+    squeeze-and-excitation, linear 1x1 projection; residual when stride 1 and the channels match
+    (MobileNetV3's bottleneck, EfficientNet's MBConv)."""
+
+    def __init__(self, cin: int, mid: int, cout: int, kernel: int, stride: int,
+                 act: type[nn.Module], se: nn.Module | None) -> None:
+        super().__init__()
+        self.use_residual = stride == 1 and cin == cout
+        layers: list[nn.Module] = []
+        if mid != cin:
+            layers.append(ConvBNAct(cin, mid, 1, act=act))
+        layers.append(ConvBNAct(mid, mid, kernel, stride, groups=mid, act=act))
+        if se is not None:
+            layers.append(se)
+        self.project = ConvBNAct(mid, cout, 1, act=None)
+        layers.append(self.project)
+        self.block = nn.Sequential(*layers)
+
+    def residual_branch_norm(self) -> nn.BatchNorm2d | None:
+        """The projection's batch-norm when this block adds a residual, else ``None``."""
+        return self.project.norm if self.use_residual else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x + block(x) when residual, else block(x)."""
+        out: torch.Tensor = self.block(x)
+        return out + x if self.use_residual else out

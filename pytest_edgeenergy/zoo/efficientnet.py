@@ -15,9 +15,9 @@ from typing import Final
 import torch
 from torch import nn
 
-from .blocks import ConvBNAct, SqueezeExcitation
+from .blocks import ConvBNAct, InvertedResidual, SqueezeExcitation
 
-__all__ = ["B0_STAGES", "EfficientNet", "MBConv", "efficientnet_b0"]
+__all__ = ["B0_STAGES", "EfficientNet", "efficientnet_b0", "mbconv"]
 
 #: (expansion, kernel, first stride, input channels, output channels, repeats)
 B0_STAGES: Final[tuple[tuple[int, int, int, int, int, int], ...]] = (
@@ -26,30 +26,11 @@ B0_STAGES: Final[tuple[tuple[int, int, int, int, int, int], ...]] = (
 )
 
 
-class MBConv(nn.Module):
-    """Mobile inverted bottleneck with squeeze-and-excitation."""
-
-    def __init__(self, expansion: int, kernel: int, stride: int, cin: int, cout: int) -> None:
-        super().__init__()
-        mid = cin * expansion
-        self.use_residual = stride == 1 and cin == cout
-        layers: list[nn.Module] = []
-        if expansion != 1:
-            layers.append(ConvBNAct(cin, mid, 1, act=nn.SiLU))
-        layers.append(ConvBNAct(mid, mid, kernel, stride, groups=mid, act=nn.SiLU))
-        layers.append(SqueezeExcitation(mid, max(1, cin // 4), nn.SiLU, nn.Sigmoid))
-        self.project = ConvBNAct(mid, cout, 1, act=None)
-        layers.append(self.project)
-        self.block = nn.Sequential(*layers)
-
-    def residual_branch_norm(self) -> nn.BatchNorm2d | None:
-        """The projection's batch-norm when this block adds a residual, else ``None``."""
-        return self.project.norm if self.use_residual else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x + block(x) when residual, else block(x)."""
-        out: torch.Tensor = self.block(x)
-        return out + x if self.use_residual else out
+def mbconv(expansion: int, kernel: int, stride: int, cin: int, cout: int) -> InvertedResidual:
+    """EfficientNet's MBConv: SE reduces to a quarter of the block's input channels."""
+    mid = cin * expansion
+    se = SqueezeExcitation(mid, max(1, cin // 4), nn.SiLU, nn.Sigmoid)
+    return InvertedResidual(cin, mid, cout, kernel, stride, nn.SiLU, se)
 
 
 class EfficientNet(nn.Module):
@@ -60,7 +41,7 @@ class EfficientNet(nn.Module):
         layers: list[nn.Module] = [ConvBNAct(3, 32, 3, 2, act=nn.SiLU)]
         for expansion, kernel, stride, cin, cout, repeats in B0_STAGES:
             for i in range(repeats):
-                layers.append(MBConv(expansion, kernel, stride if i == 0 else 1,
+                layers.append(mbconv(expansion, kernel, stride if i == 0 else 1,
                                      cin if i == 0 else cout, cout))
         layers.append(ConvBNAct(320, 1280, 1, act=nn.SiLU))
         self.features = nn.Sequential(*layers)

@@ -15,9 +15,10 @@ from typing import Final
 import torch
 from torch import nn
 
-from .blocks import ConvBNAct, SqueezeExcitation, make_divisible
+from .blocks import ConvBNAct, InvertedResidual, SqueezeExcitation, make_divisible
 
-__all__ = ["LARGE", "SMALL", "MobileNetV3", "mobilenet_v3_large", "mobilenet_v3_small"]
+__all__ = ["LARGE", "SMALL", "MobileNetV3", "bottleneck", "mobilenet_v3_large",
+           "mobilenet_v3_small"]
 
 RE, HS = nn.ReLU, nn.Hardswish
 
@@ -41,32 +42,11 @@ LARGE: Final[tuple[Setting, ...]] = (
 )
 
 
-class Bottleneck(nn.Module):
-    """MobileNetV3's inverted residual block with optional squeeze-and-excitation."""
-
-    def __init__(self, s: Setting) -> None:
-        super().__init__()
-        cin, k, exp, cout, se, act, stride = s
-        self.use_residual = stride == 1 and cin == cout
-        layers: list[nn.Module] = []
-        if exp != cin:
-            layers.append(ConvBNAct(cin, exp, 1, act=act))
-        layers.append(ConvBNAct(exp, exp, k, stride, groups=exp, act=act))
-        if se:
-            layers.append(SqueezeExcitation(exp, make_divisible(exp // 4), nn.ReLU,
-                                            nn.Hardsigmoid))
-        self.project = ConvBNAct(exp, cout, 1, act=None)
-        layers.append(self.project)
-        self.block = nn.Sequential(*layers)
-
-    def residual_branch_norm(self) -> nn.BatchNorm2d | None:
-        """The projection's batch-norm when this block adds a residual, else ``None``."""
-        return self.project.norm if self.use_residual else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x + block(x) when residual, else block(x)."""
-        out: torch.Tensor = self.block(x)
-        return out + x if self.use_residual else out
+def bottleneck(s: Setting) -> InvertedResidual:
+    """MobileNetV3's bottleneck for one row of the settings table."""
+    cin, k, exp, cout, se, act, stride = s
+    gate = SqueezeExcitation(exp, make_divisible(exp // 4), nn.ReLU, nn.Hardsigmoid)
+    return InvertedResidual(cin, exp, cout, k, stride, act, gate if se else None)
 
 
 class MobileNetV3(nn.Module):
@@ -76,7 +56,7 @@ class MobileNetV3(nn.Module):
                  num_classes: int = 1000) -> None:
         super().__init__()
         layers: list[nn.Module] = [ConvBNAct(3, 16, 3, 2, act=HS)]
-        layers += [Bottleneck(s) for s in settings]
+        layers += [bottleneck(s) for s in settings]
         final = settings[-1][3]
         layers.append(ConvBNAct(final, 6 * final, 1, act=HS))
         self.features = nn.Sequential(*layers)
