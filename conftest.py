@@ -16,6 +16,8 @@ is reproducible, and tries more examples.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 from pathlib import Path
 
@@ -34,6 +36,23 @@ settings.register_profile(
 _default = "ci" if os.environ.get("CI") else "fast"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
 
+
+
+def _import_matplotlib_once() -> None:
+    """Import the matplotlib modules the pictures use before any test runs.
+
+    pytester's in-process runs drop the modules first imported inside them. A nested run that
+    draws would import half of matplotlib and lose it afterwards, and the next picture would
+    mix two copies of its classes ("Single argument to subplot must be a three-digit
+    integer"). Imported here, they are in every snapshot and kept.
+    """
+    with contextlib.suppress(ImportError):  # without the plot extra there is nothing to keep
+        importlib.import_module("matplotlib.figure")
+        importlib.import_module("matplotlib.backends.backend_svg")
+        importlib.import_module("matplotlib.backends.backend_agg")
+
+
+_import_matplotlib_once()
 
 @pytest.fixture(autouse=True)
 def _no_job_summary_in_nested_runs(request: pytest.FixtureRequest,

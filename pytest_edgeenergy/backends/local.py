@@ -203,13 +203,14 @@ class Executor:
         self.hold(transfer.piece, data)
         self._trace.bytes_received[transfer.dst] += data.numel() * data.element_size()
 
-    def release(self, step: int) -> None:
-        """Drop this executor's pieces whose last use was ``step``."""
+    def release(self, step: int, device: int | None = None) -> None:
+        """Drop this executor's pieces whose last use was ``step`` (only ``device``'s, if
+        given: a worker that plays one device of several)."""
         for pid in self.plan.frees[step]:
-            device = self.plan.pieces[pid].device
-            if device in self.devices:
+            owner = self.plan.pieces[pid].device
+            if owner in self.devices and device in (None, owner):
                 t = self.store.pop(pid)
-                self._live[device] -= t.numel() * t.element_size()
+                self._live[owner] -= t.numel() * t.element_size()
 
     def output(self) -> Tensor:
         """The final output, assembled (contiguous) from the output pieces, all held here."""
@@ -229,23 +230,33 @@ class Executor:
 
 
 def run_local(plan: Plan, graph: LayerGraph, x: Tensor,
-              prepared: dict[int, object] | None = None) -> tuple[Tensor, Trace]:
+              prepared: dict[int, object] | None = None, *,
+              parallel: bool = True) -> tuple[Tensor, Trace]:
     """Execute ``plan`` for input ``x``; return device 0's output and the measured trace.
 
-    ``prepared`` may be a dict kept by the caller between runs of the same plan and graph.
+    The devices run at the same time, one worker thread each, sharing the intra-op threads
+    torch may use (see :mod:`.threads`); ``parallel=False`` runs the steps one after another in
+    the plan's order instead. The trace is the same either way. ``prepared`` may be a dict
+    kept by the caller between runs of the same plan and graph.
     """
     check_input(plan, x)
     ex = Executor(plan, graph, range(plan.n_devices), prepared)
     ex.hold_input(x)
+    if parallel and plan.n_devices > 1:
+        from .threads import run_concurrently  # threads imports this module
+
+        run_concurrently(ex)
+    else:
+        with torch.no_grad():
+            for step in plan.steps:
+                if isinstance(step, Task):
+                    ex.run_task(step)
+                else:
+                    data = ex.region(step).clone()
+                    ex.sent(step, data)
+                    ex.received(step, data)
+                ex.release(step.step)
     with torch.no_grad():
-        for step in plan.steps:
-            if isinstance(step, Task):
-                ex.run_task(step)
-            else:
-                data = ex.region(step).clone()
-                ex.sent(step, data)
-                ex.received(step, data)
-            ex.release(step.step)
         output = ex.output()
     return output, ex.trace()
 

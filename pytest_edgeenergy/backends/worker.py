@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import socket
 import sys
 import threading
@@ -33,6 +32,7 @@ import torch
 from ..errors import PartitionError
 from ..graph.layergraph import LayerGraph
 from ..plan import Plan
+from .gloo import _exit_text
 from .local import Executor
 from .rank import run_rank
 from .rendezvous import HEARTBEAT_S, PREFIX, GroupComm, Rendezvous, dumps, loads, make_group
@@ -43,17 +43,6 @@ __all__ = ["GRAPH_TAG", "supervise"]
 #: The tag of the message that carries a rank's weight slices (steps use tags 0..n_steps-1).
 GRAPH_TAG = 1 << 30
 _POLL_S = 0.002
-
-
-def _exit_text(code: int | None) -> str:
-    if code is None:
-        return "did not exit"
-    if code < 0:
-        try:
-            return f"was killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
 
 
 class _Rank:

@@ -1,8 +1,9 @@
 """Every zoo model x every strategy x device counts {2, 3, 4, 8}, at the canonical input size:
 the partitioned output equals the model's, and the measured trace equals the plan.
 
-A plain ``pytest`` runs the three-device column of the classic models (an uneven split, where an
-off-by-one slice shows); the other counts and the edge CNNs are heavy (``pytest --heavy``, CI).
+The whole matrix is heavy (``pytest --heavy``, and CI): the default run checks every strategy
+on the suite's models and on drawn random CNNs (suites/, tests/unit/test_equivalence_property.py)
+and every op in tests/unit/test_edge_ops.py.
 
 Tolerance as in test_equivalence_property: ``rtol=1e-4, atol=1e-5 * max(1, max|reference|)``.
 """
@@ -18,14 +19,8 @@ from pytest_edgeenergy import build_model, list_models, model_input_shape, parti
 
 STRATEGIES = ["layer", "spatial", "output-channel", "input-channel"]
 COUNTS = [2, 3, 4, 8]
-#: the edge CNNs of issue 12: their full matrix runs with the heavy tests (a few minutes);
-#: every op they use has a cheap test in the default run (tests/unit/test_edge_ops.py)
-HEAVY = frozenset({"efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small",
-                   "shufflenet_v2", "yolov8n"})
 ZOO = [m for m in list_models() if m != "tinycnn"] + ["tinycnn"]
-DEFAULT_COUNT = 3
-CASES = [pytest.param(name, strategy, n, id=f"{name}-{strategy}-{n}",
-                      marks=() if n == DEFAULT_COUNT and name not in HEAVY else pytest.mark.heavy)
+CASES = [pytest.param(name, strategy, n, id=f"{name}-{strategy}-{n}", marks=pytest.mark.heavy)
          for name in ZOO for strategy in STRATEGIES for n in COUNTS]
 
 

@@ -1,0 +1,131 @@
+"""The local backend runs the devices at the same time, within the threads torch may use, and
+measures exactly what running the steps one after another measures."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from pytest_edgeenergy import build_model, model_input_shape, partition
+from pytest_edgeenergy.backends import local
+from pytest_edgeenergy.backends.local import Executor, PlanExecutionError, run_local
+from pytest_edgeenergy.backends.threads import device_steps, thread_shares
+from pytest_edgeenergy.plan import Task
+
+STRATEGIES = ["layer", "spatial", "output-channel", "input-channel"]
+
+
+@pytest.fixture
+def threads() -> Iterator[None]:
+    """Restore torch's thread count after a test that sets it."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("budget", [1, 2])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_the_devices_in_parallel_measure_the_trace_of_the_steps_one_after_another(
+        strategy: str, budget: int, threads: None) -> None:
+    torch.set_num_threads(budget)
+    model = build_model("mobilenet_v2")
+    x = torch.randn(model_input_shape("mobilenet_v2"))
+    pm = partition(model, strategy, 3, x.shape)
+    together, trace = run_local(pm.plan, pm.graph, x)
+    in_turn, expected = run_local(pm.plan, pm.graph, x, parallel=False)
+    assert trace.device_stats() == expected.device_stats()
+    assert trace.device_stats() == pm.plan.device_stats()
+    torch.testing.assert_close(together, in_turn)
+    assert torch.get_num_threads() == budget  # the workers' settings do not leak
+
+
+def _task_intervals(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float, float]]:
+    """Make every task take 20 ms more (a sleep, which releases the GIL as kernels do) and
+    record (device, start, end) of each."""
+    intervals: list[tuple[int, float, float]] = []
+    lock = threading.Lock()
+    run_task = Executor.run_task
+
+    def slow(self: Executor, task: Task) -> None:
+        start = time.perf_counter()
+        time.sleep(0.02)
+        run_task(self, task)
+        with lock:
+            intervals.append((task.device, start, time.perf_counter()))
+
+    monkeypatch.setattr(local.Executor, "run_task", slow)
+    return intervals
+
+
+def _overlapping(intervals: list[tuple[int, float, float]]) -> int:
+    """Pairs of tasks of different devices that ran at the same time."""
+    return sum(1 for i, (d, a, b) in enumerate(intervals) for e, c, f in intervals[i + 1:]
+               if d != e and a < f and c < b)
+
+
+def test_tasks_of_different_devices_run_at_the_same_time_when_threads_allow(
+        monkeypatch: pytest.MonkeyPatch, threads: None) -> None:
+    torch.set_num_threads(2)
+    model = build_model("tinycnn")
+    x = torch.randn(model_input_shape("tinycnn"))
+    pm = partition(model, "spatial", 2, x.shape)
+    intervals = _task_intervals(monkeypatch)
+    pm(x)
+    assert _overlapping(intervals) > 0
+
+
+def test_one_thread_runs_one_task_at_a_time(monkeypatch: pytest.MonkeyPatch,
+                                            threads: None) -> None:
+    torch.set_num_threads(1)
+    model = build_model("tinycnn")
+    x = torch.randn(model_input_shape("tinycnn"))
+    pm = partition(model, "spatial", 2, x.shape)
+    intervals = _task_intervals(monkeypatch)
+    pm(x)
+    assert len(intervals) == sum(isinstance(s, Task) for s in pm.plan.steps)
+    assert _overlapping(intervals) == 0
+
+
+def test_a_layer_no_other_device_computes_gets_every_thread() -> None:
+    model = build_model("tinycnn")
+    plan = partition(model, "layer", 2, model_input_shape("tinycnn")).plan
+    assert set(thread_shares(plan, 4).values()) == {4}
+    spatial = partition(model, "spatial", 2, model_input_shape("tinycnn")).plan
+    shares = thread_shares(spatial, 4)
+    split = {s.step for s in spatial.steps if isinstance(s, Task)
+             and sum(isinstance(t, Task) and t.layer == s.layer for t in spatial.steps) == 2}
+    assert split and all(shares[s] == 2 for s in split)
+
+
+def test_every_step_and_every_free_has_its_devices_worker() -> None:
+    model = build_model("tinycnn")
+    plan = partition(model, "input-channel", 3, model_input_shape("tinycnn")).plan
+    steps = device_steps(plan)
+    for s in plan.steps:
+        players = {s.device} if isinstance(s, Task) else {s.src, s.dst}
+        assert all(s.step in steps[d] for d in players)
+        for pid in plan.frees[s.step]:
+            assert s.step in steps[plan.pieces[pid].device]
+    assert all(v == sorted(v) for v in steps.values())
+
+
+def test_a_step_that_fails_in_a_worker_raises_its_own_error_and_stops_the_others(
+        threads: None) -> None:
+    torch.set_num_threads(2)
+    model = build_model("tinycnn")
+    x = torch.randn(model_input_shape("tinycnn"))
+    pm = partition(model, "output-channel", 2, x.shape)
+    plan = pm.plan
+    i, task = next((i, s) for i, s in enumerate(plan.steps)
+                   if isinstance(s, Task) and s.device == 1)
+    plan.steps[i] = dataclasses.replace(task, layer="no_such_layer")
+    before = threading.active_count()
+    with pytest.raises(PlanExecutionError, match=rf"step {i} on device 1 names layer "
+                                                 r"'no_such_layer'"):
+        run_local(plan, pm.graph, x)
+    assert threading.active_count() == before  # no worker left waiting
