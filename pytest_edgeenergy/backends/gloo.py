@@ -307,7 +307,8 @@ class GlooWorkers:
 
     def __init__(self, n_devices: int, *, timeout_s: float = 120.0, port: int | None = None,
                  threads_per_worker: int | None = None) -> None:
-        n_devices = as_int_in(n_devices, "the gloo backend's device count", 1, MAX_DEVICES)
+        n_devices = as_int_in(n_devices, "the gloo backend's device count (at least one device)",
+                              1, MAX_DEVICES)
         timeout_s = as_positive_seconds(timeout_s, "timeout_s")
         if port is not None:
             port = as_int_in(port, "port", 0, 65535)

@@ -133,13 +133,15 @@ def test_the_markdown_report_has_the_same_tables(reported: tuple[str, Path]) -> 
 def test_a_report_that_cannot_be_written_fails_the_run(pytester: pytest.Pytester) -> None:
     """The tests pass, the summary says why, and the exit status is 1 (set at session end)."""
     pytester.makeini(INI + "edge_strategies = layer\n")
-    pytester.makepyfile(test_case=CASE_TEST)
-    (pytester.path / "blocker").write_text("a file where a folder should be")
-    result = pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider",
-                                "--edge-report=blocker/r.json")
-    result.assert_outcomes(passed=1)
+    # A folder appears where the report goes after the options were checked (a path under a
+    # file, or a folder, given at the start is a usage error instead).
+    pytester.makepyfile(test_case=CASE_TEST + "\n\ndef test_zz_blocker():\n"
+                        "    import os\n    os.mkdir('r.json')\n")
+    result = pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", "-p", "no:randomly",
+                                "--edge-report=r.json")
+    result.assert_outcomes(passed=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["could not write the edge energy report */blocker/r.json: *"])
+    result.stdout.fnmatch_lines(["could not write the edge energy report */r.json: *"])
     assert "Traceback" not in result.stdout.str()
 
 

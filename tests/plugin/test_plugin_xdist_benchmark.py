@@ -69,10 +69,10 @@ def test_energy_figures_land_in_pytest_benchmarks_json(project: pytest.Pytester)
                                           "--edge-models=tinycnn", "--edge-devices=2",
                                           "--benchmark-json=bench.json",
                                           "--edge-report=edge.json")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)  # the four classic strategies and search
     bench = json.loads((project.path / "bench.json").read_text())
     report = {c["key"]: c for c in json.loads((project.path / "edge.json").read_text())["cases"]}
-    assert len(bench["benchmarks"]) == 4
+    assert len(bench["benchmarks"]) == 5
     for entry in bench["benchmarks"]:
         extra = entry["extra_info"]["edgeenergy"]
         assert entry["stats"]["rounds"] == 2

@@ -111,8 +111,10 @@ def test_a_bad_seed_is_refused_by_name(value: object) -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"n_devices": "2"}, r"the gloo backend's device count must be an integer from 1 to 64"),
-    ({"n_devices": 0}, r"the gloo backend's device count must be an integer from 1 to 64"),
+    ({"n_devices": "2"}, r"the gloo backend's device count \(at least one device\) must be an "
+                      r"integer from 1 to 64"),
+    ({"n_devices": 0}, r"the gloo backend's device count \(at least one device\) must be an "
+                      r"integer from 1 to 64"),
     ({"n_devices": 2, "timeout_s": float("nan")}, r"timeout_s must be a finite number of "
                                                    r"seconds greater than 0, got nan"),
     ({"n_devices": 2, "timeout_s": "x"}, r"timeout_s must be a finite number of seconds"),
