@@ -138,8 +138,8 @@ def test_workers_refuse_a_plan_for_another_device_count_and_a_wrong_input(
     with pytest.raises(PartitionError, match=r"does not match the planned input shape"):
         pool.run(pm.plan, pm.graph, x[:, :, :16])
     assert pool.alive  # refused before anything was sent
-    with pytest.raises(PartitionError,
-                       match=r"device count must be an integer from 1 to 64, got 0"):
+    with pytest.raises(PartitionError, match=r"device count \(at least one device\) must be an "
+                                             r"integer from 1 to 64, got 0"):
         GlooWorkers(0)
 
 
