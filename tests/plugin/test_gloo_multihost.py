@@ -52,6 +52,20 @@ def group_members(pgid: int) -> list[int]:
     return found
 
 
+def settled_members(pgid: int, grace_s: float = 10.0) -> list[int]:
+    """Live processes of process group ``pgid`` once they had ``grace_s`` to exit.
+
+    The script's ``wait`` returns when the supervisors exit; their multiprocessing resource
+    trackers (grandchildren of the script) see the end of their pipe a moment later, so an
+    immediate look can find one still cleaning up."""
+    deadline = time.monotonic() + grace_s
+    left = group_members(pgid)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = group_members(pgid)
+    return left
+
+
 @contextlib.contextmanager
 def started_workers(tmp: Path, world: int, port: int, *, delay_s: float = 0.0,
                     ranks: Sequence[int] = ()) -> Iterator[Path]:
@@ -69,7 +83,7 @@ def started_workers(tmp: Path, world: int, port: int, *, delay_s: float = 0.0,
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=60)  # the workers end with rank 0's session
     finally:
-        left = group_members(proc.pid)
+        left = settled_members(proc.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
