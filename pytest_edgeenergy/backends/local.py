@@ -15,8 +15,9 @@ for its own device, and moves the bytes of its transfers over the network.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -29,6 +30,8 @@ from ..graph.layergraph import Layer, LayerGraph
 from ..graph.ops import Op, Pad2, Reduce, RunResult, pad_amounts
 from ..plan import Piece, Plan, Task, Transfer
 from ..trace import Trace
+
+_T = TypeVar("_T")
 
 
 class PlanExecutionError(PartitionError):
@@ -58,7 +61,7 @@ class _Gather:
         """The region, read from ``store``."""
         if self.view is not None:
             pid, slices = self.view
-            return store[pid][slices]
+            return store[pid] if not slices else store[pid][slices]
         out = torch.empty((batch, *self.shape), dtype=torch.float32)
         for pid, dst, src in self.parts:
             out[dst] = store[pid][src]
@@ -71,6 +74,8 @@ def _gather(pieces: Sequence[Piece], pids: Sequence[int], box: Box, what: str) -
     if box.empty:  # the region lies wholly in the padding
         return _Gather(box.shape, None)
     for p in held:
+        if p.box == box:  # the whole piece: no view to make
+            return _Gather(box.shape, (p.id, ()))
         if p.box.contains(box):
             return _Gather(box.shape, (p.id, box.relative_to(p.box)))
     if subtract_all(box, [p.box for p in held]):
@@ -129,6 +134,35 @@ def _prepare(task: Task, plan: Plan, graph: LayerGraph) -> _Prepared:
     return _Prepared(op, layer, plan.pieces[task.out].box, tuple(inputs), native)
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What the executor checks and counts per piece and step, worked out once per plan."""
+
+    shapes: tuple[tuple[int, ...], ...]  # planned shape of each piece, batch included
+    owners: tuple[int, ...]  # device of each piece
+    inputs: tuple[int, ...]  # the input's pieces (made by step -1)
+
+    @staticmethod
+    def of(plan: Plan) -> _Layout:
+        """The layout of ``plan``."""
+        batch = plan.input_shape[0]
+        return _Layout(tuple((batch, *p.box.shape) for p in plan.pieces),
+                       tuple(p.device for p in plan.pieces),
+                       tuple(p.id for p in plan.pieces if p.step == -1))
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """Where a transfer reads its region: the source piece and the slices (``()``: all of it)."""
+
+    src: int
+    slices: tuple[slice, ...]
+
+
+# The key of the plan-wide layout in a ``prepared`` dict (whose other keys are steps >= 0).
+_LAYOUT_KEY = -1
+
+
 class Executor:
     """The pieces that some devices of a plan hold, the steps they run, and what they measure.
 
@@ -141,9 +175,11 @@ class Executor:
     def __init__(self, plan: Plan, graph: LayerGraph, devices: Iterable[int],
                  prepared: dict[int, object] | None = None) -> None:
         self.plan = plan
-        # per-step preparation (where each input lies, its padding); a caller that runs the
-        # same plan again passes the same dict to skip this work
+        # per-step preparation (where each input lies, its padding, the slices a transfer
+        # reads) and the plan's layout; a caller that runs the same plan again passes the same
+        # dict to skip this work
         self._prepared: dict[int, object] = {} if prepared is None else prepared
+        self._layout = self.memo(_LAYOUT_KEY, _Layout, lambda: _Layout.of(plan))
         self.graph = graph
         self.devices = frozenset(devices)
         self.batch = plan.input_shape[0]
@@ -154,26 +190,37 @@ class Executor:
         self._seen_weights: list[dict[tuple[object, ...], int]] = [
             {} for _ in range(plan.n_devices)]
 
+    def memo(self, key: int, kind: type[_T], make: Callable[[], _T]) -> _T:
+        """The ``kind`` kept in the prepared dict under ``key`` (negative: steps use the others),
+        made by ``make()`` the first time: plan-wide preparation that outlives this run."""
+        value = self._prepared.get(key)
+        if not isinstance(value, kind):
+            value = self._prepared[key] = make()
+        return value
+
     def hold(self, pid: int, t: Tensor) -> None:
         """Store ``t`` as piece ``pid`` (its planned shape checked) and count its bytes."""
-        p = self.plan.pieces[pid]
-        if tuple(t.shape) != (self.batch, *p.box.shape):
+        planned = self._layout.shapes[pid]
+        if t.shape != planned:
+            p = self.plan.pieces[pid]
             raise PlanExecutionError(
                 f"piece {pid} of '{p.tensor}' on device {p.device} has shape {tuple(t.shape)}, "
-                f"planned {(self.batch, *p.box.shape)}")
+                f"planned {planned}")
         self.store[pid] = t
-        self._live[p.device] += t.numel() * t.element_size()
-        self._peak_act[p.device] = max(self._peak_act[p.device], self._live[p.device])
+        device = self._layout.owners[pid]
+        live = self._live[device] = self._live[device] + t.numel() * t.element_size()
+        if live > self._peak_act[device]:
+            self._peak_act[device] = live
 
     def hold_input(self, x: Tensor) -> None:
         """Hold the input pieces (made by step -1) of this executor's devices."""
-        for p in self.plan.pieces:
-            if p.step == -1 and p.device in self.devices:
-                self.hold(p.id, x.detach())
+        for pid in self._layout.inputs:
+            if self._layout.owners[pid] in self.devices:
+                self.hold(pid, x.detach())
 
     def needs_input(self) -> bool:
         """True when one of this executor's devices holds a piece of the input."""
-        return any(p.step == -1 and p.device in self.devices for p in self.plan.pieces)
+        return any(self._layout.owners[pid] in self.devices for pid in self._layout.inputs)
 
     def run_task(self, task: Task) -> None:
         """Compute ``task`` from the pieces it reads, count its MACs and weights, hold its
@@ -189,9 +236,16 @@ class Executor:
         self.hold(task.out, res.out)
 
     def region(self, transfer: Transfer) -> Tensor:
-        """Exactly the region ``transfer`` sends: a view into the sender's piece."""
-        src = self.plan.pieces[transfer.src_piece]
-        return self.store[src.id][transfer.box.relative_to(src.box)]
+        """Exactly the region ``transfer`` sends: a view into the sender's piece (the piece
+        itself when the region is all of it)."""
+        send = self._prepared.get(transfer.step)
+        if not isinstance(send, _Send):
+            src = self.plan.pieces[transfer.src_piece]
+            whole = transfer.box == src.box
+            send = _Send(src.id, () if whole else transfer.box.relative_to(src.box))
+            self._prepared[transfer.step] = send
+        piece = self.store[send.src]
+        return piece[send.slices] if send.slices else piece
 
     def sent(self, transfer: Transfer, data: Tensor) -> None:
         """Count ``data`` as sent by the transfer's source: its bytes and one message."""
@@ -203,14 +257,38 @@ class Executor:
         self.hold(transfer.piece, data)
         self._trace.bytes_received[transfer.dst] += data.numel() * data.element_size()
 
+    def move(self, transfer: Transfer) -> None:
+        """Carry out ``transfer`` in memory (both its devices are this executor's): the
+        destination holds the region itself, a read-only view of the sender's piece.
+
+        No copy is needed because a piece is never written after it is made (every op returns
+        a new tensor, and fused activations run in place only on that new tensor), so the view
+        holds exactly the values a copy would; the bytes and the message are counted as for a
+        copy. The ``gloo`` backend moves the same bytes over the network.
+        """
+        data = self.region(transfer)
+        self.sent(transfer, data)
+        self.received(transfer, data)
+
     def release(self, step: int, device: int | None = None) -> None:
         """Drop this executor's pieces whose last use was ``step`` (only ``device``'s, if
         given: a worker that plays one device of several)."""
+        owners = self._layout.owners
         for pid in self.plan.frees[step]:
-            owner = self.plan.pieces[pid].device
+            owner = owners[pid]
             if owner in self.devices and device in (None, owner):
                 t = self.store.pop(pid)
                 self._live[owner] -= t.numel() * t.element_size()
+
+    def run_steps(self) -> None:
+        """Run every step of the plan in order (this executor plays every device)."""
+        with torch.no_grad():
+            for step in self.plan.steps:
+                if isinstance(step, Task):
+                    self.run_task(step)
+                else:
+                    self.move(step)
+                self.release(step.step)
 
     def output(self) -> Tensor:
         """The final output, assembled (contiguous) from the output pieces, all held here."""
@@ -244,20 +322,12 @@ def run_local(plan: Plan, graph: LayerGraph, x: Tensor,
     check_input(plan, x)
     ex = Executor(plan, graph, range(plan.n_devices), prepared)
     ex.hold_input(x)
-    if parallel and plan.n_devices > 1:
+    if parallel and plan.n_devices > 1 and torch.get_num_threads() > 1:
         from .threads import run_concurrently  # threads imports this module
 
         run_concurrently(ex)
     else:
-        with torch.no_grad():
-            for step in plan.steps:
-                if isinstance(step, Task):
-                    ex.run_task(step)
-                else:
-                    data = ex.region(step).clone()
-                    ex.sent(step, data)
-                    ex.received(step, data)
-                ex.release(step.step)
+        ex.run_steps()
     with torch.no_grad():
         output = ex.output()
     return output, ex.trace()
@@ -272,7 +342,11 @@ def _run_task(prep: _Prepared, task: Task, store: dict[int, Tensor], batch: int)
         x = inp.gather.run(store, batch)
         xs.append(x if inp.pad is None else F.pad(x, inp.pad, value=inp.fill))
     res = prep.op.run(xs, prep.out_box, task.weight, prep.native)
-    if task.kind != "partial":
+    if task.kind != "partial" and prep.layer.post:
+        # activations run in place: never on an input's memory (a piece is never written)
+        storage = res.out.untyped_storage().data_ptr()
+        if any(x is not None and x.untyped_storage().data_ptr() == storage for x in xs):
+            res.out = res.out.clone()
         for act in prep.layer.post:
             res.out = act.apply(res.out)
     return res

@@ -1,72 +1,40 @@
-"""The local backend's devices at the same time (``run_local(..., parallel=True)``): one thread
-per device, sharing the cores.
+"""The local backend's devices at the same time (``run_local(..., parallel=True)``): the plan's
+steps run as soon as they may, on worker threads that share the cores.
 
-Each device's worker runs its own steps in the plan's order, as one rank of the ``gloo`` backend
-does: its tasks, the transfers it sends (it copies the region and hands it over) and those it
-receives (it waits for the data, then holds it). A step therefore starts as soon as its inputs
-are there, while other devices compute: torch kernels release the GIL, so the devices'
-kernels overlap. Every count of the trace is still taken by the device's own worker, in its
-own steps' order, so the trace is what the sequential run measured.
+A step may start when every device it involves (a task's device; a transfer's two devices; the
+owner of a piece freed after it) has finished its previous step of the plan. So each device
+still sees its own steps in the plan's order, as one rank of the ``gloo`` backend does, and
+every count of the trace (the peak memory included, which depends on that order) is what the
+steps one after another measure; steps of different devices overlap. torch kernels release
+the GIL, so their kernels really run at the same time.
 
 The threads torch may use (``torch.get_num_threads()`` when the run starts) are a budget the
-workers share, never exceed: a task takes that budget divided among the devices that compute
-the same layer (all of it for a layer no other device computes), and waits until that many
-are free; a copy takes one. When several wait, the earliest step of the plan goes first.
+workers share, never exceed: as many workers as the budget (at most one per device), and a task
+takes that budget divided among the devices that compute the same layer (all of it for a layer
+no other device computes), waiting until that many are free; a transfer, a view of the sender's
+piece (see :meth:`.Executor.move`), takes none. When several steps may start, the earliest of
+the plan goes first. With a budget of one thread, ``run_local`` runs the steps in turn instead:
+there is nothing to overlap.
+
+The worker threads live across runs (one pool per process), so the per-thread state torch and
+OpenMP build on a thread's first kernel is built once, not once per inference.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import torch
-from torch import Tensor
 
-from ..plan import Plan, Task, Transfer
+from ..plan import Plan, Task
 from .local import Executor
 
-
-class _StoppedError(Exception):
-    """Another worker failed: this one stops without running its step."""
-
-
-class Cores:
-    """A budget of intra-op threads that workers take from and give back."""
-
-    def __init__(self, total: int) -> None:
-        self.total = max(1, total)
-        self.free = self.total
-        self._waiting: list[int] = []  # steps waiting, earliest first
-        self._cond = threading.Condition()
-        self.aborted = False
-
-    @contextmanager
-    def held(self, step: int, count: int) -> Iterator[None]:
-        """Hold ``count`` threads (at most the budget) while running ``step``."""
-        count = min(count, self.total)
-        with self._cond:
-            heapq.heappush(self._waiting, step)
-            while not self.aborted and (self._waiting[0] != step or self.free < count):
-                self._cond.wait()
-            if self.aborted:
-                raise _StoppedError
-            heapq.heappop(self._waiting)
-            self.free -= count
-            self._cond.notify_all()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self.free += count
-                self._cond.notify_all()
-
-    def abort(self) -> None:
-        """Wake every waiting worker (they then stop)."""
-        with self._cond:
-            self.aborted = True
-            self._cond.notify_all()
+# The key of the step dependencies in an executor's prepared dict (see Executor.memo).
+_DEPENDENCIES_KEY = -2
 
 
 def thread_shares(plan: Plan, budget: int) -> dict[int, int]:
@@ -91,83 +59,122 @@ def device_steps(plan: Plan) -> dict[int, list[int]]:
     return {d: v for d, v in steps.items() if v}
 
 
+@dataclass(frozen=True, slots=True)
+class _Dependencies:
+    """Each step's successors (the next step of every device it involves) and how many
+    predecessors it has: worked out once per plan."""
+
+    successors: tuple[tuple[int, ...], ...]
+    predecessors: tuple[int, ...]
+
+    @staticmethod
+    def of(plan: Plan) -> _Dependencies:
+        """The dependencies of ``plan``'s steps."""
+        after: list[list[int]] = [[] for _ in plan.steps]
+        count = [0] * len(plan.steps)
+        for steps in device_steps(plan).values():
+            for a, b in itertools.pairwise(steps):
+                after[a].append(b)
+                count[b] += 1
+        return _Dependencies(tuple(tuple(a) for a in after), tuple(count))
+
+
 class _Run:
-    """One concurrent execution of a plan: the workers' shared state."""
+    """One concurrent execution of a plan: the ready steps, the free threads, the failures."""
 
     def __init__(self, ex: Executor, budget: int) -> None:
         self.ex = ex
-        self.plan = ex.plan
-        self.cores = Cores(budget)
-        self.shares = thread_shares(self.plan, self.cores.total)
-        self.handoff: dict[int, Tensor] = {}
-        self.arrived = {s.step: threading.Event() for s in self.plan.steps
-                        if isinstance(s, Transfer)}
+        self.steps = ex.plan.steps
+        deps = ex.memo(_DEPENDENCIES_KEY, _Dependencies, lambda: _Dependencies.of(ex.plan))
+        self.successors = deps.successors
+        self.waiting = list(deps.predecessors)
+        shares = thread_shares(ex.plan, budget)
+        self.need = [shares.get(i, 0) for i in range(len(self.steps))]
+        self.ready = [i for i, n in enumerate(self.waiting) if n == 0]
+        heapq.heapify(self.ready)
+        self.free = budget
+        self.left = len(self.steps)
         self.failures: list[tuple[int, BaseException]] = []
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
 
-    def fail(self, step: int, exc: BaseException) -> None:
-        """Record a worker's error and wake every other worker so that it stops."""
-        with self._lock:
+    def _take(self) -> int | None:
+        """The earliest ready step, once its threads are free (None: nothing left to do)."""
+        with self._cond:
+            while True:
+                if self.failures or self.left == 0:
+                    return None
+                if self.ready and self.need[self.ready[0]] <= self.free:
+                    step = heapq.heappop(self.ready)
+                    self.free -= self.need[step]
+                    return step
+                self._cond.wait()
+
+    def _done(self, step: int) -> None:
+        with self._cond:
+            self.free += self.need[step]
+            self.left -= 1
+            for nxt in self.successors[step]:
+                self.waiting[nxt] -= 1
+                if self.waiting[nxt] == 0:
+                    heapq.heappush(self.ready, nxt)
+            self._cond.notify_all()
+
+    def _fail(self, step: int, exc: BaseException) -> None:
+        with self._cond:
             self.failures.append((step, exc))
-        self.cores.abort()
-        for event in self.arrived.values():
-            event.set()
+            self._cond.notify_all()
 
-    def work(self, device: int, steps: list[int]) -> None:
-        """Run ``device``'s steps in order (in a worker thread)."""
-        step = -1
+    def work(self) -> None:
+        """Run ready steps until none is left or a step failed (in a worker thread)."""
         threads = 0
-        try:
-            with torch.no_grad():  # grad mode is per thread
-                for step in steps:
-                    if self.cores.aborted:
-                        return
-                    s = self.plan.steps[step]
+        with torch.no_grad():  # grad mode is per thread
+            while (step := self._take()) is not None:
+                try:
+                    s = self.steps[step]
                     if isinstance(s, Task):
-                        if s.device == device:
-                            want = self.shares[step]
-                            with self.cores.held(step, want):
-                                if threads != want:
-                                    torch.set_num_threads(want)
-                                    threads = want
-                                self.ex.run_task(s)
+                        if threads != self.need[step]:
+                            threads = self.need[step]
+                            torch.set_num_threads(threads)
+                        self.ex.run_task(s)
                     else:
-                        self._transfer(device, s)
-                    self.ex.release(step, device)
-        except _StoppedError:
-            return
-        except BaseException as exc:  # handed to the caller's thread
-            self.fail(step, exc)
+                        self.ex.move(s)
+                    self.ex.release(step)
+                except BaseException as exc:  # handed to the caller's thread
+                    self._fail(step, exc)
+                    return
+                self._done(step)
 
-    def _transfer(self, device: int, s: Transfer) -> None:
-        if s.src == device:
-            with self.cores.held(s.step, 1):
-                data = self.ex.region(s).clone()
-            self.ex.sent(s, data)
-            self.handoff[s.step] = data
-            self.arrived[s.step].set()
-        if s.dst == device:
-            self.arrived[s.step].wait()
-            if self.cores.aborted:
-                raise _StoppedError
-            self.ex.received(s, self.handoff.pop(s.step))
+
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _workers(count: int) -> ThreadPoolExecutor:
+    """The process's worker pool, with room for ``count`` workers at once."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < count:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(count, thread_name_prefix="edge-worker")
+            _pool_size = count
+        return _pool
 
 
 def run_concurrently(ex: Executor) -> None:
-    """Run every step of ``ex.plan`` on ``ex`` (which plays every device), one worker thread
-    per device, within the intra-op thread budget of the calling thread; re-raise the error of
-    the earliest failing step, if any."""
-    budget = torch.get_num_threads()
+    """Run every step of ``ex.plan`` on ``ex`` (which plays every device) on worker threads,
+    within the intra-op thread budget of the calling thread; re-raise the error of the earliest
+    failing step, if any."""
+    budget = max(1, torch.get_num_threads())
     run = _Run(ex, budget)
-    workers = [threading.Thread(target=run.work, args=(d, steps), name=f"edge-device-{d}",
-                                daemon=True)
-               for d, steps in device_steps(ex.plan).items()]
+    count = min(budget, ex.plan.n_devices)
     try:
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
+        pool = _workers(count)
+        futures = [pool.submit(run.work) for _ in range(count)]
+        for f in futures:
+            f.result()
     finally:
-        torch.set_num_threads(budget)  # workers set the process-wide default too
+        torch.set_num_threads(budget)  # workers may set the process-wide default too
     if run.failures:
         raise min(run.failures, key=lambda f: f[0])[1]

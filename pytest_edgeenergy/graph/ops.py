@@ -27,6 +27,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from .box import Box, Range
+from .convkernel import conv2d
 
 FP32_BYTES = 4
 NEG_INF = float("-inf")
@@ -323,19 +324,26 @@ class Conv(_Weighted):
         res = RunResult(out=x)
         if w.inp is not None:  # input-channel partial sum (groups == 1): no bias here
             wt = self.weight[o0:o1, w.inp[0]:w.inp[1]]
-            y = F.conv2d(x, wt, None, self.stride, pad, self.dilation, 1)
+            y = self._conv(x, wt, None, pad, 1)
             res.out, res.macs, res.weights = y, y.numel() * wt[0].numel(), [wt]
             return res
         bias = self.bias[o0:o1] if self.bias is not None and w.bias else None
         if self.groups == 1:
             wt = self.weight[o0:o1]
-            y = F.conv2d(x, wt, bias, self.stride, pad, self.dilation, 1)
+            y = self._conv(x, wt, bias, pad, 1)
             res.out, res.macs, res.weights = y, y.numel() * wt[0].numel(), [wt]
         else:
             res = self._grouped(x, o0, o1, bias, pad)
         if bias is not None:
             res.weights.append(bias)
         return res
+
+    def _conv(self, x: Tensor, wt: Tensor, bias: Tensor | None, pad: Pad2,
+              groups: int) -> Tensor:
+        """The kernel on a slice, with the algorithm torch picks for the whole layer."""
+        return conv2d(x, wt, bias, self.stride, pad, self.dilation, groups,
+                      whole_in_shape=self.in_shapes[0], whole_weight_shape=self.weight.shape,
+                      whole_padding=self.padding, whole_groups=self.groups)
 
     def _grouped(self, x: Tensor, o0: int, o1: int, bias: Tensor | None,
                  pad: Pad2) -> RunResult:
@@ -353,7 +361,7 @@ class Conv(_Weighted):
             xin = x[:, g0 * ipg - base_in:g1 * ipg - base_in]
             wt = self.weight[a:b]
             bt = None if bias is None else bias[a - o0:b - o0]
-            y = F.conv2d(xin, wt, bt, self.stride, pad, self.dilation, g1 - g0)
+            y = self._conv(xin, wt, bt, pad, g1 - g0)
             outs.append(y)
             res.macs += y.numel() * wt[0].numel()
             res.weights.append(wt)
@@ -1021,8 +1029,8 @@ class Reduce(Op):
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
         parts = [x for x in xs if x is not None]
-        acc = parts[0].clone()
-        for x in parts[1:]:
+        acc = parts[0] + parts[1] if len(parts) > 1 else parts[0].clone()
+        for x in parts[2:]:
             acc.add_(x)
         res = RunResult(out=acc)
         bias = getattr(self.layer_op, "bias", None)

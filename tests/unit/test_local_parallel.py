@@ -121,12 +121,81 @@ def test_a_step_that_fails_in_a_worker_raises_its_own_error_and_stops_the_others
     model = build_model("tinycnn")
     x = torch.randn(model_input_shape("tinycnn"))
     pm = partition(model, "output-channel", 2, x.shape)
-    plan = pm.plan
-    i, task = next((i, s) for i, s in enumerate(plan.steps)
+    good = pm.plan
+    expected, _ = run_local(good, pm.graph, x, parallel=True)  # the workers exist from here
+    i, task = next((i, s) for i, s in enumerate(good.steps)
                    if isinstance(s, Task) and s.device == 1)
-    plan.steps[i] = dataclasses.replace(task, layer="no_such_layer")
+    bad = dataclasses.replace(good, steps=list(good.steps))
+    bad.steps[i] = dataclasses.replace(task, layer="no_such_layer")
     before = threading.active_count()
     with pytest.raises(PlanExecutionError, match=rf"step {i} on device 1 names layer "
                                                  r"'no_such_layer'"):
-        run_local(plan, pm.graph, x, parallel=True)
-    assert threading.active_count() == before  # no worker left waiting
+        run_local(bad, pm.graph, x, parallel=True)
+    assert threading.active_count() == before  # no worker started, none left waiting
+    again, _ = run_local(good, pm.graph, x, parallel=True)  # every worker free again
+    torch.testing.assert_close(again, expected)
+
+
+def _task_threads(monkeypatch: pytest.MonkeyPatch) -> set[int]:
+    """Record the identity of every thread that runs a task."""
+    seen: set[int] = set()
+    run_task = Executor.run_task
+
+    def recorded(self: Executor, task: Task) -> None:
+        seen.add(threading.get_ident())
+        run_task(self, task)
+
+    monkeypatch.setattr(local.Executor, "run_task", recorded)
+    return seen
+
+
+def _workers() -> set[int]:
+    return {t.ident for t in threading.enumerate()
+            if t.name.startswith("edge-worker") and t.ident is not None}
+
+
+def test_the_worker_threads_live_across_runs(monkeypatch: pytest.MonkeyPatch,
+                                             threads: None) -> None:
+    torch.set_num_threads(2)
+    model = build_model("tinycnn")
+    x = torch.randn(model_input_shape("tinycnn"))
+    pm = partition(model, "spatial", 2, x.shape)
+    seen = _task_threads(monkeypatch)
+    run_local(pm.plan, pm.graph, x, parallel=True)
+    workers = _workers()
+    for _ in range(3):
+        run_local(pm.plan, pm.graph, x, parallel=True)
+    assert seen and seen <= workers  # every task ran on a worker, never on the caller's thread
+    assert _workers() == workers  # the same threads again, none started for the later runs
+
+
+def test_with_one_thread_the_steps_run_in_turn_on_the_callers_thread(
+        monkeypatch: pytest.MonkeyPatch, threads: None) -> None:
+    torch.set_num_threads(1)
+    model = build_model("tinycnn")
+    x = torch.randn(model_input_shape("tinycnn"))
+    pm = partition(model, "output-channel", 2, x.shape)
+    seen = _task_threads(monkeypatch)
+    run_local(pm.plan, pm.graph, x, parallel=True)
+    assert seen == {threading.get_ident()}
+
+
+def test_a_transfer_hands_over_the_senders_values_without_a_copy() -> None:
+    model = build_model("tinycnn")
+    x = torch.randn(model_input_shape("tinycnn"))
+    pm = partition(model, "output-channel", 2, x.shape)
+    ex = Executor(pm.plan, pm.graph, range(2))
+    ex.hold_input(x)
+    with torch.no_grad():
+        for step in pm.plan.steps:
+            if isinstance(step, Task):
+                ex.run_task(step)
+                continue
+            ex.move(step)
+            sender = ex.store[step.src_piece]
+            held = ex.store[step.piece]
+            torch.testing.assert_close(held, ex.region(step), rtol=0, atol=0)
+            assert held.untyped_storage().data_ptr() == sender.untyped_storage().data_ptr()
+            break
+        else:
+            pytest.fail("the plan has no transfer")

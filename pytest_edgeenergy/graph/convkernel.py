@@ -1,0 +1,57 @@
+"""A slice of a convolution run with the algorithm torch picks for the whole layer.
+
+For each call, torch chooses a convolution algorithm from the shapes (``_select_conv_backend``):
+at batch 1 it falls back from oneDNN (mkldnn) to its im2col kernel (``Slow2d``) for inputs below
+about 20k elements, and for 1x1 kernels on one thread. A slice of a layer (a band of rows, a
+quarter of the channels) is often below the threshold when the whole layer is above it, and the
+fallback takes up to twice as long per MAC, so a partitioned run would be slower than the model
+for a reason that has nothing to do with partitioning. :func:`conv2d` therefore asks torch which
+algorithm it would use for the *whole* layer (same batch, the thread count the slice runs on)
+and, when that is oneDNN, runs the slice with oneDNN too; otherwise it calls ``F.conv2d`` as
+usual. The slice never gets an algorithm the unpartitioned layer would not get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor
+
+__all__ = ["conv2d"]
+
+_Pair = tuple[int, int]
+
+
+@lru_cache(maxsize=4096)
+def _whole_layer_uses_onednn(in_shape: tuple[int, ...], weight_shape: tuple[int, ...],
+                             stride: _Pair, padding: _Pair, dilation: _Pair, groups: int,
+                             threads: int) -> bool:
+    """True when torch runs a float32 CPU conv of these shapes with oneDNN at ``threads``
+    intra-op threads (``threads`` only keys the cache: torch reads its own count)."""
+    select = getattr(torch._C, "_select_conv_backend", None)
+    if select is None or not torch._C._has_mkldnn:
+        return False
+    x = torch.empty(in_shape)  # never written: only its shape is read
+    w = torch.empty(weight_shape)
+    backend = select(x, w, None, list(stride), list(padding), list(dilation), False, [0, 0],
+                     groups, None)
+    return str(backend).endswith("Mkldnn")
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: _Pair, padding: _Pair,
+           dilation: _Pair, groups: int, *, whole_in_shape: Sequence[int],
+           whole_weight_shape: Sequence[int], whole_padding: _Pair, whole_groups: int) -> Tensor:
+    """``F.conv2d(x, weight, bias, stride, padding, dilation, groups)``, with oneDNN when torch
+    would run the whole layer (input ``whole_in_shape`` without batch, weight
+    ``whole_weight_shape``, ``whole_padding``, ``whole_groups``) with oneDNN."""
+    if x.numel() and weight.numel() and x.dtype == torch.float32 and x.device.type == "cpu" \
+            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)) \
+            and _whole_layer_uses_onednn((x.shape[0], *whole_in_shape), tuple(whole_weight_shape),
+                                         stride, whole_padding, dilation, whole_groups,
+                                         torch.get_num_threads()):
+        return torch.mkldnn_convolution(x, weight, bias, list(padding), list(stride),
+                                        list(dilation), groups)
+    return F.conv2d(x, weight, bias, stride, padding, dilation, groups)

@@ -1,0 +1,60 @@
+"""A slice of a convolution runs with the algorithm torch picks for the whole layer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from pytest_edgeenergy.graph import convkernel
+from pytest_edgeenergy.graph.convkernel import conv2d
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _onednn_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    calls: list[tuple[int, ...]] = []
+    real = torch.mkldnn_convolution
+
+    def recorded(x: torch.Tensor, *args: Any) -> torch.Tensor:
+        calls.append(tuple(x.shape))
+        return real(x, *args)
+
+    monkeypatch.setattr(torch, "mkldnn_convolution", recorded)
+    return calls
+
+
+@pytest.mark.skipif(not torch._C._has_mkldnn, reason="torch without oneDNN")
+def test_a_band_of_a_layer_torch_runs_with_onednn_runs_with_onednn_too(
+        monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
+    x = torch.randn(1, 256, 14, 14)  # above torch's size threshold: oneDNN for the whole layer
+    w = torch.randn(256, 256, 3, 3)
+    band = x[:, 64:128]  # an input-channel slice: below the threshold on its own
+    calls = _onednn_calls(monkeypatch)
+    y = conv2d(band, w[:, 64:128], None, (1, 1), (1, 1), (1, 1), 1, whole_in_shape=(256, 14, 14),
+               whole_weight_shape=(256, 256, 3, 3), whole_padding=(1, 1), whole_groups=1)
+    assert calls == [(1, 64, 14, 14)]
+    torch.testing.assert_close(y, F.conv2d(band, w[:, 64:128], None, 1, 1), rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_a_slice_of_a_layer_torch_runs_without_onednn_runs_as_torch_would(
+        monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
+    x = torch.randn(1, 256, 14, 14)
+    w = torch.randn(64, 256, 1, 1)  # a 1x1 conv on one thread: torch's own im2col kernel
+    calls = _onednn_calls(monkeypatch)
+    y = conv2d(x, w[:16], None, (1, 1), (0, 0), (1, 1), 1, whole_in_shape=(256, 14, 14),
+               whole_weight_shape=(64, 256, 1, 1), whole_padding=(0, 0), whole_groups=1)
+    assert calls == []
+    assert convkernel._whole_layer_uses_onednn((1, 256, 14, 14), (64, 256, 1, 1), (1, 1),
+                                               (0, 0), (1, 1), 1, 1) is False
+    torch.testing.assert_close(y, F.conv2d(x, w[:16]), rtol=0, atol=0)
