@@ -56,12 +56,15 @@ class _Gather:
     shape: tuple[int, ...]  # without batch
     view: tuple[int, tuple[slice, ...]] | None
     parts: tuple[tuple[int, tuple[slice, ...], tuple[slice, ...]], ...] = ()
+    cat_dim: int | None = None  # the parts, in order, tile the region along this dimension
 
     def run(self, store: dict[int, Tensor], batch: int) -> Tensor:
         """The region, read from ``store``."""
         if self.view is not None:
             pid, slices = self.view
             return store[pid] if not slices else store[pid][slices]
+        if self.cat_dim is not None:
+            return torch.cat([store[pid][src] for pid, _, src in self.parts], self.cat_dim)
         out = torch.empty((batch, *self.shape), dtype=torch.float32)
         for pid, dst, src in self.parts:
             out[dst] = store[pid][src]
@@ -81,11 +84,31 @@ def _gather(pieces: Sequence[Piece], pids: Sequence[int], box: Box, what: str) -
     if subtract_all(box, [p.box for p in held]):
         raise PlanExecutionError(f"{what}: region {box} is not covered by the pieces read")
     parts = []
+    boxes = []
     for p in held:
         part = p.box.intersect(box)
         if not part.empty:
             parts.append((p.id, part.relative_to(box), part.relative_to(p.box)))
+            boxes.append(part)
+    for dim in range(len(box.ranges)):
+        order = sorted(range(len(boxes)), key=lambda i: boxes[i].ranges[dim])
+        if _tiles(box, [boxes[i] for i in order], dim):  # one torch.cat, no empty + copies
+            return _Gather(box.shape, None, tuple(parts[i] for i in order), dim + 1)
     return _Gather(box.shape, None, tuple(parts))
+
+
+def _tiles(box: Box, parts: Sequence[Box], dim: int) -> bool:
+    """True when ``parts``, in this order, tile ``box`` along dimension ``dim`` exactly."""
+    if len(parts) < 2:
+        return False
+    others = box.ranges[:dim] + box.ranges[dim + 1:]
+    edge = box.ranges[dim][0]
+    for part in parts:
+        lo, hi = part.ranges[dim]
+        if lo != edge or part.ranges[:dim] + part.ranges[dim + 1:] != others:
+            return False
+        edge = hi
+    return edge == box.ranges[dim][1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,8 +290,11 @@ class Executor:
         copy. The ``gloo`` backend moves the same bytes over the network.
         """
         data = self.region(transfer)
-        self.sent(transfer, data)
-        self.received(transfer, data)
+        nbytes = data.numel() * data.element_size()
+        self._trace.bytes_sent[transfer.src] += nbytes
+        self._trace.messages[transfer.src] += 1
+        self.hold(transfer.piece, data)
+        self._trace.bytes_received[transfer.dst] += nbytes
 
     def release(self, step: int, device: int | None = None) -> None:
         """Drop this executor's pieces whose last use was ``step`` (only ``device``'s, if

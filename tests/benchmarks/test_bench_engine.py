@@ -1,18 +1,22 @@
 """Benchmarks of the engine (pytest-benchmark): figures to report, not timed assertions.
 
 Run ``pytest tests/benchmarks/test_bench_engine.py --heavy --benchmark-columns=min,mean,rounds``
-to see them. Targets from the engine issues: partitioned / unpartitioned wall time <= 1.10 for
-every strategy on VGG-16 and ResNet-50 with 4 devices, at torch's default thread count and at
-one thread (spatial: plus its halo recompute fraction); planning cost at most quadratic in the
-device count (ResNet-18 output-channel on 64 devices under 10 s); peak RSS of a partitioned
-VGG-16 run with N = 8 under 2x the unpartitioned run's. On a small machine shared with other
-work, the default-thread figures swing with the load: compare them only with figures taken
-at the same time (``time_ratio`` puts the unpartitioned forward beside each).
+to see them (``-k "resnet50 and 1threads"`` for a part); the inference-time cases end with a
+table of partitioned / unpartitioned time per model, strategy and thread count, the steps in
+turn beside the devices in parallel, with the load average. Targets from the engine issues:
+partitioned / unpartitioned wall time <= 1.10 for every strategy on VGG-16 and ResNet-50 with 4
+devices, at torch's default thread count and at one thread (spatial: plus its halo recompute
+fraction); planning cost at most quadratic in the device count (ResNet-18 output-channel on 64
+devices under 10 s); peak RSS of a partitioned VGG-16 run with N = 8 under 2x the unpartitioned
+run's. On a small machine shared with other work, the default-thread figures swing with the
+load: compare them only with figures taken at the same time (``time_ratio`` puts the
+unpartitioned forward beside each).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -28,6 +32,7 @@ from pytest_edgeenergy.graph.ops import Conv
 
 STRATEGIES = ["layer", "spatial", "output-channel", "input-channel"]
 DEFAULT_THREADS = torch.get_num_threads()
+ROUNDS = 5
 
 
 @pytest.fixture(autouse=True)
@@ -49,36 +54,71 @@ def _best_of(fn: Any, rounds: int = 3) -> float:
     return best
 
 
+_Row = tuple[str, str, int]  # model, strategy, threads
+
+
+@pytest.fixture(scope="module")
+def time_ratios(request: pytest.FixtureRequest) -> Iterator[dict[_Row, dict[str, float]]]:
+    """The time ratios the inference-time cases measured, printed as one table at the end."""
+    table: dict[_Row, dict[str, float]] = {}
+    yield table
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if not table or reporter is None:
+        return
+    load = os.getloadavg()[0]
+    reporter.write_sep("-", f"partitioned / unpartitioned time, 4 devices, min of {ROUNDS} "
+                            f"(load average {load:.2f} at the end)")
+    reporter.write_line(f"{'model':10}{'strategy':16}{'threads':>8}{'in turn':>9}"
+                        f"{'parallel':>10}{'target':>8}  load")
+    for (name, strategy, threads), cells in sorted(table.items()):
+        figures = "".join(f"{cells[mode]:>{width}.2f}" if mode in cells else " " * width
+                          for mode, width in (("in-turn", 9), ("parallel", 10)))
+        reporter.write_line(f"{name:10}{strategy:16}{threads:>8}{figures}"
+                            f"{1.10 + cells['halo']:>8.2f}  {cells['load']:.2f}")
+    reporter.write_line("target: 1.10, plus the halo recompute fraction for spatial; the "
+                        "unpartitioned forward is timed before and after each case")
+
+
 @pytest.mark.parametrize("parallel", [False, True], ids=["in-turn", "parallel"])
 @pytest.mark.parametrize("threads", [DEFAULT_THREADS, 1], ids=lambda t: f"{t}threads")
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("name", ["vgg16", "resnet50"])
 def test_partitioned_inference_time_against_the_unpartitioned_forward(
-        benchmark: Any, name: str, strategy: str, threads: int, parallel: bool) -> None:
+        benchmark: Any, name: str, strategy: str, threads: int, parallel: bool,
+        time_ratios: dict[_Row, dict[str, float]]) -> None:
     torch.set_num_threads(threads)
     model = build_model(name)
     x = torch.randn(model_input_shape(name))
     pm = partition(model, strategy, 4, x.shape)
+    # The backend alone: ``pm.graph`` checks the model's weights for changes on every access
+    # (the weight watch of ``pm(x)``); that check is timed on its own as ``watch_s``.
+    graph = pm.graph
+    watch_s = _best_of(lambda: pm.graph)
     prepared: dict[int, object] = {}
 
     def run() -> torch.Tensor:
-        return run_local(pm.plan, pm.graph, x, prepared, parallel=parallel)[0]
+        return run_local(pm.plan, graph, x, prepared, parallel=parallel)[0]
 
     with torch.no_grad():
         model(x)
-        reference_s = _best_of(lambda: model(x))
-    out = benchmark.pedantic(run, rounds=3, warmup_rounds=1)
+        reference_s = _best_of(lambda: model(x), ROUNDS)
+    out = benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=1)
     with torch.no_grad():
-        reference_s = min(reference_s, _best_of(lambda: model(x)))  # before and after
+        reference_s = min(reference_s, _best_of(lambda: model(x), ROUNDS))  # before and after
     assert out.shape == model(x).shape
     partitioned_s = benchmark.stats.stats.min if benchmark.stats else _best_of(run)
+    halo = pm.plan.redundant_macs / pm.plan.graph_macs
     benchmark.extra_info.update({
         "threads": threads,
         "parallel": parallel,
         "reference_s": reference_s,
         "time_ratio": partitioned_s / reference_s,
-        "halo_recompute_fraction": pm.plan.redundant_macs / pm.plan.graph_macs,
+        "halo_recompute_fraction": halo,
+        "watch_s": watch_s,
     })
+    cells = time_ratios.setdefault((name, strategy, threads), {})
+    cells["in-turn" if not parallel else "parallel"] = partitioned_s / reference_s
+    cells.update(halo=halo, load=os.getloadavg()[0])
 
 
 @pytest.mark.parametrize("devices", [16, 32, 64])
