@@ -61,11 +61,13 @@ def device_steps(plan: Plan) -> dict[int, list[int]]:
 
 @dataclass(frozen=True, slots=True)
 class _Dependencies:
-    """Each step's successors (the next step of every device it involves) and how many
-    predecessors it has: worked out once per plan."""
+    """Each step's successors (the next step of every device it involves), how many
+    predecessors it has, and how many devices compute its layer (0: a transfer): worked out
+    once per plan."""
 
     successors: tuple[tuple[int, ...], ...]
     predecessors: tuple[int, ...]
+    sharers: tuple[int, ...]
 
     @staticmethod
     def of(plan: Plan) -> _Dependencies:
@@ -76,7 +78,16 @@ class _Dependencies:
             for a, b in itertools.pairwise(steps):
                 after[a].append(b)
                 count[b] += 1
-        return _Dependencies(tuple(tuple(a) for a in after), tuple(count))
+        devices: dict[str, set[int]] = {}
+        for s in plan.tasks:
+            devices.setdefault(s.layer, set()).add(s.device)
+        sharers = tuple(len(devices[s.layer]) if isinstance(s, Task) else 0 for s in plan.steps)
+        return _Dependencies(tuple(tuple(a) for a in after), tuple(count), sharers)
+
+    def threads(self, budget: int) -> list[int]:
+        """The threads each step takes: a task the budget divided among the devices computing
+        its layer (as :func:`thread_shares`), a transfer none."""
+        return [max(1, budget // k) if k else 0 for k in self.sharers]
 
 
 class _Run:
@@ -88,8 +99,7 @@ class _Run:
         deps = ex.memo(_DEPENDENCIES_KEY, _Dependencies, lambda: _Dependencies.of(ex.plan))
         self.successors = deps.successors
         self.waiting = list(deps.predecessors)
-        shares = thread_shares(ex.plan, budget)
-        self.need = [shares.get(i, 0) for i in range(len(self.steps))]
+        self.need = deps.threads(budget)
         self.ready = [i for i, n in enumerate(self.waiting) if n == 0]
         heapq.heapify(self.ready)
         self.free = budget

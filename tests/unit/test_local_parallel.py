@@ -15,7 +15,7 @@ import torch
 from pytest_edgeenergy import build_model, model_input_shape, partition
 from pytest_edgeenergy.backends import local
 from pytest_edgeenergy.backends.local import Executor, PlanExecutionError, run_local
-from pytest_edgeenergy.backends.threads import device_steps, thread_shares
+from pytest_edgeenergy.backends.threads import _Dependencies, device_steps, thread_shares
 from pytest_edgeenergy.plan import Task
 
 STRATEGIES = ["layer", "spatial", "output-channel", "input-channel"]
@@ -101,6 +101,13 @@ def test_a_layer_no_other_device_computes_gets_every_thread() -> None:
     split = {s.step for s in spatial.steps if isinstance(s, Task)
              and sum(isinstance(t, Task) and t.layer == s.layer for t in spatial.steps) == 2}
     assert split and all(shares[s] == 2 for s in split)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_task_takes_its_thread_share_and_a_transfer_takes_none(strategy: str) -> None:
+    plan = partition(build_model("tinycnn"), strategy, 3, model_input_shape("tinycnn")).plan
+    shares = thread_shares(plan, 4)
+    assert _Dependencies.of(plan).threads(4) == [shares.get(s.step, 0) for s in plan.steps]
 
 
 def test_every_step_and_every_free_has_its_devices_worker() -> None:
