@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..figures import DeviceFigures, figures_of
 from ..finite import first_non_finite
+from .format import format_shape
 
 if TYPE_CHECKING:  # only annotations: records import neither torch nor pytest
     from ..cluster import Cluster
@@ -59,8 +60,7 @@ under."""
 def case_key(model: str, strategy: str, cluster: str, input_shape: Sequence[int],
              energy_model: str) -> str:
     """The stable name of a case, e.g. ``"tinycnn|layer|4xrpi4|1x3x32x32|board"``."""
-    shape = "x".join(str(s) for s in input_shape)
-    return f"{model}|{strategy}|{cluster}|{shape}|{energy_model}"
+    return f"{model}|{strategy}|{cluster}|{format_shape(input_shape)}|{energy_model}"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
