@@ -1,6 +1,7 @@
 """The figures every per-device energy record carries (no torch, no pytest).
 
-An estimate's :class:`~pytest_edgeenergy.energy.DeviceEnergy` and a case record's
+:class:`EnergyTerms` are the three terms an energy model returns (a picture's bar extends
+them). An estimate's :class:`~pytest_edgeenergy.energy.DeviceEnergy` and a case record's
 :class:`~pytest_edgeenergy.records.DeviceResult` both extend :class:`DeviceFigures`, so the
 record copies the estimate's figures by this one field list (:func:`figures_of`). Fields are
 keyword-only: a positional call would depend on the order in which the classes add theirs.
@@ -11,7 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["DeviceFigures", "figures_of"]
+__all__ = ["DeviceFigures", "EnergyTerms", "figures_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyTerms:
+    """One device's energy in joules, split into what it computed, sent and idled."""
+
+    compute_j: float
+    comm_j: float
+    static_j: float
+
+    @property
+    def total_j(self) -> float:
+        """``compute_j + comm_j + static_j``."""
+        return self.compute_j + self.comm_j + self.static_j
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

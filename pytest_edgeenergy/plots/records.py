@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from ..figures import EnergyTerms
 from ..records.format import GroupId, format_shape, group_title
 
 __all__ = [
@@ -41,20 +42,12 @@ TERMS: tuple[tuple[str, str], ...] = (
 """The energy terms stacked in each bar (field, legend label), bottom first."""
 
 
-@dataclasses.dataclass(frozen=True)
-class DeviceBar:
-    """One device's joules in one case, by term."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DeviceBar(EnergyTerms):
+    """One device's joules in one case, by term (``total_j``: the three added)."""
 
     index: int
     profile: str
-    compute_j: float
-    comm_j: float
-    static_j: float
-
-    @property
-    def total_j(self) -> float:
-        """The three terms added."""
-        return self.compute_j + self.comm_j + self.static_j
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +126,9 @@ def _bars(case: Mapping[str, Any]) -> tuple[DeviceBar, ...]:
     energy = case.get("energy")
     if not isinstance(energy, Mapping):
         return ()
-    return tuple(DeviceBar(int(d["index"]), str(d["profile"]), float(d["compute_j"]),
-                           float(d["comm_j"]), float(d["static_j"]))
+    return tuple(DeviceBar(index=int(d["index"]), profile=str(d["profile"]),
+                           compute_j=float(d["compute_j"]), comm_j=float(d["comm_j"]),
+                           static_j=float(d["static_j"]))
                  for d in energy["devices"])
 
 
