@@ -1,4 +1,5 @@
-"""A fake meter that every process of a gloo run can open: ``share-fake``.
+"""Fake meters that every process can open: ``share-fake`` for gloo ranks, ``net-fake`` for
+``calibrate --meter`` with two hosts (below).
 
 Imported through ``EDGEENERGY_METER_MODULES=fake_share_meter`` (with this folder on the
 path), in the test process and in every rank process, it registers ``share-fake``: 0.1 W of
@@ -80,3 +81,67 @@ class ShareFakeMeter:
 
 
 register_meter("share-fake", ShareFakeMeter)
+
+
+# ---- net-fake: for calibrate --meter with two hosts ----------------------------------------
+
+NET_IDLE_W = 0.5
+TX_J_PER_BYTE = 2e-9
+RX_J_PER_BYTE = 1e-9
+LOAD_J = 4e-3  # per call of the stand-in calibration load (2 ms asleep)
+NET_COUNT = [0.0]
+PATCHED: list[bool] = []
+
+
+def _patch_network() -> None:
+    from pytest_edgeenergy.backends.rendezvous import GroupComm
+    from pytest_edgeenergy.meters import calibrate
+
+    isend, irecv = GroupComm.isend, GroupComm.irecv
+
+    def counted_isend(self: GroupComm, tensor: Any, dst: int, tag: int) -> Any:
+        NET_COUNT[0] += TX_J_PER_BYTE * tensor.numel() * tensor.element_size()
+        return isend(self, tensor, dst, tag)
+
+    def counted_irecv(self: GroupComm, tensor: Any, src: int, tag: int) -> Any:
+        NET_COUNT[0] += RX_J_PER_BYTE * tensor.numel() * tensor.element_size()
+        return irecv(self, tensor, src, tag)
+
+    def load() -> Any:
+        def run() -> None:
+            time.sleep(0.002)
+            NET_COUNT[0] += LOAD_J
+        return run
+
+    GroupComm.isend = counted_isend  # type: ignore[method-assign]
+    GroupComm.irecv = counted_irecv  # type: ignore[method-assign]
+    calibrate.conv_load = load
+
+
+class NetFakeMeter:
+    """0.5 W idle, plus 2 nJ per byte this process sends and 1 nJ per byte it receives over
+    gloo (``GroupComm``, the agreement's few bytes included), plus 4 mJ per call of the
+    calibration load, which it replaces with a 2 ms sleep."""
+
+    name = "net-fake"
+
+    def __init__(self) -> None:
+        if not PATCHED:  # only in the process that opens it (a calibrate subprocess)
+            _patch_network()
+            PATCHED.append(True)
+        self._start = (0.0, 0.0)
+
+    def available(self) -> Availability:
+        return Availability(True, "net-fake")
+
+    def start(self) -> None:
+        self._start = (time.perf_counter(), NET_COUNT[0])
+
+    def stop(self) -> Reading:
+        wall0, count0 = self._start
+        wall = time.perf_counter() - wall0
+        return Reading(self.name, {BOARD: NET_IDLE_W * wall + NET_COUNT[0] - count0}, wall,
+                       "net-fake")
+
+
+register_meter("net-fake", NetFakeMeter)
