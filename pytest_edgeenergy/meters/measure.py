@@ -9,11 +9,13 @@ How a figure is made (:func:`measure_energy`):
    sleeps, repeated until the idle power's relative standard error (standard deviation of
    the windows / sqrt(n) / mean) is below ``target_rse``, with at least ``min_windows`` and
    at most ``max_windows`` windows.
-3. Inference windows, repeated by the same rule on the energy per inference.
-4. The result is the mean energy per inference minus the idle power times the mean time
-   per inference: the energy *above idle* that the inference cost. Its relative standard
-   error combines both series; ``stable`` says whether both reached ``target_rse`` before
-   ``max_windows`` or the time budget ``max_seconds`` ran out.
+3. Inference windows, repeated by the same rule on the energy per inference *above idle*:
+   each window's reading minus the idle power times that window's own duration, over the
+   inferences it ran. A window that took longer (another process held a core) waited at
+   idle power for longer; subtracting per window keeps that wait out of the spread.
+4. The result is the mean of those windows: the energy *above idle* that the inference
+   cost. Its relative standard error combines both series; ``stable`` says whether both
+   reached ``target_rse`` before ``max_windows`` or the time budget ``max_seconds`` ran out.
 
 The meter measures the machine this process runs on: with the local backend every device of
 the cluster runs here, so the figure is the whole machine's for the whole partitioned
@@ -161,7 +163,7 @@ class MeasuredEnergy:
     runs_per_window: int
     seconds_per_run: float
     idle: Series  # watts per window
-    active: Series  # joules per inference per window (gross)
+    active: Series  # joules per inference above idle, per window
     rule: StopRule
 
     @property
@@ -170,14 +172,14 @@ class MeasuredEnergy:
         return self.idle.mean
 
     @property
-    def gross_j(self) -> float:
-        """Joules per inference, idle included."""
+    def net_j(self) -> float:
+        """Joules per inference above idle: what the inference cost."""
         return self.active.mean
 
     @property
-    def net_j(self) -> float:
-        """Joules per inference above idle: what the inference cost."""
-        return self.gross_j - self.idle_w * self.seconds_per_run
+    def gross_j(self) -> float:
+        """Joules per inference, idle included."""
+        return self.net_j + self.idle_w * self.seconds_per_run
 
     @property
     def rse(self) -> float:
@@ -252,15 +254,17 @@ def measure_energy(run: Callable[[], object], meter: Meter, rule: StopRule | Non
         last[:] = [reading]
         return reading.total_j / reading.duration_s, reading.duration_s
 
+    idle = repeat_windows(idle_window, rule, clock, together)
+    idle_w = idle.mean
+
     def active_window() -> tuple[float, float]:
         def body() -> None:
             for _ in range(runs):
                 run()
         reading = _window_reading(meter, body)
         last[:] = [reading]
-        return reading.total_j / runs, reading.duration_s
+        return (reading.total_j - idle_w * reading.duration_s) / runs, reading.duration_s
 
-    idle = repeat_windows(idle_window, rule, clock, together)
     active = repeat_windows(active_window, rule, clock, together)
     reading = last[0]
     return MeasuredEnergy(

@@ -166,3 +166,30 @@ def test_metering_records_rows_that_travel_as_json_and_says_why_it_cannot_measur
     assert missing.measure_local("case|a", machine.run, [(0.03, 0.01)]) is None
     with pytest.raises(MeterSpecError, match="unknown meter 'nope'"):
         Metering("nope")
+
+
+class StretchedMachine(FakeMachine):
+    """Each inference does the same work (``work_j`` above idle) but some take longer, as
+    when another process holds a core: the extra time is spent at idle power."""
+
+    def __init__(self, idle_w: float, work_j: float, run_s: tuple[float, ...]) -> None:
+        super().__init__(idle_w, idle_w, run_s[0])
+        self.work_j = work_j
+        self._times = itertools.cycle(run_s)
+
+    def run(self) -> None:
+        seconds = next(self._times)
+        self.runs += 1
+        self.t += seconds
+        self.energy_j += self.idle_w * seconds + self.work_j
+
+
+def test_windows_stretched_by_other_load_subtract_their_own_idle_time() -> None:
+    # The first window's 20 runs take 10 ms each, the next 20 take 30 ms: gross joules per
+    # inference differ by 3 W x 20 ms, the energy above idle (2 mJ) does not.
+    machine = StretchedMachine(idle_w=3.0, work_j=0.002, run_s=(0.01,) * 22 + (0.03,) * 20)
+    result = measure(machine, StopRule(min_window_s=0.2))
+    assert result.net_j == pytest.approx(0.002)
+    assert result.stable and result.rse == pytest.approx(0.0, abs=1e-9)
+    assert len(result.active.values) == 3
+    assert result.gross_j == pytest.approx(0.002 + 3.0 * result.seconds_per_run)
