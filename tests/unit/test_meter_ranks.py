@@ -8,12 +8,8 @@ with the fake meter of ``fake_share_meter.py``, each process counting its own sh
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
-import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -22,16 +18,14 @@ from typing import Any
 
 import pytest
 import torch
+from ledger_meter import FakeMachine, LedgerMeter
+from remote_rank import remote_rank
 
 from pytest_edgeenergy import build_model, model_input_shape, partition
 from pytest_edgeenergy.backends.gloo import GlooWorkers
 from pytest_edgeenergy.backends.remote import RemoteWorkers
-from pytest_edgeenergy.backends.rendezvous import Rendezvous
 from pytest_edgeenergy.meters import (
-    BOARD,
-    Availability,
     MeasuredEnergy,
-    Reading,
     StopRule,
     measure_energy,
 )
@@ -78,49 +72,7 @@ class MemoryComm:
         return _Pending(self._box((src, self.rank, tag)), tensor)
 
 
-class Ledger:
-    """A virtual clock and an energy ledger: idle_w asleep, active_w while a run lasts run_s
-    (plus a jitter per run, cycling)."""
-
-    def __init__(self, idle_w: float, active_w: float, run_s: float,
-                 jitter: tuple[float, ...] = (0.0,)) -> None:
-        self.t = self.energy_j = 0.0
-        self.idle_w, self.active_w, self.run_s = idle_w, active_w, run_s
-        self.jitter, self.i = jitter, 0
-
-    def clock(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
-        self.energy_j += self.idle_w * seconds
-
-    def run(self) -> None:
-        self.t += self.run_s
-        self.energy_j += (self.active_w + self.jitter[self.i % len(self.jitter)]) * self.run_s
-        self.i += 1
-
-
-class LedgerMeter:
-    name = "ledger"
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-        self._start = (0.0, 0.0)
-
-    def available(self) -> Availability:
-        return Availability(True, "a ledger")
-
-    def start(self) -> None:
-        self._start = (self.ledger.t, self.ledger.energy_j)
-
-    def stop(self) -> Reading:
-        t0, e0 = self._start
-        return Reading(self.name, {BOARD: self.ledger.energy_j - e0}, self.ledger.t - t0,
-                       "a ledger")
-
-
-def in_step(ledgers: list[Ledger], rule: StopRule) -> list[MeasuredEnergy]:
+def in_step(ledgers: list[FakeMachine], rule: StopRule) -> list[MeasuredEnergy]:
     """Every ledger measured on its own thread, the threads agreeing as ranks do."""
     boxes: dict[tuple[int, int, int], queue.Queue[Any]] = {}
     out: dict[int, MeasuredEnergy] = {}
@@ -140,8 +92,8 @@ def in_step(ledgers: list[Ledger], rule: StopRule) -> list[MeasuredEnergy]:
 
 
 def test_ranks_in_step_share_one_window_length_and_each_measures_its_own_energy() -> None:
-    fast = Ledger(idle_w=2.0, active_w=6.0, run_s=0.01)  # 0.04 J above idle per run
-    slow = Ledger(idle_w=1.0, active_w=3.0, run_s=0.04)  # 0.08 J above idle per run
+    fast = FakeMachine(idle_w=2.0, active_w=6.0, run_s=0.01)  # 0.04 J above idle per run
+    slow = FakeMachine(idle_w=1.0, active_w=3.0, run_s=0.04)  # 0.08 J above idle per run
     fast_m, slow_m = in_step([fast, slow], StopRule(min_window_s=0.2))
     # the slowest run sets the window: 0.2 s / 0.04 s = 5 runs for both ranks
     assert fast_m.runs_per_window == slow_m.runs_per_window == 5
@@ -152,8 +104,8 @@ def test_ranks_in_step_share_one_window_length_and_each_measures_its_own_energy(
 
 
 def test_a_noisy_rank_keeps_every_rank_measuring_until_it_is_stable() -> None:
-    steady = Ledger(idle_w=2.0, active_w=6.0, run_s=0.01)
-    noisy = Ledger(idle_w=2.0, active_w=6.0, run_s=0.01, jitter=(3.0,) * 20 + (-3.0,) * 20)
+    steady = FakeMachine(idle_w=2.0, active_w=6.0, run_s=0.01)
+    noisy = FakeMachine(idle_w=2.0, active_w=6.0, run_s=0.01, jitter=(3.0,) * 20 + (-3.0,) * 20)
     steady_m, noisy_m = in_step([steady, noisy], StopRule(min_window_s=0.2, target_rse=0.05))
     alone = measure_energy(steady.run, LedgerMeter(steady), StopRule(min_window_s=0.2),
                            clock=steady.clock, sleep=steady.sleep)
@@ -189,7 +141,7 @@ def test_a_rank_without_a_meter_runs_with_the_others_and_says_why(tmp_path: Path
 def share(device: int, host: str, net_j: float | None, reason: str = "") -> ShareMeasurement:
     if net_j is None:
         return ShareMeasurement(device, host, None, reason)
-    ledger = Ledger(idle_w=1.0, active_w=1.0 + net_j / 0.01, run_s=0.01)
+    ledger = FakeMachine(idle_w=1.0, active_w=1.0 + net_j / 0.01, run_s=0.01)
     measured = measure_energy(ledger.run, LedgerMeter(ledger), StopRule(min_window_s=0.1),
                               clock=ledger.clock, sleep=ledger.sleep)
     return ShareMeasurement(device, host, measured)
@@ -315,23 +267,8 @@ def test_a_meter_that_fails_in_one_rank_leaves_the_others_measured(
 @pytest.fixture
 def remote_worker(fake_meter_env: None) -> Iterator[RemoteWorkers]:
     """Rank 0 here, rank 1 as ``python -m pytest_edgeenergy worker`` with the fake meter."""
-    with socket.create_server(("127.0.0.1", 0)) as s:
-        port = int(s.getsockname()[1])
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2",
-               OMP_NUM_THREADS="1")
-    worker = subprocess.Popen([sys.executable, "-m", "pytest_edgeenergy", "worker", "--rank",
-                               "1", "--join-timeout", "60"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    try:
-        with RemoteWorkers(Rendezvous("127.0.0.1", port, 2, join_timeout_s=90,
-                                      timeout_s=60)) as workers:
-            yield workers
-        worker.wait(timeout=30)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, 9)
-        worker.wait(timeout=10)
+    with remote_rank() as workers:
+        yield workers
 
 
 @pytest.mark.heavy
