@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .measure import MeasuredEnergy, StopRule, measure_energy
-from .protocol import BOARD, Meter, MeterError, Reading
+from .protocol import BOARD, Availability, Meter, MeterError, Reading
 from .registry import MeterSpecError, get_meter
 
 if TYPE_CHECKING:
@@ -130,8 +130,8 @@ class _Guarded:
     def passenger(self) -> bool:
         return self.meter is None or bool(self.failed)
 
-    def available(self) -> Any:
-        raise NotImplementedError  # never asked: open_meter did
+    def available(self) -> Availability:
+        return Availability(not self.passenger, self.failed or "this rank measures nothing")
 
     def start(self) -> None:
         self._t0 = time.perf_counter()
