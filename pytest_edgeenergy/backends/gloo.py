@@ -179,10 +179,13 @@ class _Worker:
         the plan again and again with the other ranks (:mod:`..meters.ranks`)."""
         self._executor(plan, graph_key, graph, x)  # keeps the graph; checks the input
 
+        measuring = "while measuring its share with the meter"
+
         def once() -> None:
             self._run(self._executor(plan, graph_key, None, x), time.time(), timeout_s)
+            self.where = measuring  # between runs: the meter, or the agreement with the others
 
-        self.where = "while measuring its share with the meter"
+        self.where = measuring
         share = measure_share(once, spec, rule, _DefaultGroup(), self.rank, self.n_devices,
                               timeout_s)
         self.progress[self.rank] = FINISHED

@@ -12,7 +12,8 @@ the host's load. Its numbers describe no hardware.
 Parameters: ``share-fake:off=NAME`` makes it unavailable in the process called ``NAME``
 (``edgeenergy-gloo-device-1`` is the spawned worker of device 1; ``edgeenergy-rank-1`` the
 rank process of ``python -m pytest_edgeenergy worker --rank 1``); ``fail=NAME`` makes it fail
-at its first stop in that process.
+at its first stop in that process (a MeterError); ``crash=NAME`` makes its start raise a
+RuntimeError there, as a broken meter plugin would.
 """
 
 from __future__ import annotations
@@ -57,10 +58,11 @@ class ShareFakeMeter:
 
     name = "share-fake"
 
-    def __init__(self, off: str = "", fail: str = "") -> None:
+    def __init__(self, off: str = "", fail: str = "", crash: str = "") -> None:
         self.process = multiprocessing.current_process().name
         self.off = off == self.process
         self.fail = fail == self.process
+        self.crash = crash == self.process
         self._start = (0.0, 0.0)
 
     def available(self) -> Availability:
@@ -69,6 +71,8 @@ class ShareFakeMeter:
         return Availability(True, f"share-fake in process {self.process}")
 
     def start(self) -> None:
+        if self.crash:
+            raise RuntimeError(f"share-fake crashed on purpose in process {self.process}")
         self._start = (time.perf_counter(), COUNT[0])
 
     def stop(self) -> Reading:

@@ -21,7 +21,7 @@ import torch
 from ledger_meter import FakeMachine, LedgerMeter
 from remote_rank import remote_rank
 
-from pytest_edgeenergy import build_model, model_input_shape, partition
+from pytest_edgeenergy import PartitionError, build_model, model_input_shape, partition
 from pytest_edgeenergy.backends.gloo import GlooWorkers
 from pytest_edgeenergy.backends.remote import RemoteWorkers
 from pytest_edgeenergy.meters import (
@@ -262,6 +262,22 @@ def test_a_meter_that_fails_in_one_rank_leaves_the_others_measured(
     assert shares[2].measured is None and shares[2].reason == (
         "the meter failed while measuring: share-fake failed on purpose in process "
         "edgeenergy-gloo-device-2")
+
+
+@pytest.mark.heavy
+def test_a_meter_that_crashes_in_one_rank_is_one_error_naming_the_device(
+        fake_meter_env: None) -> None:
+    pm, x = tinycnn("layer", 2)
+    with GlooWorkers(2, timeout_s=30) as workers:
+        with pytest.raises(PartitionError) as error:
+            workers.measure(pm.plan, pm.graph, x, "share-fake:crash=edgeenergy-gloo-device-1",
+                            StopRule(min_window_s=0.05, min_windows=2))
+        assert not workers.alive
+    text = str(error.value)
+    assert text.startswith("gloo backend: device 1 failed while measuring its share with the "
+                           "meter:")
+    assert "RuntimeError: share-fake crashed on purpose in process edgeenergy-gloo-device-1" \
+        in text
 
 
 @pytest.fixture
