@@ -9,15 +9,24 @@ How a figure is made (:func:`measure_energy`):
    sleeps, repeated until the idle power's relative standard error (standard deviation of
    the windows / sqrt(n) / mean) is below ``target_rse``, with at least ``min_windows`` and
    at most ``max_windows`` windows.
-3. Inference windows, repeated by the same rule on the energy per inference.
-4. The result is the mean energy per inference minus the idle power times the mean time
-   per inference: the energy *above idle* that the inference cost. Its relative standard
-   error combines both series; ``stable`` says whether both reached ``target_rse`` before
-   ``max_windows`` or the time budget ``max_seconds`` ran out.
+3. Inference windows, repeated by the same rule on the energy per inference *above idle*:
+   each window's reading minus the idle power times that window's own duration, over the
+   inferences it ran. A window that took longer (another process held a core) waited at
+   idle power for longer; subtracting per window keeps that wait out of the spread.
+4. The result is the mean of those windows: the energy *above idle* that the inference
+   cost. Its relative standard error combines both series; ``stable`` says whether both
+   reached ``target_rse`` before ``max_windows`` or the time budget ``max_seconds`` ran out.
 
 The meter measures the machine this process runs on: with the local backend every device of
 the cluster runs here, so the figure is the whole machine's for the whole partitioned
 inference, one measured "device" for the cluster (:data:`LOCAL_SCOPE`).
+
+In step with other processes (``together``, a :class:`Together`): under the gloo backend every
+rank measures its own share of one inference, which it cannot run without the others. The
+ranks then agree on one window length (the slowest rank's run time and the coarsest meter
+decide it), and after each window on whether to go on: every rank repeats windows until every
+rank's series has met the rule, so all ranks sleep through the same idle windows and run the
+same inference windows (:mod:`.ranks`).
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from .protocol import Meter, MeterError, Reading
 
@@ -37,6 +46,7 @@ __all__ = [
     "MeasuredEnergy",
     "Series",
     "StopRule",
+    "Together",
     "measure_energy",
     "relative_standard_error",
     "repeat_windows",
@@ -70,6 +80,19 @@ class StopRule:
         return (f"windows of >= {self.min_window_s:g} s repeated until the relative standard "
                 f"error < {self.target_rse:.0%} ({self.min_windows} to {self.max_windows} "
                 f"windows, at most {self.max_seconds:g} s per series)")
+
+
+class Together(Protocol):
+    """Agreement with the other processes that measure at the same time (every one calls
+    each method at the same point, and all get the same answer)."""
+
+    def max(self, value: float) -> float:
+        """The largest of every process's ``value``."""
+        ...
+
+    def all(self, flag: bool) -> bool:
+        """Whether every process's ``flag`` is true."""
+        ...
 
 
 def relative_standard_error(values: Sequence[float]) -> float:
@@ -109,8 +132,9 @@ class Series:
 
 
 def repeat_windows(window: Callable[[], tuple[float, float]], rule: StopRule,
-                   clock: Callable[[], float]) -> Series:
-    """Call ``window`` (returning a value and its seconds) until ``rule`` stops it."""
+                   clock: Callable[[], float], together: Together | None = None) -> Series:
+    """Call ``window`` (returning a value and its seconds) until ``rule`` stops it; with
+    ``together``, until it stops every process's series (``stable``: this one met it)."""
     values: list[float] = []
     seconds: list[float] = []
     deadline = clock() + rule.max_seconds
@@ -119,10 +143,13 @@ def repeat_windows(window: Callable[[], tuple[float, float]], rule: StopRule,
         values.append(value)
         seconds.append(duration)
         enough = len(values) >= rule.min_windows
-        if enough and relative_standard_error(values) < rule.target_rse:
-            return Series(tuple(values), tuple(seconds), True)
-        if len(values) >= rule.max_windows or (enough and clock() >= deadline):
-            return Series(tuple(values), tuple(seconds), False)
+        met = enough and relative_standard_error(values) < rule.target_rse
+        over = len(values) >= rule.max_windows or (enough and clock() >= deadline)
+        done = met or over
+        if together is not None:
+            done = together.all(done)
+        if done:
+            return Series(tuple(values), tuple(seconds), met)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +163,7 @@ class MeasuredEnergy:
     runs_per_window: int
     seconds_per_run: float
     idle: Series  # watts per window
-    active: Series  # joules per inference per window (gross)
+    active: Series  # joules per inference above idle, per window
     rule: StopRule
 
     @property
@@ -145,14 +172,14 @@ class MeasuredEnergy:
         return self.idle.mean
 
     @property
-    def gross_j(self) -> float:
-        """Joules per inference, idle included."""
+    def net_j(self) -> float:
+        """Joules per inference above idle: what the inference cost."""
         return self.active.mean
 
     @property
-    def net_j(self) -> float:
-        """Joules per inference above idle: what the inference cost."""
-        return self.gross_j - self.idle_w * self.seconds_per_run
+    def gross_j(self) -> float:
+        """Joules per inference, idle included."""
+        return self.net_j + self.idle_w * self.seconds_per_run
 
     @property
     def rse(self) -> float:
@@ -201,8 +228,10 @@ def _window_reading(meter: Meter, body: Callable[[], None]) -> Reading:
 
 def measure_energy(run: Callable[[], object], meter: Meter, rule: StopRule | None = None,
                    scope: str = LOCAL_SCOPE, clock: Callable[[], float] = time.perf_counter,
-                   sleep: Callable[[float], None] = time.sleep) -> MeasuredEnergy:
-    """Measure the energy of one call of ``run`` with ``meter`` (see the module docstring).
+                   sleep: Callable[[float], None] = time.sleep,
+                   together: Together | None = None) -> MeasuredEnergy:
+    """Measure the energy of one call of ``run`` with ``meter`` (see the module docstring);
+    ``together``: in step with the other processes that measure their share of it.
 
     Raises :class:`~.protocol.MeterUnavailableError` when the meter cannot measure here, and
     :class:`~.protocol.MeterError` when it fails while measuring.
@@ -213,6 +242,9 @@ def measure_energy(run: Callable[[], object], meter: Meter, rule: StopRule | Non
     run()
     one_run_s = max(clock() - t0, 1e-9)
     min_window_s = max(rule.min_window_s, 10 * float(getattr(meter, "resolution_s", 0.0)))
+    if together is not None:  # one window length for all: the slowest run, the coarsest meter
+        one_run_s = together.max(one_run_s)
+        min_window_s = together.max(min_window_s)
     runs = max(1, math.ceil(min_window_s / one_run_s))
     window_s = runs * one_run_s
     last: list[Reading] = []
@@ -222,16 +254,18 @@ def measure_energy(run: Callable[[], object], meter: Meter, rule: StopRule | Non
         last[:] = [reading]
         return reading.total_j / reading.duration_s, reading.duration_s
 
+    idle = repeat_windows(idle_window, rule, clock, together)
+    idle_w = idle.mean
+
     def active_window() -> tuple[float, float]:
         def body() -> None:
             for _ in range(runs):
                 run()
         reading = _window_reading(meter, body)
         last[:] = [reading]
-        return reading.total_j / runs, reading.duration_s
+        return (reading.total_j - idle_w * reading.duration_s) / runs, reading.duration_s
 
-    idle = repeat_windows(idle_window, rule, clock)
-    active = repeat_windows(active_window, rule, clock)
+    active = repeat_windows(active_window, rule, clock, together)
     reading = last[0]
     return MeasuredEnergy(
         meter=reading.meter, how=reading.how, scope=scope, domains=reading.domains,

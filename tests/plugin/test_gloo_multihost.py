@@ -11,6 +11,7 @@ if they do not). Subprocess swarms: marked ``heavy``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from edge_project import BROKEN
 
 from pytest_edgeenergy.plugin.testing import plugin_args
 
@@ -155,14 +157,12 @@ def test_a_rank_that_never_joins_is_a_clear_timeout(pytester: pytest.Pytester,
 
 
 FAULTS = """
-import dataclasses, os, signal, time
+import os, signal, time
 from pathlib import Path
 
 import pytest
 
 from pytest_edgeenergy import PartitionError
-from pytest_edgeenergy.plan import Task
-from pytest_edgeenergy.strategies.registry import get_strategy
 
 SUPERVISORS = [int(line) for line in Path(os.environ["EDGE_PID_FILE"]).read_text().split()]
 
@@ -183,17 +183,7 @@ def rank_process(rank):
     raise AssertionError(f"no process for rank {rank}")
 
 
-class Broken:
-    name = "broken"
-    params = {}
-
-    def plan(self, graph, cluster):
-        plan = get_strategy("output-channel").plan(graph, cluster)
-        i, task = next((i, s) for i, s in enumerate(plan.steps)
-                       if isinstance(s, Task) and s.device == 1 and s.weight is None)
-        plan.steps[i] = dataclasses.replace(task, layer="no_such_layer")
-        return plan
-
+""" + BROKEN + """
 
 def test_1_healthy(edge_run):
     edge_run()
@@ -242,3 +232,34 @@ def test_killed_raising_and_hanging_ranks_are_named_and_the_next_case_passes(
         monkeypatch.setenv("EDGE_PID_FILE", str(pid_file))
         result = run_rank0(pytester, monkeypatch, 3, port, "--edge-strategies=output-channel")
     result.assert_outcomes(passed=7)
+
+
+def test_every_rank_measures_its_share_with_the_meter_of_its_own_host(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # tests/unit/fake_share_meter.py, found by rank 0 and by the worker ranks through the
+    # environment (as a user's own meter module would be on each host): each process counts
+    # its own MACs and bytes; it is off in the worker rank's process.
+    unit = Path(__file__).resolve().parents[1] / "unit"
+    monkeypatch.setenv("EDGEENERGY_METER_MODULES", "fake_share_meter")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(unit), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    pytester.makepyfile(HEALTHY)
+    port = free_port()
+    with started_workers(pytester.path, 2, port):
+        result = run_rank0(pytester, monkeypatch, 2, port, "--edge-strategies=layer,spatial",
+                           "--edge-meter=share-fake:off=edgeenergy-rank-1",
+                           "--edge-report=r.json")
+    result.assert_outcomes(passed=2)
+    data = json.loads((pytester.path / "r.json").read_text())
+    rows = {(r["case"], r["device"].split(" (")[0]): r for r in data["measured"]["rows"]}
+    assert len(rows) == 4
+    for case in data["cases"]:
+        first = case["energy"]["devices"][0]
+        measured = rows[(case["key"], "device 0")]
+        assert measured["measured_j"] == pytest.approx(
+            1e-7 * first["macs"] + 1e-6 * (first["bytes_sent"] + first["bytes_received"]),
+            rel=1e-6)
+        assert "share-fake in process MainProcess" in measured["how"]
+        off = rows[(case["key"], "device 1")]
+        assert off["measured_j"] is None
+        assert off["reason"] == "share-fake is off in process edgeenergy-rank-1"

@@ -6,13 +6,11 @@ import itertools
 from pathlib import Path
 
 import pytest
+from ledger_meter import FakeMachine, LedgerMeter
 
 from pytest_edgeenergy.meters import (
-    BOARD,
-    Availability,
     MeasuredEnergy,
     MeterSpecError,
-    Reading,
     StopRule,
     measure_energy,
     register_meter,
@@ -21,50 +19,6 @@ from pytest_edgeenergy.meters import (
 from pytest_edgeenergy.meters.compare import MeasuredRow, MeterStatus, local_row, measured_section
 from pytest_edgeenergy.meters.measure import relative_standard_error
 from pytest_edgeenergy.meters.metering import Metering
-
-
-class FakeMachine:
-    """A clock, a power draw and an energy ledger: idle_w while sleeping, active_w while
-    an inference runs (each run_s long); the meter reads the ledger."""
-
-    def __init__(self, idle_w: float, active_w: float, run_s: float,
-                 jitter: tuple[float, ...] = (0.0,)) -> None:
-        self.t = 0.0
-        self.energy_j = 0.0
-        self.idle_w, self.active_w, self.run_s = idle_w, active_w, run_s
-        self._jitter = itertools.cycle(jitter)
-        self.runs = 0
-
-    def clock(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
-        self.energy_j += self.idle_w * seconds
-
-    def run(self) -> None:
-        self.runs += 1
-        self.t += self.run_s
-        self.energy_j += (self.active_w + next(self._jitter)) * self.run_s
-
-
-class LedgerMeter:
-    name = "ledger"
-
-    def __init__(self, machine: FakeMachine) -> None:
-        self.machine = machine
-        self._start = (0.0, 0.0)
-
-    def available(self) -> Availability:
-        return Availability(True, "a ledger")
-
-    def start(self) -> None:
-        self._start = (self.machine.t, self.machine.energy_j)
-
-    def stop(self) -> Reading:
-        t0, e0 = self._start
-        return Reading(self.name, {BOARD: self.machine.energy_j - e0}, self.machine.t - t0,
-                       "a ledger")
 
 
 def measure(machine: FakeMachine, rule: StopRule | None = None) -> MeasuredEnergy:
@@ -166,3 +120,30 @@ def test_metering_records_rows_that_travel_as_json_and_says_why_it_cannot_measur
     assert missing.measure_local("case|a", machine.run, [(0.03, 0.01)]) is None
     with pytest.raises(MeterSpecError, match="unknown meter 'nope'"):
         Metering("nope")
+
+
+class StretchedMachine(FakeMachine):
+    """Each inference does the same work (``work_j`` above idle) but some take longer, as
+    when another process holds a core: the extra time is spent at idle power."""
+
+    def __init__(self, idle_w: float, work_j: float, run_s: tuple[float, ...]) -> None:
+        super().__init__(idle_w, idle_w, run_s[0])
+        self.work_j = work_j
+        self._times = itertools.cycle(run_s)
+
+    def run(self) -> None:
+        seconds = next(self._times)
+        self.runs += 1
+        self.t += seconds
+        self.energy_j += self.idle_w * seconds + self.work_j
+
+
+def test_windows_stretched_by_other_load_subtract_their_own_idle_time() -> None:
+    # The first window's 20 runs take 10 ms each, the next 20 take 30 ms: gross joules per
+    # inference differ by 3 W x 20 ms, the energy above idle (2 mJ) does not.
+    machine = StretchedMachine(idle_w=3.0, work_j=0.002, run_s=(0.01,) * 22 + (0.03,) * 20)
+    result = measure(machine, StopRule(min_window_s=0.2))
+    assert result.net_j == pytest.approx(0.002)
+    assert result.stable and result.rse == pytest.approx(0.0, abs=1e-9)
+    assert len(result.active.values) == 3
+    assert result.gross_j == pytest.approx(0.002 + 3.0 * result.seconds_per_run)
