@@ -15,6 +15,7 @@ for its own device, and moves the bytes of its transfers over the network.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -212,6 +213,7 @@ class Executor:
         self._peak_act = [0] * plan.n_devices
         self._seen_weights: list[dict[tuple[object, ...], int]] = [
             {} for _ in range(plan.n_devices)]
+        self._sending = threading.Lock()
 
     def memo(self, key: int, kind: type[_T], make: Callable[[], _T]) -> _T:
         """The ``kind`` kept in the prepared dict under ``key`` (negative: steps use the others),
@@ -291,8 +293,9 @@ class Executor:
         """
         data = self.region(transfer)
         nbytes = data.numel() * data.element_size()
-        self._trace.bytes_sent[transfer.src] += nbytes
-        self._trace.messages[transfer.src] += 1
+        with self._sending:  # a device's sends may run beside its other steps (threads.py)
+            self._trace.bytes_sent[transfer.src] += nbytes
+            self._trace.messages[transfer.src] += 1
         self.hold(transfer.piece, data)
         self._trace.bytes_received[transfer.dst] += nbytes
 

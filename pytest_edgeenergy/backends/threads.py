@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..plan import Plan, Task
+from ..plan import Plan, Task, Transfer
 from .local import Executor
 
 # The key of the step dependencies in an executor's prepared dict (see Executor.memo).
@@ -47,23 +47,36 @@ def thread_shares(plan: Plan, budget: int) -> dict[int, int]:
             for s in plan.steps if isinstance(s, Task)}
 
 
-def device_steps(plan: Plan) -> dict[int, list[int]]:
-    """The steps each device takes part in, in plan order: its tasks, the transfers it sends or
-    receives, and the steps after which one of its pieces is freed."""
+def memory_steps(plan: Plan) -> dict[int, list[int]]:
+    """The steps that change each device's memory, in plan order: its tasks, the transfers it
+    receives, and the steps after which one of its pieces is freed. (A transfer it only sends
+    changes nothing on it.)"""
     steps: dict[int, list[int]] = {d: [] for d in range(plan.n_devices)}
     for s in plan.steps:
-        involved = {s.device} if isinstance(s, Task) else {s.src, s.dst}
+        involved = {s.device} if isinstance(s, Task) else {s.dst}
         involved.update(plan.pieces[p].device for p in plan.frees[s.step])
         for d in sorted(involved):
             steps[d].append(s.step)
     return {d: v for d, v in steps.items() if v}
 
 
+def _reads(s: Task | Transfer) -> tuple[int, ...]:
+    """The pieces a step reads."""
+    if isinstance(s, Task):
+        return tuple(p for pids in s.reads for p in pids)
+    return (s.src_piece,)
+
+
 @dataclass(frozen=True, slots=True)
 class _Dependencies:
-    """Each step's successors (the next step of every device it involves), how many
-    predecessors it has, and how many devices compute its layer (0: a transfer): worked out
-    once per plan."""
+    """Each step's successors, how many predecessors it has, and how many devices compute its
+    layer (0: a transfer): worked out once per plan.
+
+    A step follows (1) the previous step that changed the memory of a device whose memory it
+    changes (:func:`memory_steps`), so each device's memory goes through the plan's sequence
+    and its measured peak is the plan's; (2) the step that made each piece it reads; (3) when it
+    frees a piece, every other step that reads that piece.
+    """
 
     successors: tuple[tuple[int, ...], ...]
     predecessors: tuple[int, ...]
@@ -72,17 +85,30 @@ class _Dependencies:
     @staticmethod
     def of(plan: Plan) -> _Dependencies:
         """The dependencies of ``plan``'s steps."""
-        after: list[list[int]] = [[] for _ in plan.steps]
+        after: list[set[int]] = [set() for _ in plan.steps]
+        for chain in memory_steps(plan).values():
+            for a, b in itertools.pairwise(chain):
+                after[a].add(b)
+        made = {p.id: p.step for p in plan.pieces}
+        readers: dict[int, list[int]] = {}
+        for s in plan.steps:
+            for pid in _reads(s):
+                readers.setdefault(pid, []).append(s.step)
+                if made[pid] >= 0:
+                    after[made[pid]].add(s.step)
+            for pid in plan.frees[s.step]:
+                for r in readers.get(pid, ()):
+                    if r != s.step:
+                        after[r].add(s.step)
         count = [0] * len(plan.steps)
-        for steps in device_steps(plan).values():
-            for a, b in itertools.pairwise(steps):
-                after[a].append(b)
+        for successors in after:
+            for b in successors:
                 count[b] += 1
         devices: dict[str, set[int]] = {}
-        for s in plan.tasks:
-            devices.setdefault(s.layer, set()).add(s.device)
+        for t in plan.tasks:
+            devices.setdefault(t.layer, set()).add(t.device)
         sharers = tuple(len(devices[s.layer]) if isinstance(s, Task) else 0 for s in plan.steps)
-        return _Dependencies(tuple(tuple(a) for a in after), tuple(count), sharers)
+        return _Dependencies(tuple(tuple(sorted(a)) for a in after), tuple(count), sharers)
 
     def threads(self, budget: int) -> list[int]:
         """The threads each step takes: a task the budget divided among the devices computing

@@ -15,7 +15,7 @@ import torch
 from pytest_edgeenergy import build_model, model_input_shape, partition
 from pytest_edgeenergy.backends import local
 from pytest_edgeenergy.backends.local import Executor, PlanExecutionError, run_local
-from pytest_edgeenergy.backends.threads import _Dependencies, device_steps, thread_shares
+from pytest_edgeenergy.backends.threads import _Dependencies, memory_steps, thread_shares
 from pytest_edgeenergy.plan import Task
 
 STRATEGIES = ["layer", "spatial", "output-channel", "input-channel"]
@@ -110,16 +110,38 @@ def test_a_task_takes_its_thread_share_and_a_transfer_takes_none(strategy: str) 
     assert _Dependencies.of(plan).threads(4) == [shares.get(s.step, 0) for s in plan.steps]
 
 
-def test_every_step_and_every_free_has_its_devices_worker() -> None:
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_task_receive_and_free_is_among_its_devices_memory_steps(strategy: str) -> None:
     model = build_model("tinycnn")
-    plan = partition(model, "input-channel", 3, model_input_shape("tinycnn")).plan
-    steps = device_steps(plan)
+    plan = partition(model, strategy, 3, model_input_shape("tinycnn")).plan
+    steps = memory_steps(plan)
     for s in plan.steps:
-        players = {s.device} if isinstance(s, Task) else {s.src, s.dst}
-        assert all(s.step in steps[d] for d in players)
+        assert s.step in steps[s.device if isinstance(s, Task) else s.dst]
         for pid in plan.frees[s.step]:
             assert s.step in steps[plan.pieces[pid].device]
     assert all(v == sorted(v) for v in steps.values())
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_step_waits_for_the_pieces_it_reads_and_a_free_for_every_reader(strategy: str) -> None:
+    plan = partition(build_model("tinycnn"), strategy, 3, model_input_shape("tinycnn")).plan
+    deps = _Dependencies.of(plan)
+    before: list[set[int]] = [set() for _ in plan.steps]  # every step a step must follow
+    for s in plan.steps:
+        for nxt in deps.successors[s.step]:
+            assert nxt > s.step  # the plan's order is one the dependencies allow
+            before[nxt] |= before[s.step] | {s.step}
+    made = {p.id: p.step for p in plan.pieces}
+    readers: dict[int, set[int]] = {}
+    for s in plan.steps:
+        reads = [p for r in s.reads for p in r] if isinstance(s, Task) else [s.src_piece]
+        for pid in reads:
+            readers.setdefault(pid, set()).add(s.step)
+            assert made[pid] < 0 or made[pid] in before[s.step]
+    for s in plan.steps:
+        for pid in plan.frees[s.step]:
+            assert readers.get(pid, set()) - {s.step} <= before[s.step]
+    assert sum(deps.predecessors) == sum(len(n) for n in deps.successors)
 
 
 def test_a_step_that_fails_in_a_worker_raises_its_own_error_and_stops_the_others(
