@@ -338,15 +338,17 @@ class Executor:
 
 def run_local(plan: Plan, graph: LayerGraph, x: Tensor,
               prepared: dict[int, object] | None = None, *,
-              parallel: bool = False) -> tuple[Tensor, Trace]:
+              parallel: bool = True) -> tuple[Tensor, Trace]:
     """Execute ``plan`` for input ``x``; return device 0's output and the measured trace.
 
-    The steps run one after another in the plan's order. With ``parallel=True`` the devices
-    run at the same time instead, one worker thread each, sharing the intra-op threads torch
-    may use (see :mod:`.threads`); the trace is the same either way. Not the default: on the
-    2-core machine it was measured on, the threads' hand-offs cost more than the overlap gained
-    (see tests/benchmarks/test_bench_engine.py). ``prepared`` may be a dict kept by the caller
-    between runs of the same plan and graph.
+    The devices run at the same time (``parallel``, the default): a step starts as soon as the
+    steps it depends on are done, on worker threads sharing the intra-op threads torch may use
+    (see :mod:`.threads`); with one thread, or when no two tasks may overlap, the steps run in
+    the plan's order on this thread, as they always do with ``parallel=False``. The trace is
+    the same either way. Measured on a 2-core machine (tests/benchmarks/test_bench_engine.py,
+    docs/strategies.md), running the devices at the same time is the faster of the two at
+    torch's default thread count for the strategies that split layers. ``prepared`` may be a
+    dict kept by the caller between runs of the same plan and graph.
     """
     check_input(plan, x)
     ex = Executor(plan, graph, range(plan.n_devices), prepared)

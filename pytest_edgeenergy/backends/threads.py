@@ -13,8 +13,9 @@ workers share, never exceed: as many workers as the budget (at most one per devi
 takes that budget divided among the devices that compute the same layer (all of it for a layer
 no other device computes), waiting until that many are free; a transfer, a view of the sender's
 piece (see :meth:`.Executor.move`), takes none. When several steps may start, the earliest of
-the plan goes first. With a budget of one thread, ``run_local`` runs the steps in turn instead:
-there is nothing to overlap.
+the plan goes first. When no two tasks may overlap (a budget of one thread; a plan whose every
+layer one device computes, as ``layer``'s), the steps run in turn on the caller's thread
+instead: there is nothing to gain from hand-offs.
 
 The worker threads live across runs (one pool per process), so the per-thread state torch and
 OpenMP build on a thread's first kernel is built once, not once per inference.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -183,18 +185,19 @@ class _Run:
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+_pool_pid = 0  # a forked child inherits the pool object but none of its threads
 _pool_lock = threading.Lock()
 
 
 def _workers(count: int) -> ThreadPoolExecutor:
     """The process's worker pool, with room for ``count`` workers at once."""
-    global _pool, _pool_size
+    global _pool, _pool_size, _pool_pid
     with _pool_lock:
-        if _pool is None or _pool_size < count:
-            if _pool is not None:
+        if _pool is None or _pool_size < count or _pool_pid != os.getpid():
+            if _pool is not None and _pool_pid == os.getpid():
                 _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(count, thread_name_prefix="edge-worker")
-            _pool_size = count
+            _pool_size, _pool_pid = count, os.getpid()
         return _pool
 
 
@@ -204,6 +207,9 @@ def run_concurrently(ex: Executor) -> None:
     failing step, if any."""
     budget = max(1, torch.get_num_threads())
     run = _Run(ex, budget)
+    if all(n in (0, budget) for n in run.need):  # every task takes every thread: no overlap
+        ex.run_steps()
+        return
     count = min(budget, ex.plan.n_devices)
     try:
         pool = _workers(count)

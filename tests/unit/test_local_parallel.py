@@ -1,6 +1,6 @@
-"""The local backend can run the devices at the same time (``parallel=True``), within the
-threads torch may use, and measures exactly what running the steps one after another
-measures."""
+"""The local backend runs the devices at the same time (``parallel=True``, the default), within
+the threads torch may use, and measures exactly what running the steps one after another
+(``parallel=False``) measures."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_the_devices_in_parallel_measure_the_trace_of_the_steps_one_after_anothe
     x = torch.randn(model_input_shape("mobilenet_v2"))
     pm = partition(model, strategy, 3, x.shape)
     together, trace = run_local(pm.plan, pm.graph, x, parallel=True)
-    in_turn, expected = run_local(pm.plan, pm.graph, x)
+    in_turn, expected = run_local(pm.plan, pm.graph, x, parallel=False)
     assert trace.device_stats() == expected.device_stats()
     assert trace.device_stats() == pm.plan.device_stats()
     torch.testing.assert_close(together, in_turn)
@@ -207,6 +207,28 @@ def test_with_one_thread_the_steps_run_in_turn_on_the_callers_thread(
     seen = _task_threads(monkeypatch)
     run_local(pm.plan, pm.graph, x, parallel=True)
     assert seen == {threading.get_ident()}
+
+
+def test_a_plan_whose_every_layer_one_device_computes_runs_in_turn_on_the_callers_thread(
+        monkeypatch: pytest.MonkeyPatch, threads: None) -> None:
+    torch.set_num_threads(2)
+    model = build_model("tinycnn")
+    x = torch.randn(model_input_shape("tinycnn"))
+    pm = partition(model, "layer", 2, x.shape)
+    seen = _task_threads(monkeypatch)
+    run_local(pm.plan, pm.graph, x)
+    assert seen == {threading.get_ident()}
+
+
+def test_the_devices_run_at_the_same_time_by_default(monkeypatch: pytest.MonkeyPatch,
+                                                      threads: None) -> None:
+    torch.set_num_threads(2)
+    model = build_model("tinycnn")
+    x = torch.randn(model_input_shape("tinycnn"))
+    pm = partition(model, "output-channel", 2, x.shape)
+    seen = _task_threads(monkeypatch)
+    pm(x)
+    assert seen and threading.get_ident() not in seen
 
 
 def test_a_transfer_hands_over_the_senders_values_without_a_copy() -> None:
