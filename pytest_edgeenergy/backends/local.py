@@ -2,15 +2,16 @@
 
 Each device keeps a store of the pieces it holds. A task assembles its inputs from *its own*
 pieces (the plan says which), pads them with the layer's padding where the region reaches past
-the tensor's border, and runs the layer's kernel with only its weight slice. A transfer copies
-exactly the planned region out of the sender's piece into a new tensor on the receiver. Pieces
-are dropped after their last use. Every count in the :class:`Trace` is measured from these
-tensors (their element counts and the weights the kernels really read), never copied from the
-plan, so comparing the two checks the plan.
+the tensor's border, and runs the layer's kernel with only its weight slice. A transfer gives
+the receiver exactly the planned region of the sender's piece (a read-only view: pieces are
+never written, see :meth:`Executor.move`). Pieces are dropped after their last use. Every count
+in the :class:`Trace` is measured from these tensors (their element counts and the weights the
+kernels really read), never copied from the plan, so comparing the two checks the plan.
 
 :class:`Executor` is that machinery for any set of devices: ``run_local`` drives one executor
-for every device and copies transfers in memory; the ``gloo`` backend drives one per process,
-for its own device, and moves the bytes of its transfers over the network.
+for every device, its devices at the same time (:mod:`.threads`) or in turn; the ``gloo``
+backend drives one per process, for its own device, and moves the bytes of its transfers over
+the network.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ unpartitioned forward beside each).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -63,9 +64,16 @@ def time_ratios(request: pytest.FixtureRequest) -> Iterator[dict[_Row, dict[str,
     table: dict[_Row, dict[str, float]] = {}
     yield table
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     if not table or reporter is None:
         return
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        _print_ratios(reporter, table)
+
+
+def _print_ratios(reporter: Any, table: dict[_Row, dict[str, float]]) -> None:
     load = os.getloadavg()[0]
+    reporter.ensure_newline()
     reporter.write_sep("-", f"partitioned / unpartitioned time, 4 devices, min of {ROUNDS} "
                             f"(load average {load:.2f} at the end)")
     reporter.write_line(f"{'model':10}{'strategy':16}{'threads':>8}{'in turn':>9}"
@@ -76,7 +84,8 @@ def time_ratios(request: pytest.FixtureRequest) -> Iterator[dict[_Row, dict[str,
         reporter.write_line(f"{name:10}{strategy:16}{threads:>8}{figures}"
                             f"{1.10 + cells['halo']:>8.2f}  {cells['load']:.2f}")
     reporter.write_line("target: 1.10, plus the halo recompute fraction for spatial; the "
-                        "unpartitioned forward is timed before and after each case")
+                        "unpartitioned forward is timed before and after each case; 'parallel' "
+                        "runs in turn on one thread, and for layer")
 
 
 @pytest.mark.parametrize("parallel", [False, True], ids=["in-turn", "parallel"])
