@@ -55,6 +55,9 @@ class PartitionedModel(nn.Module):
         #: When set, runs the plan on the gloo backend instead of starting processes for each
         #: call: a started :class:`~pytest_edgeenergy.backends.pool.WorkerPool`'s ``run``.
         self.runner: Backend | None = None
+        #: On the local backend, run the devices at the same time (the default) or, when False,
+        #: the steps in turn with all of torch's threads on each (see ``run_local``).
+        self.parallel = True
         self._watch = None if model is None else WeightWatch(model, held_tensors(graph))
 
     @property
@@ -86,7 +89,8 @@ class PartitionedModel(nn.Module):
         check_tensor_input(x)
         graph = self.graph
         if self.backend == "local":  # keeps its per-step preparation between calls
-            out, self._trace = run_local(self.plan, graph, x, self._prepared)
+            out, self._trace = run_local(self.plan, graph, x, self._prepared,
+                                         parallel=self.parallel)
         elif self.runner is not None and self.backend == "gloo":
             out, self._trace = self.runner(self.plan, graph, x)
         else:

@@ -231,6 +231,19 @@ def test_the_devices_run_at_the_same_time_by_default(monkeypatch: pytest.MonkeyP
     assert seen and threading.get_ident() not in seen
 
 
+def test_a_partitioned_model_runs_its_steps_in_turn_when_asked(
+        monkeypatch: pytest.MonkeyPatch, threads: None) -> None:
+    torch.set_num_threads(2)
+    model = build_model("tinycnn")
+    x = torch.randn(model_input_shape("tinycnn"))
+    pm = partition(model, "output-channel", 2, x.shape)
+    pm.parallel = False
+    seen = _task_threads(monkeypatch)
+    pm(x)
+    assert seen == {threading.get_ident()}
+    assert pm.trace.device_stats() == pm.plan.device_stats()
+
+
 def test_a_transfer_hands_over_the_senders_values_without_a_copy() -> None:
     model = build_model("tinycnn")
     x = torch.randn(model_input_shape("tinycnn"))
