@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeenergy.__main__ import main
-from pytest_edgeenergy.plugin.testing import plugin_args, source_on_pythonpath, warm_up
+from pytest_edgeenergy.plugin.testing import plugin_args, run_subprocess, warm_up
 
 pytest_plugins = ["pytester"]
 warm_up()
@@ -227,10 +227,9 @@ def test_history_plot_draws_each_case_with_the_commits_on_the_axis(
 
 @pytest.mark.heavy  # a pytest subprocess with two xdist workers
 def test_under_xdist_the_workers_measured_rows_reach_the_controllers_report(
-        metered: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    source_on_pythonpath(monkeypatch)
-    result = metered.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", "-n", "2",
-                                          "--edge-meter=counting-fake", "--edge-report=r.json")
+        metered: pytest.Pytester) -> None:
+    result = run_subprocess(metered, "-n", "2", "--edge-meter=counting-fake",
+                            "--edge-report=r.json")
     result.assert_outcomes(passed=2)
     assert result.stdout.str().count("measured beside estimated (meter counting-fake)") == 1
     rows = json.loads((metered.path / "r.json").read_text())["measured"]["rows"]
