@@ -46,8 +46,29 @@ def _calibrate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise EdgeEnergyError("calibrate: give --out PATH (or --from-trace FILE)")
     from pytest_edgeenergy import calibrate  # deferred: it imports torch when it runs
 
+    net = None
+    if args.net_rendezvous is not None:
+        from pytest_edgeenergy.meters.network import NetPeer
+
+        if args.meter is None:
+            raise EdgeEnergyError("calibrate: --net-rendezvous measures the per-byte network "
+                                  "energies with a power meter: give --meter NAME too")
+        if args.net_rank is None:
+            raise EdgeEnergyError("calibrate: --net-rendezvous needs --net-rank 0 (the host "
+                                  "that listens there) or 1 (the other host)")
+        addr, port = args.net_rendezvous
+        net = NetPeer(addr, port, args.net_rank, args.net_ifname, args.net_join_timeout)
     return calibrate.run(out=args.out, name=args.name, seconds=args.seconds, argv=argv,
-                         per_kind=args.per_kind, meter=args.meter)
+                         per_kind=args.per_kind, meter=args.meter, net=net)
+
+
+def _rendezvous(text: str) -> tuple[str, int]:
+    from pytest_edgeenergy.meters.network import parse_rendezvous
+
+    try:
+        return parse_rendezvous(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_calibrate(subparsers: Subparsers) -> None:
@@ -80,6 +101,19 @@ def _add_calibrate(subparsers: Subparsers) -> None:
                         help="also measure idle_w and active_w with this power meter (rapl, "
                              "nvml, jetson, ina219, ina260, NAME:key=value,...; see "
                              "docs/meters.md)")
+    net = parser.add_argument_group(
+        "network energy (two hosts)",
+        "With --meter: also measure tx_j_per_byte and rx_j_per_byte by exchanging messages "
+        "with a second host that runs the same command with the other --net-rank.")
+    net.add_argument("--net-rendezvous", type=_rendezvous, metavar="ADDR:PORT",
+                     help="where the two hosts meet: rank 0's address and a free port on it")
+    net.add_argument("--net-rank", type=int, choices=(0, 1),
+                     help="0 on the host that listens at --net-rendezvous, 1 on the other")
+    net.add_argument("--net-ifname", metavar="IFACE",
+                     help="network interface gloo binds to, e.g. eth0 (default: the address "
+                          "the host name resolves to)")
+    net.add_argument("--net-join-timeout", type=_positive_seconds, default=60.0, metavar="S",
+                     help="seconds to wait for the other host (default: 60)")
 
 
 def _positive_count(text: str) -> int:

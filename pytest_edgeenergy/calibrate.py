@@ -21,11 +21,14 @@ import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pytest_edgeenergy.atomic import write_atomic
 from pytest_edgeenergy.errors import ProfileError
 from pytest_edgeenergy.profiles import NAME_PATTERN, PROFILE_SUFFIX
+
+if TYPE_CHECKING:
+    from pytest_edgeenergy.meters.network import NetPeer
 
 __all__ = [
     "CONV_LAYERS",
@@ -236,7 +239,12 @@ def render_profile(name: str, calibration: Calibration,
     else:
         unmeasured("memory_bytes", "physical memory in bytes, an integer")
     for field in ("net_bytes_per_s", "net_latency_s", "tx_j_per_byte", "rx_j_per_byte"):
-        unmeasured(field, fill_in[field])
+        if field in measured:
+            value, measured_how = measured[field]
+            comment(measured_how)
+            out += [f"{field} = {value:.4g}", ""]
+        else:
+            unmeasured(field, fill_in[field])
     return "\n".join(out)
 
 
@@ -285,6 +293,7 @@ def run(
     argv: Sequence[str] | None = None,
     per_kind: bool = False,
     meter: str | None = None,
+    net: NetPeer | None = None,
 ) -> int:
     """Calibrate this host and write its profile to ``out``; return the exit status.
 
@@ -292,7 +301,9 @@ def run(
     ``<name>.toml``, name "host" by default). With ``meter`` (a meter's name, see
     :mod:`pytest_edgeenergy.meters`), ``idle_w`` and ``active_w`` are measured with it too
     (:mod:`pytest_edgeenergy.meters.calibrate`). Nothing is written unless measuring
-    succeeds, and an existing file is replaced atomically. ``argv`` is recorded in the
+    succeeds, and an existing file is replaced atomically. With ``meter`` and ``net`` (the
+    two hosts' rendezvous, :mod:`pytest_edgeenergy.meters.network`), ``tx_j_per_byte`` and
+    ``rx_j_per_byte`` are measured first, with the other host. ``argv`` is recorded in the
     profile as the command that made it. With ``per_kind``, the profile also gets a
     ``[macs_per_s_by_kind]`` table (:mod:`pytest_edgeenergy.calibrate_kinds`). Raises
     ProfileError for a bad ``out``/``name``.
@@ -305,10 +316,14 @@ def run(
     command = shlex.join([Path(sys.executable).name, "-m", "pytest_edgeenergy", *args])
 
     powers: dict[str, tuple[float, str]] = {}
+    if meter is not None and net is not None:  # first: the other host waits for this one
+        from pytest_edgeenergy.meters.network import measure_network_energy
+
+        powers.update(measure_network_energy(meter, net, seconds))
     if meter is not None:
         from pytest_edgeenergy.meters.calibrate import measure_profile_power
 
-        powers = measure_profile_power(meter, seconds)
+        powers.update(measure_profile_power(meter, seconds))
     calibration = measure(seconds, command)
     text = render_profile(name, calibration, powers)
     if per_kind:
@@ -332,7 +347,8 @@ def run(
         file=stdout,
     )
     for field, (value, how) in powers.items():
-        print(f"measured: {field} = {value:.4g} W: {how}", file=stdout)
+        unit = "J/B" if field.endswith("_j_per_byte") else "W"
+        print(f"measured: {field} = {value:.4g} {unit}: {how}", file=stdout)
     print(
         f"The profile will not load until these are filled in: {missing}. "
         "Measure power with a power meter at the supply (or --meter NAME); no watts were "

@@ -63,10 +63,12 @@ from ..checks import as_int_in, as_positive_seconds
 from ..cluster import MAX_DEVICES
 from ..errors import PartitionError
 from ..graph.layergraph import LayerGraph
+from ..meters.measure import StopRule
+from ..meters.ranks import ShareMeasurement, measure_share, measure_timeout
 from ..plan import DeviceStats, Plan
 from ..trace import Event, Trace
 from .local import Executor, check_input
-from .rank import describe_step, run_rank
+from .rank import RankResult, describe_step, run_rank
 from .stall import (
     FINISHED,
     IDLE,
@@ -144,10 +146,14 @@ class _Worker:
                 msg = self.conn.recv()
                 if msg[0] == "stop":
                     return True
-                _, job_id, plan, graph_key, graph, x, t0, timeout_s, self.overlap = msg
-                out, row, events, output_s = self.execute(plan, graph_key, graph, x, t0,
-                                                          timeout_s)
-                self.conn.send(("done", job_id, row, out, events, output_s))
+                _, job_id, plan, graph_key, graph, x, t0, timeout_s, self.overlap, *meter = msg
+                if meter:  # --edge-meter: measure this rank's share, in step with the others
+                    share = self.measure(plan, graph_key, graph, x, timeout_s, *meter)
+                    self.conn.send(("measured", job_id, share))
+                else:
+                    out, row, events, output_s = self.execute(plan, graph_key, graph, x, t0,
+                                                              timeout_s)
+                    self.conn.send(("done", job_id, row, out, events, output_s))
                 self.progress[self.rank] = IDLE
             except EOFError:
                 return True
@@ -161,18 +167,47 @@ class _Worker:
         """Run this device's share of the plan (non-blocking transfers, see :mod:`.rank`);
         return, on device 0, the output, then the measured row, the timeline and when the
         output was ready."""
+        ex = self._executor(plan, graph_key, graph, x)
+        result = self._run(ex, t0, timeout_s)
+        self.progress[self.rank] = FINISHED
+        return (result.output, ex.trace("gloo").device_stats()[self.rank], result.events,
+                result.output_s)
+
+    def measure(self, plan: Plan, graph_key: int, graph: LayerGraph | None, x: Tensor | None,
+                timeout_s: float, spec: str, rule: StopRule | None) -> ShareMeasurement:
+        """Measure the energy of this device's share with the meter ``spec`` names, running
+        the plan again and again with the other ranks (:mod:`..meters.ranks`)."""
+        self._executor(plan, graph_key, graph, x)  # keeps the graph; checks the input
+
+        measuring = "while measuring its share with the meter"
+
+        def once() -> None:
+            self._run(self._executor(plan, graph_key, None, x), time.time(), timeout_s)
+            self.where = measuring  # between runs: the meter, or the agreement with the others
+
+        self.where = measuring
+        share = measure_share(once, spec, rule, _DefaultGroup(), self.rank, self.n_devices,
+                              timeout_s)
+        self.progress[self.rank] = FINISHED
+        return share
+
+    def _executor(self, plan: Plan, graph_key: int, graph: LayerGraph | None,
+                  x: Tensor | None) -> Executor:
         self.where = "while preparing the job"
         if graph is not None:
             self.graphs[graph_key] = graph
         held = self.graphs.get(graph_key)
         if held is None:
             raise RuntimeError(f"layer graph {graph_key} was never received")
-        rank = self.rank
-        ex = Executor(plan, held, (rank,))
+        ex = Executor(plan, held, (self.rank,))
         if ex.needs_input():
             if x is None:
                 raise RuntimeError("the input was not sent to a device that holds part of it")
             ex.hold_input(x)
+        return ex
+
+    def _run(self, ex: Executor, t0: float, timeout_s: float) -> RankResult:
+        rank = self.rank
 
         def where(text: str) -> None:
             self.where = text
@@ -180,11 +215,8 @@ class _Worker:
         def at(step: int) -> None:
             self.progress[rank] = step
 
-        result = run_rank(ex, rank, _DefaultGroup(), t0, timeout_s, where, at=at,
-                          overlap=self.overlap)
-        self.progress[rank] = FINISHED
-        return (result.output, ex.trace("gloo").device_stats()[rank], result.events,
-                result.output_s)
+        return run_rank(ex, rank, _DefaultGroup(), t0, timeout_s, where, at=at,
+                        overlap=self.overlap)
 
     def report(self, job_id: int) -> None:
         """Send the current exception's traceback, where it happened and when to the parent."""
@@ -355,40 +387,7 @@ class GlooWorkers:
     def run(self, plan: Plan, graph: LayerGraph, x: Tensor, *,
             timeout_s: float | None = None) -> tuple[Tensor, Trace]:
         """Execute ``plan`` for input ``x``; return device 0's output and the measured trace."""
-        if not self.alive:
-            raise PartitionError(f"the gloo workers cannot run: {self._broken or 'closed'}")
-        if plan.n_devices != self.n_devices:
-            raise PartitionError(f"a plan for {plan.n_devices} devices cannot run on "
-                                 f"{self.n_devices} gloo workers")
-        check_input(plan, x)
-        timeout = (self.timeout_s if timeout_s is None
-                   else as_positive_seconds(timeout_s, "timeout_s"))
-        self._job += 1
-        known = self._graphs.get(id(graph))
-        new_graph = known is None
-        key = len(self._graphs) + 1 if known is None else known[0]
-        holders = {p.device for p in plan.pieces if p.step == -1}
-        t0 = time.time()
-        try:
-            payloads = [bytes(ForkingPickler.dumps(
-                ("job", self._job, plan, key, graph if new_graph else None,
-                 x.detach() if d in holders else None, t0, timeout, self.overlap)))
-                for d in range(self.n_devices)]
-        except Exception as exc:
-            raise PartitionError(f"gloo backend: the plan, layer graph or input cannot be sent "
-                                 f"to the worker processes: {exc!r}") from exc
-        # The workers now hold this graph too: each graph is sent once.
-        self._graphs[id(graph)] = (key, graph)
-        self._plan = plan
-        try:
-            for conn, payload in zip(self._conns, payloads, strict=True):
-                _send_in_background(conn, payload)
-            got = self._gather("done", range(self.n_devices), timeout, "result", self._job)
-        except PartitionError:
-            raise
-        except BaseException:  # e.g. KeyboardInterrupt: the workers' state is unknown now
-            self._abort("interrupted")
-            raise
+        got = self._dispatch(plan, graph, x, timeout_s, "done", ())
         trace = Trace(n_devices=self.n_devices, backend="gloo")
         for d, msg in got.items():
             row: DeviceStats = msg[2]
@@ -399,6 +398,57 @@ class GlooWorkers:
         out = got[0][3]
         assert isinstance(out, Tensor)
         return out, trace
+
+    def measure(self, plan: Plan, graph: LayerGraph, x: Tensor, spec: str,
+                rule: StopRule | None = None, *,
+                timeout_s: float | None = None) -> list[ShareMeasurement]:
+        """Have every worker measure its device's share of ``plan`` with the meter ``spec``
+        names (opened in the worker), in step (:mod:`..meters.ranks`); one per device.
+        ``timeout_s`` bounds each run, as in :meth:`run`."""
+        got = self._dispatch(plan, graph, x, timeout_s, "measured", (spec, rule))
+        return [got[d][2] for d in range(self.n_devices)]
+
+    def _dispatch(self, plan: Plan, graph: LayerGraph, x: Tensor, timeout_s: float | None,
+                  kind: str, meter: tuple[Any, ...]) -> dict[int, tuple[Any, ...]]:
+        """Send every worker the job (``meter``: (spec, rule) to measure it instead of
+        running it once) and wait for each one's ``kind`` answer."""
+        if not self.alive:
+            raise PartitionError(f"the gloo workers cannot run: {self._broken or 'closed'}")
+        if plan.n_devices != self.n_devices:
+            raise PartitionError(f"a plan for {plan.n_devices} devices cannot run on "
+                                 f"{self.n_devices} gloo workers")
+        check_input(plan, x)
+        timeout = (self.timeout_s if timeout_s is None
+                   else as_positive_seconds(timeout_s, "timeout_s"))
+        wait_s = measure_timeout(meter[1], timeout) if meter else timeout
+        self._job += 1
+        known = self._graphs.get(id(graph))
+        new_graph = known is None
+        key = len(self._graphs) + 1 if known is None else known[0]
+        holders = {p.device for p in plan.pieces if p.step == -1}
+        t0 = time.time()
+        try:
+            payloads = [bytes(ForkingPickler.dumps(
+                ("job", self._job, plan, key, graph if new_graph else None,
+                 x.detach() if d in holders else None, t0, timeout, self.overlap, *meter)))
+                for d in range(self.n_devices)]
+        except Exception as exc:
+            raise PartitionError(f"gloo backend: the plan, layer graph or input cannot be sent "
+                                 f"to the worker processes: {exc!r}") from exc
+        # The workers now hold this graph too: each graph is sent once.
+        self._graphs[id(graph)] = (key, graph)
+        self._plan = plan
+        try:
+            for conn, payload in zip(self._conns, payloads, strict=True):
+                _send_in_background(conn, payload)
+            got = self._gather(kind, range(self.n_devices), wait_s,
+                               "measurement" if meter else "result", self._job)
+        except PartitionError:
+            raise
+        except BaseException:  # e.g. KeyboardInterrupt: the workers' state is unknown now
+            self._abort("interrupted")
+            raise
+        return got
 
     def close(self) -> None:
         """Stop the workers (they leave the process group and exit); kill any that hang."""

@@ -18,6 +18,8 @@ from torch import Tensor
 
 from ..errors import PartitionError
 from ..graph.layergraph import LayerGraph
+from ..meters.measure import StopRule
+from ..meters.ranks import ShareMeasurement
 from ..plan import Plan
 from ..trace import Trace
 from .gloo import GlooWorkers
@@ -36,6 +38,10 @@ class _Workers(Protocol):
 
     def run(self, plan: Plan, graph: LayerGraph, x: Tensor, *,
             timeout_s: float | None = None) -> tuple[Tensor, Trace]: ...
+
+    def measure(self, plan: Plan, graph: LayerGraph, x: Tensor, spec: str,
+                rule: StopRule | None = None, *,
+                timeout_s: float | None = None) -> list[ShareMeasurement]: ...
 
     def close(self) -> None: ...
 
@@ -113,6 +119,13 @@ class WorkerPool:
     def run(self, plan: Plan, graph: LayerGraph, x: Tensor) -> tuple[Tensor, Trace]:
         """Run ``plan`` on the workers of its size; the same contract as a backend."""
         return self.workers(plan.n_devices).run(plan, graph, x, timeout_s=self.config.timeout_s)
+
+    def measure(self, plan: Plan, graph: LayerGraph, x: Tensor, spec: str,
+                rule: StopRule | None = None) -> list[ShareMeasurement]:
+        """Have the workers of the plan's size measure their shares with the meter ``spec``
+        names, each on its own machine (``--edge-meter``); one per device."""
+        return self.workers(plan.n_devices).measure(plan, graph, x, spec, rule,
+                                                    timeout_s=self.config.timeout_s)
 
     def close(self) -> None:
         """Stop every worker process this pool started."""

@@ -28,6 +28,8 @@ from torch import Tensor
 
 from ..errors import PartitionError
 from ..graph.layergraph import LayerGraph
+from ..meters.measure import StopRule
+from ..meters.ranks import ShareMeasurement, measure_share, measure_timeout
 from ..plan import Plan
 from ..trace import Event, Trace
 from .local import Executor, check_input
@@ -114,6 +116,31 @@ class RemoteWorkers:
     def run(self, plan: Plan, graph: LayerGraph, x: Tensor, *,
             timeout_s: float | None = None) -> tuple[Tensor, Trace]:
         """Execute ``plan`` for ``x``; return device 0's output and the measured trace."""
+        rows, result, ex = self._execute(plan, graph, x, timeout_s, ())
+        trace = ex.trace("gloo")
+        events: list[Event] = list(result.events)
+        for r, (row, rank_events, _held) in rows.items():
+            trace.set_device(r, row)
+            events += rank_events
+        trace.timeline = sorted(events, key=lambda e: (e.start_s, e.device, e.step))
+        trace.wall_s = result.output_s
+        assert result.output is not None
+        return result.output, trace
+
+    def measure(self, plan: Plan, graph: LayerGraph, x: Tensor, spec: str,
+                rule: StopRule | None = None, *,
+                timeout_s: float | None = None) -> list[ShareMeasurement]:
+        """Every rank (this process as rank 0, the workers on their hosts) measures its
+        device's share of ``plan`` with the meter ``spec`` names, opened on its own machine,
+        in step (:mod:`..meters.ranks`); one per device."""
+        rows, share, _ = self._execute(plan, graph, x, timeout_s, (spec, rule))
+        return [share] + [rows[r][3] for r in range(1, self.n_devices)]
+
+    def _execute(self, plan: Plan, graph: LayerGraph, x: Tensor, timeout_s: float | None,
+                 meter: tuple[Any, ...]) -> tuple[dict[int, Any], Any, Executor]:
+        """Post the job to every worker rank and run rank 0's share here (with ``meter``,
+        (spec, rule): measure every share instead); the workers' answers, rank 0's result
+        and its executor."""
         if self._closed:
             raise PartitionError("the remote gloo workers are closed")
         if plan.n_devices != self.n_devices:
@@ -137,14 +164,13 @@ class RemoteWorkers:
                     self._graphs[id(graph)] = graph
                     self._shipped[r] = sig
                 store.set(f"{PREFIX}g{g}/job/{job}/{r}",
-                          dumps((plan, len(blobs.get(r, b"")), t0, timeout)))
+                          dumps((plan, len(blobs.get(r, b"")), t0, timeout, *meter)))
         except BaseException:
             self._abandon()
             raise
         cancel = threading.Event()
         box: dict[str, Any] = {}
-        ex = Executor(plan, graph, (0,))
-        ex.hold_input(x)
+        ex = _holding(plan, graph, x)
         where = ["while sending the worker ranks their weight slices"]
 
         def own_share() -> None:
@@ -154,6 +180,15 @@ class RemoteWorkers:
                 sends = [(comm.isend(buf, r, GRAPH_TAG), buf) for r, buf in
                          ((r, torch.frombuffer(bytearray(b), dtype=torch.uint8))
                           for r, b in blobs.items())]
+                if meter:
+                    for work, _ in sends:
+                        work.wait()
+                    box["result"] = measure_share(
+                        lambda: run_rank(_holding(plan, graph, x), 0, comm, time.time(), timeout,
+                                         lambda w: where.__setitem__(0, w),
+                                         cancelled=cancel.is_set),
+                        meter[0], meter[1], comm, 0, self.n_devices, timeout, self.host)
+                    return
                 box["result"] = run_rank(ex, 0, comm, t0, timeout,
                                          lambda w: where.__setitem__(0, w),
                                          cancelled=cancel.is_set)
@@ -164,23 +199,16 @@ class RemoteWorkers:
 
         thread = threading.Thread(target=own_share, name="edgeenergy-rank-0", daemon=True)
         thread.start()
+        wait_s = measure_timeout(meter[1], timeout) if meter else timeout
         try:
-            rows = self._monitor(job, started, timeout, thread, box, where)
+            rows = self._monitor(job, started, wait_s, thread, box, where)
         except BaseException:
             cancel.set()
             self._abandon()
             thread.join(10.0)  # unblocks once the abandoned ranks' connections close
             raise
-        result: RankResult = box["result"]
-        trace = ex.trace("gloo")
-        events: list[Event] = list(result.events)
-        for r, (row, rank_events, _held) in rows.items():
-            trace.set_device(r, row)
-            events += rank_events
-        trace.timeline = sorted(events, key=lambda e: (e.start_s, e.device, e.step))
-        trace.wall_s = result.output_s
-        assert result.output is not None
-        return result.output, trace
+        result: RankResult | ShareMeasurement = box["result"]
+        return rows, result, ex
 
     def close(self) -> None:
         """End the session: every worker rank process exits, its supervisor too."""
@@ -296,6 +324,13 @@ class RemoteWorkers:
             with contextlib.suppress(Exception):
                 self._group.abort()
         self._group = None
+
+
+def _holding(plan: Plan, graph: LayerGraph, x: Tensor) -> Executor:
+    """Rank 0's executor, holding the input."""
+    ex = Executor(plan, graph, (0,))
+    ex.hold_input(x)
+    return ex
 
 
 def _stop(store: Any) -> None:

@@ -31,10 +31,11 @@ import torch
 
 from ..errors import PartitionError
 from ..graph.layergraph import LayerGraph
+from ..meters.ranks import measure_share
 from ..plan import Plan
 from .gloo import _exit_text
 from .local import Executor
-from .rank import run_rank
+from .rank import RankResult, run_rank
 from .rendezvous import HEARTBEAT_S, PREFIX, GroupComm, Rendezvous, dumps, loads, make_group
 from .slices import check_held
 
@@ -116,18 +117,21 @@ class _Rank:
                     return 0
                 time.sleep(_POLL_S)
             try:
-                plan, graph_bytes, t0, timeout_s = loads(self.store.get(key))
+                plan, graph_bytes, t0, timeout_s, *meter = loads(self.store.get(key))
                 self.store.delete_key(key)
-                row, events, held = self.execute(plan, graph_bytes, comm, t0, timeout_s)
-                self.store.set(self.key(f"done/{job}/{self.rank}"), dumps((row, events, held)))
+                done = self.execute(plan, graph_bytes, comm, t0, timeout_s, tuple(meter))
+                self.store.set(self.key(f"done/{job}/{self.rank}"), dumps(done))
             except BaseException:
                 self.store.set(self.key(f"error/{job}/{self.rank}"),
                                dumps((self.where, traceback.format_exc(), time.time())))
                 return 1
 
     def execute(self, plan: Plan, graph_bytes: int, comm: GroupComm, t0: float,
-                timeout_s: float) -> tuple[Any, Any, int]:
-        """Receive the weight slices if they changed, check them, run this rank's share."""
+                timeout_s: float, meter: tuple[Any, ...] = ()) -> tuple[Any, ...]:
+        """Receive the weight slices if they changed, check them, run this rank's share:
+        (row, timeline, weight bytes held); with ``meter`` ((spec, rule), ``--edge-meter``)
+        measure its energy instead, in step with the other ranks: (None, [], held, what it
+        measured)."""
         if graph_bytes:
             self.where = "while receiving its weight slices"
             buf = torch.empty(graph_bytes, dtype=torch.uint8)
@@ -136,6 +140,19 @@ class _Rank:
         if self.graph is None:
             raise PartitionError("no weight slices were received")
         held = check_held(self.graph, plan, self.rank)
+        if meter:
+            spec, rule = meter
+            self.where = "while measuring its share with the meter"
+            share = measure_share(lambda: self._share(plan, comm, time.time(), timeout_s),
+                                  spec, rule, comm, self.rank, self.rv.world_size, timeout_s,
+                                  self.host)
+            return None, [], held, share
+        ex, result = self._share(plan, comm, t0, timeout_s)
+        return ex.trace("gloo").device_stats()[self.rank], result.events, held
+
+    def _share(self, plan: Plan, comm: GroupComm, t0: float,
+               timeout_s: float) -> tuple[Executor, RankResult]:
+        assert self.graph is not None
         ex = Executor(plan, self.graph, (self.rank,))
         if ex.needs_input():
             raise PartitionError("only rank 0 holds the input")
@@ -143,8 +160,7 @@ class _Rank:
         def where(text: str) -> None:
             self.where = text
 
-        result = run_rank(ex, self.rank, comm, t0, timeout_s, where)
-        return ex.trace("gloo").device_stats()[self.rank], result.events, held
+        return ex, run_rank(ex, self.rank, comm, t0, timeout_s, where)
 
 
 def _rank_main(rv: Rendezvous, rank: int, threads: int, joined: Any) -> None:

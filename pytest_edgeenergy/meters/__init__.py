@@ -4,7 +4,10 @@
 board). Built-in meters: ``rapl`` (:mod:`.rapl`), ``nvml`` (:mod:`.nvml`), ``jetson``
 (:mod:`.jetson`), ``ina219`` and ``ina260`` (:mod:`.ina`); :func:`get_meter` builds one by
 name, :func:`register_meter` adds one. :func:`measure_energy` measures one inference above
-an idle baseline until the figure is stable (:mod:`.measure`).
+an idle baseline until the figure is stable (:mod:`.measure`); under the gloo backend every
+rank measures its own share in step with the others (:mod:`.ranks`). ``calibrate --meter``
+fills a profile's powers (:mod:`.calibrate`) and, with two hosts, its per-byte network
+energies (:mod:`.network`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Both figures are mean powers over repeated windows, stopped by the same rule as
 Each figure comes with the line the profile shows above it: the meter, what it read, which
 domains (a meter that does not read the whole board, e.g. RAPL without ``psys``, gives an
 under-estimate of board power, and the line says so), the windows and their relative
-standard error. The per-byte network energies are not measured here.
+standard error. The per-byte network energies need two hosts: :mod:`.network`.
 """
 
 from __future__ import annotations

@@ -21,6 +21,28 @@ Register maps and scaling, from Texas Instruments' datasheets:
   (5449h, "TI"), FFh die ID (2270h). The integrated 2 mohm shunt needs no calibration.
 
 Both parts answer at 40h when A0 and A1 are tied to ground (the breakouts' default).
+
+Checked against public sources (facts only; no code taken), December 2026:
+
+- the Linux kernel's hwmon driver ``drivers/hwmon/ina2xx.c`` (torvalds/linux): INA219
+  registers 00h configuration, 01h shunt voltage, 02h bus voltage, 03h power, 04h current,
+  05h calibration; configuration default 399Fh ("PGA=8"); shunt voltage register divided by
+  100 gives millivolts (LSB 10 uV, signed); bus voltage shifted right by 3, LSB 4000 uV.
+- Adafruit's INA219 driver constants (Adafruit_INA219.cpp and ports of it): shunt ADC
+  "12-bit, 1 sample, 532 us"; configuration bits 399Fh = 32 V range (2000h), gain /8 320 mV
+  (1800h), 12-bit bus (0180h) and shunt (0018h) ADC, continuous shunt and bus (7h); bus
+  voltage register bit 0 is the math overflow flag (set when the power or current
+  *calculation* is out of range, so the current and power registers may be meaningless),
+  bit 1 conversion ready.
+- Adafruit_CircuitPython_INA260 (``adafruit_ina260.py``): INA260 registers 01h current
+  (signed, x 1.25 mA), 02h bus voltage (x 1.25 mV), 03h power (x 10 mW), FEh manufacturer
+  ID 5449h, FFh die ID whose bits 15-4 are the device ID 227h and bits 3-0 the revision
+  (so the register reads 2270h on revision 0: only bits 15-4 are compared here); power-on
+  averaging of 1 sample and 1.1 ms conversion time per channel.
+
+Every register address, LSB and ID above matched what was written from the datasheets; the
+one correction was the wording of the INA219 overflow message (the flag is about the
+sensor's own current/power calculation, not a saturated shunt reading).
 """
 
 from __future__ import annotations
@@ -208,8 +230,9 @@ class Ina219Meter(_InaMeter):
         shunt_v = to_signed16(self.register(INA219_SHUNT)) * INA219_SHUNT_LSB_V
         bus_raw = self.register(INA219_BUS)
         if bus_raw & INA219_OVF:
-            raise MeterError(f"ina219: overflow at {self.where} (OVF bit of the bus voltage "
-                             "register): the current exceeds the shunt's range")
+            raise MeterError(f"ina219: overflow at {self.where}: the math overflow flag (bit 0 "
+                             "of the bus voltage register) is set, so the sensor's current and "
+                             "power are out of range (check the shunt and the load)")
         bus_v = (bus_raw >> 3) * INA219_BUS_LSB_V
         return bus_v * shunt_v / self.shunt_ohm
 

@@ -20,6 +20,13 @@ How a figure is made (:func:`measure_energy`):
 The meter measures the machine this process runs on: with the local backend every device of
 the cluster runs here, so the figure is the whole machine's for the whole partitioned
 inference, one measured "device" for the cluster (:data:`LOCAL_SCOPE`).
+
+In step with other processes (``together``, a :class:`Together`): under the gloo backend every
+rank measures its own share of one inference, which it cannot run without the others. The
+ranks then agree on one window length (the slowest rank's run time and the coarsest meter
+decide it), and after each window on whether to go on: every rank repeats windows until every
+rank's series has met the rule, so all ranks sleep through the same idle windows and run the
+same inference windows (:mod:`.ranks`).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from .protocol import Meter, MeterError, Reading
 
@@ -39,6 +46,7 @@ __all__ = [
     "MeasuredEnergy",
     "Series",
     "StopRule",
+    "Together",
     "measure_energy",
     "relative_standard_error",
     "repeat_windows",
@@ -72,6 +80,19 @@ class StopRule:
         return (f"windows of >= {self.min_window_s:g} s repeated until the relative standard "
                 f"error < {self.target_rse:.0%} ({self.min_windows} to {self.max_windows} "
                 f"windows, at most {self.max_seconds:g} s per series)")
+
+
+class Together(Protocol):
+    """Agreement with the other processes that measure at the same time (every one calls
+    each method at the same point, and all get the same answer)."""
+
+    def max(self, value: float) -> float:
+        """The largest of every process's ``value``."""
+        ...
+
+    def all(self, flag: bool) -> bool:
+        """Whether every process's ``flag`` is true."""
+        ...
 
 
 def relative_standard_error(values: Sequence[float]) -> float:
@@ -111,8 +132,9 @@ class Series:
 
 
 def repeat_windows(window: Callable[[], tuple[float, float]], rule: StopRule,
-                   clock: Callable[[], float]) -> Series:
-    """Call ``window`` (returning a value and its seconds) until ``rule`` stops it."""
+                   clock: Callable[[], float], together: Together | None = None) -> Series:
+    """Call ``window`` (returning a value and its seconds) until ``rule`` stops it; with
+    ``together``, until it stops every process's series (``stable``: this one met it)."""
     values: list[float] = []
     seconds: list[float] = []
     deadline = clock() + rule.max_seconds
@@ -121,10 +143,13 @@ def repeat_windows(window: Callable[[], tuple[float, float]], rule: StopRule,
         values.append(value)
         seconds.append(duration)
         enough = len(values) >= rule.min_windows
-        if enough and relative_standard_error(values) < rule.target_rse:
-            return Series(tuple(values), tuple(seconds), True)
-        if len(values) >= rule.max_windows or (enough and clock() >= deadline):
-            return Series(tuple(values), tuple(seconds), False)
+        met = enough and relative_standard_error(values) < rule.target_rse
+        over = len(values) >= rule.max_windows or (enough and clock() >= deadline)
+        done = met or over
+        if together is not None:
+            done = together.all(done)
+        if done:
+            return Series(tuple(values), tuple(seconds), met)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,8 +228,10 @@ def _window_reading(meter: Meter, body: Callable[[], None]) -> Reading:
 
 def measure_energy(run: Callable[[], object], meter: Meter, rule: StopRule | None = None,
                    scope: str = LOCAL_SCOPE, clock: Callable[[], float] = time.perf_counter,
-                   sleep: Callable[[float], None] = time.sleep) -> MeasuredEnergy:
-    """Measure the energy of one call of ``run`` with ``meter`` (see the module docstring).
+                   sleep: Callable[[float], None] = time.sleep,
+                   together: Together | None = None) -> MeasuredEnergy:
+    """Measure the energy of one call of ``run`` with ``meter`` (see the module docstring);
+    ``together``: in step with the other processes that measure their share of it.
 
     Raises :class:`~.protocol.MeterUnavailableError` when the meter cannot measure here, and
     :class:`~.protocol.MeterError` when it fails while measuring.
@@ -215,6 +242,9 @@ def measure_energy(run: Callable[[], object], meter: Meter, rule: StopRule | Non
     run()
     one_run_s = max(clock() - t0, 1e-9)
     min_window_s = max(rule.min_window_s, 10 * float(getattr(meter, "resolution_s", 0.0)))
+    if together is not None:  # one window length for all: the slowest run, the coarsest meter
+        one_run_s = together.max(one_run_s)
+        min_window_s = together.max(min_window_s)
     runs = max(1, math.ceil(min_window_s / one_run_s))
     window_s = runs * one_run_s
     last: list[Reading] = []
@@ -224,7 +254,7 @@ def measure_energy(run: Callable[[], object], meter: Meter, rule: StopRule | Non
         last[:] = [reading]
         return reading.total_j / reading.duration_s, reading.duration_s
 
-    idle = repeat_windows(idle_window, rule, clock)
+    idle = repeat_windows(idle_window, rule, clock, together)
     idle_w = idle.mean
 
     def active_window() -> tuple[float, float]:
@@ -235,7 +265,7 @@ def measure_energy(run: Callable[[], object], meter: Meter, rule: StopRule | Non
         last[:] = [reading]
         return (reading.total_j - idle_w * reading.duration_s) / runs, reading.duration_s
 
-    active = repeat_windows(active_window, rule, clock)
+    active = repeat_windows(active_window, rule, clock, together)
     reading = last[0]
     return MeasuredEnergy(
         meter=reading.meter, how=reading.how, scope=scope, domains=reading.domains,

@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .compare import MeasuredRow, MeterStatus, local_row, measured_section
+from .compare import MeasuredRow, MeterStatus, local_row, measured_section, rank_rows
 from .measure import StopRule, measure_energy
 from .protocol import Meter
+from .ranks import ShareMeasurement
 from .registry import get_meter
 
 __all__ = ["Metering"]
@@ -70,6 +71,18 @@ class Metering:
         self.rows.append(row)
         return row
 
+    def measure_ranks(self, case: str, measure: Callable[[], Sequence[ShareMeasurement]],
+                      devices: Sequence[tuple[float, float]]) -> list[MeasuredRow]:
+        """Have the gloo backend's ranks measure their shares (``measure`` asks them: each
+        rank opens the meter on its own machine) and record one row per device beside its
+        estimated (compute_j, comm_j); [] without a meter. Asked even when the meter is
+        unavailable in this process: the ranks' machines may have one."""
+        if self.spec is None:
+            return []
+        rows = rank_rows(case, devices, measure())
+        self.rows.extend(rows)
+        return rows
+
     def close(self) -> None:
         """Release the meter (a jtop connection, say) if it has a ``close()``; idempotent."""
         close = getattr(self.meter, "close", None)
@@ -79,7 +92,7 @@ class Metering:
     @property
     def csv_columns(self) -> tuple[str, ...]:
         """The CSV report's columns for the measurement (none when nothing could be)."""
-        if self.status is None or not self.status.ok:
+        if self.status is None or not (self.status.ok or self.rows):
             return ()
         return ("measured_j", "measured_estimated_j", "measured_ratio", "measured_stable")
 
@@ -87,11 +100,19 @@ class Metering:
         """Case ``key``'s measured cells (blank when it was not measured)."""
         if not self.csv_columns:
             return []
-        row = next((r for r in self.rows if r.case == key), None)
-        if row is None:
+        rows = [r for r in self.rows if r.case == key and r.measured_j is not None]
+        if not rows:
             return ["", "", "", ""]
-        return [repr(row.measured_j), repr(row.estimated_j),
-                "" if row.ratio is None else repr(row.ratio), row.stable]
+        if len(rows) == 1:  # the local backend's one row: its figures as they are
+            row = rows[0]
+            return [repr(row.measured_j), repr(row.estimated_j),
+                    "" if row.ratio is None else repr(row.ratio), row.stable]
+        # gloo: the measured devices' sum beside the sum of their estimates
+        measured_j = sum(r.measured_j or 0.0 for r in rows)
+        estimated_j = sum(r.estimated_j for r in rows)
+        ratio = measured_j / estimated_j if estimated_j else None
+        return [repr(measured_j), repr(estimated_j), "" if ratio is None else repr(ratio),
+                all(r.stable for r in rows)]
 
     def to_json(self) -> str:
         """The rows, for a pytest-xdist worker's ``workeroutput``."""

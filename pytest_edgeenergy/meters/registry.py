@@ -4,11 +4,20 @@ A meter is named as ``NAME`` or ``NAME:key=value,key=value`` (e.g.
 ``ina219:bus=1,address=0x41,shunt_ohm=0.05``); the values are handed to the meter's factory
 as text and parsed there. :func:`register_meter` adds a meter (a plugin's, or a fake in
 tests); :func:`availability` tells whether a named meter can measure here, and why not.
+
+A meter registered from a ``conftest.py`` exists only in the process that imported it. The
+processes of the gloo backend (its worker ranks on this host, and ``python -m
+pytest_edgeenergy worker`` on other hosts) find their meters by name too: the modules named in
+the environment variable :data:`METER_MODULES_ENV` (comma-separated, e.g.
+``EDGEENERGY_METER_MODULES=mymeters``) are imported before the first look-up in every
+process, and register theirs with :func:`register_meter` when imported.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,14 +29,20 @@ from .protocol import Availability, Meter
 from .rapl import DEFAULT_POWERCAP, RaplMeter
 
 __all__ = [
+    "METER_MODULES_ENV",
     "MeterSpecError",
     "availability",
     "get_meter",
+    "import_meter_modules",
     "meter_names",
     "parse_meter_spec",
     "register_meter",
     "unregister_meter",
 ]
+
+METER_MODULES_ENV = "EDGEENERGY_METER_MODULES"
+"""The environment variable naming modules that register meters (imported in every process
+before the first look-up of a meter)."""
 
 MeterFactory = Callable[..., Meter]
 """Builds a meter from its parameters (keyword arguments, each as text)."""
@@ -87,6 +102,24 @@ _BUILTIN: dict[str, MeterFactory] = {
 _METERS: dict[str, MeterFactory] = dict(_BUILTIN)
 
 
+_IMPORTED: set[str] = set()
+
+
+def import_meter_modules() -> None:
+    """Import the modules named in :data:`METER_MODULES_ENV` (each once per process); a
+    module that cannot be imported is a :class:`MeterSpecError` naming it."""
+    for module in filter(None, (m.strip() for m in
+                                os.environ.get(METER_MODULES_ENV, "").split(","))):
+        if module in _IMPORTED:
+            continue
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise MeterSpecError(f"{METER_MODULES_ENV}: cannot import meter module {module!r} "
+                                 f"({type(exc).__name__}: {exc})") from None
+        _IMPORTED.add(module)
+
+
 def register_meter(name: str, factory: MeterFactory) -> None:
     """Make ``factory`` the meter called ``name`` (replacing one of that name)."""
     _METERS[name] = factory
@@ -122,6 +155,7 @@ def get_meter(spec: str) -> Meter:
     """The meter ``spec`` names (``NAME`` or ``NAME:key=value,...``); MeterSpecError for an
     unknown name or parameter. The meter may still be unavailable here: ask it."""
     name, params = parse_meter_spec(spec)
+    import_meter_modules()
     factory = _METERS.get(name)
     if factory is None:
         close = difflib.get_close_matches(name, meter_names(), n=1)

@@ -97,7 +97,9 @@ class EdgeResult:
     plan: Plan
     partitioned: PartitionedModel
     case: CaseResult
-    measured: MeasuredRow | None = None  # with --edge-meter: the measured energy
+    measured: MeasuredRow | None = None  # with --edge-meter: the measured energy (local)
+    #: with --edge-meter on the gloo backend: one row per device, measured by its rank
+    measured_devices: tuple[MeasuredRow, ...] = ()
 
     def __iter__(self) -> Iterator[Any]:
         """``output, trace, energy = edge_run()``."""
@@ -403,15 +405,17 @@ class EdgeRunner:
         if problem is not None:
             pytest.fail(f"{case.key}: {problem}", pytrace=False)
         measured = self._measure(case, pm, x, estimate)
+        by_rank = self._measure_ranks(case, pm, x, estimate)
         if regression is not None and not settings.update_baseline:
             pytest.fail(regression, pytrace=False)
-        return EdgeResult(output, pm.trace, estimate, reference, pm.plan, pm, case, measured)
+        return EdgeResult(output, pm.trace, estimate, reference, pm.plan, pm, case, measured,
+                          by_rank)
 
     def _measure(self, case: CaseResult, pm: PartitionedModel, x: Tensor,
                  estimate: EnergyEstimate) -> MeasuredRow | None:
         """With a working ``--edge-meter``: measure the partitioned inference (local backend:
         this whole machine, beside the sum of the devices' estimates)."""
-        if pm.backend != "local":  # per-rank metering under gloo is not built
+        if pm.backend != "local":  # gloo: each rank measures its own share (_measure_ranks)
             return None
         devices = [(d.compute_j, d.comm_j) for d in estimate.devices]
         try:
@@ -419,6 +423,24 @@ class EdgeRunner:
                 return self._session.metering.measure_local(case.key, lambda: pm(x), devices)
         except MeterError as exc:
             pytest.fail(f"{case.key}: the meter failed while measuring: {exc}", pytrace=False)
+
+    def _measure_ranks(self, case: CaseResult, pm: PartitionedModel, x: Tensor,
+                       estimate: EnergyEstimate) -> tuple[MeasuredRow, ...]:
+        """With ``--edge-meter`` on the gloo backend: every rank measures its own share on
+        its own machine, beside its own device's estimate."""
+        gloo = self._request.config.stash.get(GLOO_KEY, None)
+        metering = self._session.metering
+        if pm.backend != "gloo" or gloo is None or pm.runner is None or metering.spec is None:
+            return ()
+        devices = [(d.compute_j, d.comm_j) for d in estimate.devices]
+        spec, graph = metering.spec, pm.graph
+        try:
+            return tuple(metering.measure_ranks(
+                case.key, lambda: gloo.pool.measure(pm.plan, graph, x, spec, metering.rule),
+                devices))
+        except EdgeEnergyError as exc:
+            pytest.fail(f"{case.key}: measuring the ranks' shares with meter {spec!r} failed: "
+                        f"{exc}", pytrace=False)
 
 
 def _compare(output: Tensor, reference: Tensor,

@@ -138,8 +138,9 @@ BENCHMARK_JSON_HELP = (
 )
 METER_HELP = (
     "measure each partitioned inference with this power meter, above an idle baseline, and "
-    "show it beside the estimate: rapl, nvml, jetson, ina219, ina260, or NAME:key=value,... "
-    "(docs/meters.md); an unavailable meter is reported with its reason"
+    "show it beside the estimate (gloo backend: every rank measures its own share on its own "
+    "host): rapl, nvml, jetson, ina219, ina260, or NAME:key=value,... (docs/meters.md); an "
+    "unavailable meter is reported with its reason"
 )
 PLOT_HELP = (
     "draw the comparisons (needs the 'plot' extra): a .svg or .png file for one picture, or a "

@@ -11,6 +11,7 @@ if they do not). Subprocess swarms: marked ``heavy``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -231,3 +232,34 @@ def test_killed_raising_and_hanging_ranks_are_named_and_the_next_case_passes(
         monkeypatch.setenv("EDGE_PID_FILE", str(pid_file))
         result = run_rank0(pytester, monkeypatch, 3, port, "--edge-strategies=output-channel")
     result.assert_outcomes(passed=7)
+
+
+def test_every_rank_measures_its_share_with_the_meter_of_its_own_host(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # tests/unit/fake_share_meter.py, found by rank 0 and by the worker ranks through the
+    # environment (as a user's own meter module would be on each host): each process counts
+    # its own MACs and bytes; it is off in the worker rank's process.
+    unit = Path(__file__).resolve().parents[1] / "unit"
+    monkeypatch.setenv("EDGEENERGY_METER_MODULES", "fake_share_meter")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(unit), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    pytester.makepyfile(HEALTHY)
+    port = free_port()
+    with started_workers(pytester.path, 2, port):
+        result = run_rank0(pytester, monkeypatch, 2, port, "--edge-strategies=layer,spatial",
+                           "--edge-meter=share-fake:off=edgeenergy-rank-1",
+                           "--edge-report=r.json")
+    result.assert_outcomes(passed=2)
+    data = json.loads((pytester.path / "r.json").read_text())
+    rows = {(r["case"], r["device"].split(" (")[0]): r for r in data["measured"]["rows"]}
+    assert len(rows) == 4
+    for case in data["cases"]:
+        first = case["energy"]["devices"][0]
+        measured = rows[(case["key"], "device 0")]
+        assert measured["measured_j"] == pytest.approx(
+            1e-7 * first["macs"] + 1e-6 * (first["bytes_sent"] + first["bytes_received"]),
+            rel=1e-6)
+        assert "share-fake in process MainProcess" in measured["how"]
+        off = rows[(case["key"], "device 1")]
+        assert off["measured_j"] is None
+        assert off["reason"] == "share-fake is off in process edgeenergy-rank-1"

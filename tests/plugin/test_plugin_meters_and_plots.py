@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeenergy.__main__ import main
-from pytest_edgeenergy.plugin.testing import plugin_args, run_subprocess, warm_up
+from pytest_edgeenergy.plugin.testing import REPO_ROOT, plugin_args, run_subprocess, warm_up
 
 pytest_plugins = ["pytester"]
 warm_up()
@@ -236,3 +236,39 @@ def test_under_xdist_the_workers_measured_rows_reach_the_controllers_report(
     assert sorted(r["case"] for r in rows) == ["tinycnn|layer|2xrpi4|1x3x32x32|board",
                                                "tinycnn|spatial|2xrpi4|1x3x32x32|board"]
     assert all(r["measured_j"] == pytest.approx(0.005, rel=0.02) for r in rows)
+
+
+@pytest.mark.heavy  # two gloo worker processes, each measuring its share
+def test_under_gloo_each_device_is_measured_by_its_own_rank_beside_its_estimate(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fake meter of tests/unit/fake_share_meter.py, found by the spawned workers too:
+    # each process counts its own MACs and bytes (1e-7 J per MAC, 1e-6 J per byte).
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "tests" / "unit"))
+    monkeypatch.setenv("EDGEENERGY_METER_MODULES", "fake_share_meter")
+    pytester.makeini(INI)
+    pytester.makepyfile(test_case=CASE_TEST)
+    spec = "share-fake:off=edgeenergy-gloo-device-1"
+    result = run(pytester, "--edge-backend=gloo", f"--edge-meter={spec}", "--edge-report=r.json",
+                 "--edge-report=r.md")
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    print(out[out.index("measured beside estimated"):])  # what the report looks like
+    assert "With the gloo backend each rank measured the machine it runs on" in out
+    data = json.loads((pytester.path / "r.json").read_text())
+    rows = {(r["case"], r["device"].split(" (")[0]): r for r in data["measured"]["rows"]}
+    assert len(rows) == 4
+    for case in data["cases"]:
+        first, second = case["energy"]["devices"]
+        row = rows[(case["key"], "device 0")]
+        assert row["measured_j"] == pytest.approx(
+            1e-7 * first["macs"] + 1e-6 * (first["bytes_sent"] + first["bytes_received"]),
+            rel=1e-6)
+        assert row["estimated_j"] == pytest.approx(first["compute_j"] + first["comm_j"])
+        assert row["ratio"] == pytest.approx(row["measured_j"] / row["estimated_j"])
+        assert row["stable"] and "share-fake in process edgeenergy-gloo-device-0" in row["how"]
+        unmeasured = rows[(case["key"], "device 1")]
+        assert unmeasured["measured_j"] is None and unmeasured["ratio"] is None
+        assert unmeasured["reason"] == "share-fake is off in process edgeenergy-gloo-device-1"
+        assert unmeasured["estimated_j"] == pytest.approx(second["compute_j"] + second["comm_j"])
+    md = (pytester.path / "r.md").read_text()
+    assert "device 1 (rank 1, host" in md and "| unavailable " in md

@@ -6,15 +6,11 @@ user-level tests (shell script, 2 and 4 ranks, faults) are in tests/plugin."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 import torch
+from remote_rank import remote_rank
 
 from pytest_edgeenergy import PartitionError, build_model, model_input_shape, partition
 from pytest_edgeenergy.backends.remote import RemoteWorkers
@@ -25,24 +21,8 @@ STRATEGIES = ["layer", "spatial", "output-channel", "input-channel"]
 
 @pytest.fixture(scope="module")
 def remote() -> Iterator[RemoteWorkers]:
-    with socket.create_server(("127.0.0.1", 0)) as s:
-        port = int(s.getsockname()[1])
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2",
-               OMP_NUM_THREADS="1")
-    worker = subprocess.Popen([sys.executable, "-m", "pytest_edgeenergy", "worker", "--rank",
-                               "1", "--join-timeout", "60"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    try:
-        with RemoteWorkers(Rendezvous("127.0.0.1", port, 2, join_timeout_s=90,
-                                      timeout_s=60)) as workers:
-            yield workers
-        worker.wait(timeout=30)  # it ends with rank 0's session
-        assert worker.returncode == 0
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, 9)
-        worker.wait(timeout=10)
+    with remote_rank() as workers:
+        yield workers
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -31,6 +31,7 @@ from pytest_edgeenergy.energy import EnergyEstimate
 from pytest_edgeenergy.graph.layergraph import LayerGraph
 from pytest_edgeenergy.randomcnn import CNNSpec, RandomCNN, cnn_specs
 from pytest_edgeenergy.strategies.search import SearchStrategy
+from pytest_edgeenergy.strategies.search.memo import MEMO
 from pytest_edgeenergy.strategies.search.proportions import optimal_shares
 from pytest_edgeenergy.strategies.search.segments import live_tensors, spans
 
@@ -169,7 +170,9 @@ def test_the_same_seed_and_budget_give_the_same_plan() -> None:
     cluster = Cluster.parse(HETEROGENEOUS)
     graph = _graph("tinycnn")
     first = SearchStrategy(seed=7, budget_s=2).plan(graph, cluster)
+    MEMO.clear()  # search again, rather than rebuild the remembered choice
     again = SearchStrategy(seed=7, budget_s=2).plan(graph, cluster)
+    assert again.notes["search"].count("reused") == 0
     # the plan-level note ends with the search's own wall and CPU time, which vary
     timed = [plan.notes.pop("search").rsplit(" in ", 1)[0] for plan in (first, again)]
     assert timed[0] == timed[1]

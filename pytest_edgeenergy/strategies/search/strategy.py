@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ...cluster import Cluster
@@ -39,6 +39,7 @@ from ...planner import PlanBuilder
 from ..protocol import ClusterLike
 from .dp import Pricing, best_paths
 from .layouts import CLASSIC, Layout, apply_classic, windows
+from .memo import MEMO, Remembered, search_key
 from .objective import Measured, check_goal, measure, unit_costs
 from .pricing import Cost, Option, Pricer, Regions
 from .proportions import optimal_shares
@@ -92,6 +93,7 @@ class SearchReport:
     max_windows: int = 0
     time_s: float = 0.0  # wall clock of the whole search
     cpu_s: float = 0.0  # CPU time of this process during it
+    reused: bool = False  # rebuilt from an identical search earlier in this process
 
     @property
     def candidates(self) -> int:
@@ -124,6 +126,10 @@ class SearchReport:
         lines.append(f"{self.candidates} candidates priced ({self.fragments} fragments, "
                      f"{self.partials} partial paths, {self.simulated} whole plans) in "
                      f"{self.time_s:.2f} s wall, {self.cpu_s:.2f} s CPU")
+        if self.reused:
+            lines.append("reused: an identical search (same layers and shapes, profiles, "
+                         "parameters, energy model and scenario) ran earlier in this process; "
+                         "its choice was rebuilt, nothing was priced again")
         return "\n".join(lines)
 
 
@@ -234,6 +240,10 @@ class SearchStrategy:
         """Search the space for ``graph`` on ``cluster`` and return the best plan found."""
         started, started_cpu = time.perf_counter(), time.process_time()
         devices = _as_cluster(cluster)
+        key = search_key(graph, devices, self.params, self.energy_model, self.scenario)
+        remembered = MEMO.get(key)
+        if remembered is not None:
+            return self._rebuild(graph, devices, remembered)
         pricer = Pricer(graph, devices, self.energy_model, self.scenario)
         _, _, static_w = unit_costs(devices, self.energy_model)
         pricing = Pricing(self.goal, static_w, tuple(p.memory_bytes for p in devices.devices))
@@ -288,6 +298,17 @@ class SearchStrategy:
         report.fragments = pricer.fragments
         report.time_s = time.perf_counter() - started
         report.cpu_s = time.process_time() - started_cpu
+        plan.notes["search"] = report.summary()
+        self.last = report
+        MEMO.put(key, Remembered(path, kept if path is None else None, report))
+        return plan
+
+    def _rebuild(self, graph: LayerGraph, cluster: Cluster, remembered: Remembered) -> Plan:
+        """The plan an identical earlier search chose, built again for ``graph``."""
+        report = replace(remembered.report, reused=True)
+        plan = self._build(graph, cluster, remembered.path, remembered.classic)
+        if remembered.path is not None:
+            self._annotate(plan, graph, report.segments, remembered.path)
         plan.notes["search"] = report.summary()
         self.last = report
         return plan
