@@ -53,13 +53,8 @@ class MegatronStrategy(BuilderStrategy):
                 else:
                     self._split_outputs(b, layer, op.out_channels)
                     fresh.add(layer.name)
-            elif b.follow(layer):
-                b.note(layer, "follows its input's channel slices")
-                if all(t in fresh for t in layer.inputs):
-                    fresh.add(layer.name)
-            else:
-                b.compute(0, layer)
-                b.note(layer, "cannot follow its input's slices: whole on device 0")
+            elif b.follow_or_device_0(layer) and all(t in fresh for t in layer.inputs):
+                fresh.add(layer.name)
 
     @staticmethod
     def _split_outputs(b: PlanBuilder, layer: Layer, out_channels: int) -> None:

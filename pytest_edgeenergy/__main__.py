@@ -11,10 +11,20 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from pytest_edgeenergy.errors import EdgeEnergyError
 
 Command = Callable[[argparse.Namespace, Sequence[str]], int]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _subcommand(subparsers: Subparsers, name: str, command: Command, *, help: str,
+                description: str) -> argparse.ArgumentParser:
+    """Add subcommand ``name``, which ``command`` runs; its arguments go on the parser returned."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    parser.set_defaults(command=command)
+    return parser
 
 
 def _positive_seconds(text: str) -> float:
@@ -61,9 +71,9 @@ def _rendezvous(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "calibrate",
+def _add_calibrate(subparsers: Subparsers) -> None:
+    parser = _subcommand(
+        subparsers, "calibrate", _calibrate,
         help="measure this host's fp32 conv rate and memory bandwidth into a device profile",
         description=(
             "Time a few ResNet-style conv2d layers and a large tensor copy with torch and "
@@ -71,43 +81,26 @@ def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
             "the profile will not load until you fill them in from a power meter."
         ),
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        metavar="PATH",
-        help="profile file to write (NAME.toml), or an existing folder to write NAME.toml in",
-    )
-    parser.add_argument(
-        "--from-trace",
-        type=Path,
-        metavar="FILE",
-        help="instead of timing this host, derive each device's macs_per_s, net_bytes_per_s "
-             "and net_latency_s from a measured gloo trace (saved with --edge-trace-dir) and "
-             "print them as profile lines",
-    )
-    parser.add_argument(
-        "--name",
-        help="device name; defaults to the file name, or 'host' when --out is a folder",
-    )
-    parser.add_argument(
-        "--seconds",
-        type=_positive_seconds,
-        default=10.0,
-        metavar="S",
-        help="about how long to measure, in seconds (default: 10)",
-    )
-    parser.add_argument(
-        "--per-kind",
-        action="store_true",
-        help="also measure dense, pointwise and depthwise conv and linear layers into a "
-             "[macs_per_s_by_kind] table (used under --edge-scenario=compute=per-kind)",
-    )
-    parser.add_argument(
-        "--meter",
-        metavar="NAME",
-        help="also measure idle_w and active_w with this power meter (rapl, nvml, jetson, "
-             "ina219, ina260, NAME:key=value,...; see docs/meters.md)",
-    )
+    parser.add_argument("--out", type=Path, metavar="PATH",
+                        help="profile file to write (NAME.toml), or an existing folder to write "
+                             "NAME.toml in")
+    parser.add_argument("--from-trace", type=Path, metavar="FILE",
+                        help="instead of timing this host, derive each device's macs_per_s, "
+                             "net_bytes_per_s and net_latency_s from a measured gloo trace "
+                             "(saved with --edge-trace-dir) and print them as profile lines")
+    parser.add_argument("--name",
+                        help="device name; defaults to the file name, or 'host' when --out is "
+                             "a folder")
+    parser.add_argument("--seconds", type=_positive_seconds, default=10.0, metavar="S",
+                        help="about how long to measure, in seconds (default: 10)")
+    parser.add_argument("--per-kind", action="store_true",
+                        help="also measure dense, pointwise and depthwise conv and linear layers "
+                             "into a [macs_per_s_by_kind] table (used under "
+                             "--edge-scenario=compute=per-kind)")
+    parser.add_argument("--meter", metavar="NAME",
+                        help="also measure idle_w and active_w with this power meter (rapl, "
+                             "nvml, jetson, ina219, ina260, NAME:key=value,...; see "
+                             "docs/meters.md)")
     net = parser.add_argument_group(
         "network energy (two hosts)",
         "With --meter: also measure tx_j_per_byte and rx_j_per_byte by exchanging messages "
@@ -121,7 +114,6 @@ def _add_calibrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
                           "the host name resolves to)")
     net.add_argument("--net-join-timeout", type=_positive_seconds, default=60.0, metavar="S",
                      help="seconds to wait for the other host (default: 60)")
-    parser.set_defaults(command=_calibrate)
 
 
 def _positive_count(text: str) -> int:
@@ -147,9 +139,9 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
                        fail_on=args.fail_on, markdown=args.markdown)
 
 
-def _add_compare(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "compare",
+def _add_compare(subparsers: Subparsers) -> None:
+    parser = _subcommand(
+        subparsers, "compare", _compare,
         help="compare two saved runs, or a saved run against the baseline",
         description=(
             "Compare the energy figures of two runs saved with pytest --edge-autosave (old "
@@ -165,7 +157,6 @@ def _add_compare(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
                         help="thresholds as pytest's --edge-fail-on, e.g. max_device_j:2%% "
                              "(repeatable; default: the plugin's)")
     _add_saved_runs_options(parser)
-    parser.set_defaults(command=_compare)
 
 
 def _history(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -192,9 +183,9 @@ def _picture_path(text: str) -> Path:
     return path
 
 
-def _add_history(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "history",
+def _add_history(subparsers: Subparsers) -> None:
+    parser = _subcommand(
+        subparsers, "history", _history,
         help="per-case trends across saved runs",
         description=(
             "Print, for each case, a metric across the runs saved with pytest --edge-autosave, "
@@ -211,7 +202,6 @@ def _add_history(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
                         help="also draw each case's trend, commits on the axis: a .svg or .png "
                              "file, or a folder for one SVG per case (needs the 'plot' extra)")
     _add_saved_runs_options(parser)
-    parser.set_defaults(command=_history)
 
 
 def _worker(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -220,11 +210,11 @@ def _worker(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return worker_cli.command(args)
 
 
-def _add_worker(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_worker(subparsers: Subparsers) -> None:
     from pytest_edgeenergy import worker_cli
 
-    parser = subparsers.add_parser(
-        "worker",
+    parser = _subcommand(
+        subparsers, "worker", _worker,
         help="run the ranks of devices 1..N-1 on other hosts (gloo backend, env:// rendezvous)",
         description=(
             "Play one device of a cluster: join rank 0 (the host running pytest "
@@ -236,7 +226,6 @@ def _add_worker(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         ),
     )
     worker_cli.add_arguments(parser)
-    parser.set_defaults(command=_worker)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -324,6 +324,16 @@ class PlanBuilder:
             self.compute(device, layer, box)
         return True
 
+    def follow_or_device_0(self, layer: Layer) -> bool:
+        """:meth:`follow` ``layer``'s inputs, or, when it cannot, compute it whole on device 0;
+        noted either way. Returns whether it followed (the channel strategies' fallback)."""
+        if self.follow(layer):
+            self.note(layer, "follows its input's channel slices")
+            return True
+        self.compute(0, layer)
+        self.note(layer, "cannot follow its input's slices: whole on device 0")
+        return False
+
     def place(self, device: int, tensor: str, box: Box) -> int:
         """Make ``device`` hold ``box`` of ``tensor`` before the first step, as it holds the
         input image (for pricing a fragment of a plan from a given data layout)."""

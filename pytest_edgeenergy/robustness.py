@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from .errors import EdgeEnergyError
@@ -223,12 +223,27 @@ def _affine_flip(key: str, cases: Mapping[str, CaseSensitivity], winner: str,
                 x = (a2 - a1) / (b1 - b2)
                 if low < x < high:
                     points.add(x)
-    best: tuple[float, str] | None = None
-    for side in (sorted(p for p in points if p > 1), sorted((p for p in points if p < 1),
-                                                             reverse=True)):
+    sides = (sorted(p for p in points if p > 1), sorted((p for p in points if p < 1),
+                                                        reverse=True))
+    return _nearest_flip(sides, lambda x0, x1: _segment_root(cases, winner, x0, x1, value,
+                                                             inverse=False))
+
+
+Flip = tuple[float, str]  # the factor, and the strategy that wins from it on
+
+
+def _nearest_flip(sides: Iterable[Sequence[float]], root: Callable[[float, float], Flip | None],
+                  stop: Callable[[float], bool] = lambda x: False) -> Flip | None:
+    """Walk each side's factors outward from 1, segment by segment (until ``stop``): the first
+    segment ``root`` finds a flip in gives that side's flip; the one nearer to 1 (by ratio) of
+    the sides' flips is returned."""
+    best: Flip | None = None
+    for side in sides:
         prev = 1.0
         for x in side:
-            hit = _segment_root(cases, winner, prev, x, value, inverse=False)
+            if stop(x):
+                break
+            hit = root(prev, x)
             if hit is not None:
                 if best is None or abs(math.log(hit[0])) < abs(math.log(best[0])):
                     best = hit
@@ -268,20 +283,10 @@ def _grid_flip(key: str, cases: Mapping[str, CaseSensitivity],
     def value(s: str, x: float) -> float:
         return cases[s].base if x == 1.0 else cases[s].grid[key][index[x]]
 
-    best: tuple[float, str] | None = None
-    for side in ([f for f in GRID_FACTORS if f > 1], [f for f in reversed(GRID_FACTORS)
-                                                      if f < 1]):
-        prev = 1.0
-        for x in side:
-            if any(math.isnan(value(s, x)) for s in cases):
-                break
-            hit = _segment_root(cases, winner, prev, x, value, inverse=rate)
-            if hit is not None:
-                if best is None or abs(math.log(hit[0])) < abs(math.log(best[0])):
-                    best = hit
-                break
-            prev = x
-    return best
+    sides = ([f for f in GRID_FACTORS if f > 1], [f for f in reversed(GRID_FACTORS) if f < 1])
+    return _nearest_flip(
+        sides, lambda x0, x1: _segment_root(cases, winner, x0, x1, value, inverse=rate),
+        stop=lambda x: any(math.isnan(value(s, x)) for s in cases))
 
 
 def rank_robustness(cases: Sequence[CaseSensitivity], homogeneous: bool = True) -> Robustness:

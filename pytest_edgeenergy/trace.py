@@ -48,6 +48,10 @@ class Event:
         return self.end_s - self.start_s
 
 
+#: The per-device counts of a trace, named as :class:`DeviceStats` names them.
+_COUNTS = ("macs", "bytes_sent", "bytes_received", "messages", "weight_bytes", "peak_bytes")
+
+
 @dataclass(slots=True)
 class Trace:
     """Per-device counts measured from the tensors a backend really computed and moved.
@@ -69,10 +73,14 @@ class Trace:
     wall_s: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("macs", "bytes_sent", "bytes_received", "messages", "weight_bytes",
-                     "peak_bytes"):
+        for name in _COUNTS:
             if not getattr(self, name):
                 setattr(self, name, [0] * self.n_devices)
+
+    def set_device(self, d: int, stats: DeviceStats) -> None:
+        """Set device ``d``'s counts to ``stats``, what the process that played it measured."""
+        for name in _COUNTS:
+            getattr(self, name)[d] = getattr(stats, name)
 
     def device_stats(self) -> list[DeviceStats]:
         """The measured counts, indexed by device (same fields as the plan's)."""

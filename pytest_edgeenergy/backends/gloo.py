@@ -391,12 +391,7 @@ class GlooWorkers:
         trace = Trace(n_devices=self.n_devices, backend="gloo")
         for d, msg in got.items():
             row: DeviceStats = msg[2]
-            trace.macs[d] = row.macs
-            trace.bytes_sent[d] = row.bytes_sent
-            trace.bytes_received[d] = row.bytes_received
-            trace.messages[d] = row.messages
-            trace.weight_bytes[d] = row.weight_bytes
-            trace.peak_bytes[d] = row.peak_bytes
+            trace.set_device(d, row)
             trace.timeline += msg[4]
         trace.timeline.sort(key=lambda e: (e.start_s, e.device, e.step))
         trace.wall_s = got[0][5]
@@ -510,15 +505,7 @@ class GlooWorkers:
                 raise PartitionError(
                     f"gloo backend: device(s) {late} gave no {what} within {timeout_s:g} s "
                     f"(timeout_s){stall}; {_KILLED}")
-            self._wait(pending, remaining)
-            for d in sorted(pending):
-                outcome = self._poll(d, kind, job)
-                if isinstance(outcome, _Failure):
-                    failures.append(outcome)
-                    pending.discard(d)
-                elif outcome is not None:
-                    got[d] = outcome
-                    pending.discard(d)
+            self._round(pending, remaining, kind, job, got, failures)
         if failures:
             self._raise(failures, pending, kind, job)
         return got
@@ -532,6 +519,22 @@ class GlooWorkers:
         states = {d: process_state(pid) for d, pid in enumerate(pids)}
         return ": " + describe_stall(self._plan, sorted(pending), at, states,
                                      dict(enumerate(pids)), describe_step)
+
+    def _round(self, pending: set[int], timeout_s: float, kind: str, job: int | None,
+               got: dict[int, tuple[Any, ...]], failures: list[_Failure]) -> None:
+        """Wait up to ``timeout_s`` for any pending device, then take every pending device's
+        message into ``got`` or its failure into ``failures`` (either way it is no longer
+        pending)."""
+        self._wait(pending, timeout_s)
+        for d in sorted(pending):
+            outcome = self._poll(d, kind, job)
+            if isinstance(outcome, _Failure):
+                failures.append(outcome)
+            elif outcome is not None:
+                got[d] = outcome
+            else:
+                continue
+            pending.discard(d)
 
     def _wait(self, devices: set[int], timeout_s: float) -> None:
         waitables: list[Any] = []
@@ -568,14 +571,7 @@ class GlooWorkers:
         failure (a worker that died silently, else the earliest report)."""
         deadline = time.monotonic() + _REPORT_GRACE_S
         while pending and (remaining := deadline - time.monotonic()) > 0:
-            self._wait(pending, remaining)
-            for d in sorted(pending):
-                outcome = self._poll(d, kind, job)
-                if isinstance(outcome, _Failure):
-                    failures.append(outcome)
-                    pending.discard(d)
-                elif outcome is not None:
-                    pending.discard(d)
+            self._round(pending, remaining, kind, job, {}, failures)
         failures.sort(key=lambda f: (not f.died, f.at_s))
         first = failures[0]
         self._abort(f"device {first.device} failed")

@@ -120,12 +120,7 @@ class RemoteWorkers:
         trace = ex.trace("gloo")
         events: list[Event] = list(result.events)
         for r, (row, rank_events, _held) in rows.items():
-            trace.macs[r] = row.macs
-            trace.bytes_sent[r] = row.bytes_sent
-            trace.bytes_received[r] = row.bytes_received
-            trace.messages[r] = row.messages
-            trace.weight_bytes[r] = row.weight_bytes
-            trace.peak_bytes[r] = row.peak_bytes
+            trace.set_device(r, row)
             events += rank_events
         trace.timeline = sorted(events, key=lambda e: (e.start_s, e.device, e.step))
         trace.wall_s = result.output_s

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..cluster import Cluster, as_cluster
+from ..figures import DeviceFigures
 from ..plan import DeviceStats, Plan, Task
 from .errors import EnergyError
 from .power import active_intervals, check_sleep_fields, sleep_energy
@@ -27,27 +28,14 @@ __all__ = ["DeviceEnergy", "EnergyEstimate", "PlanCounts", "as_energy_model", "e
            "price_plan"]
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceEnergy:
-    """One device's share of an inference: its times, counts and joules.
-
-    ``fits`` says whether its planned peak memory (weights plus the most activation bytes held
-    at once) is within its profile's ``memory_bytes``.
-    """
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceEnergy(DeviceFigures):
+    """One device's share of an inference: its times, counts and joules (the fields of
+    :class:`~pytest_edgeenergy.figures.DeviceFigures`), the profile's name and the bytes its
+    compute touched."""
 
     device: str  # the profile's name
-    busy_s: float
-    comm_s: float
-    compute_j: float
-    comm_j: float
-    static_j: float
-    total_j: float
-    peak_bytes: int
-    fits: bool
-    macs: int
     bytes_touched: int
-    bytes_sent: int
-    bytes_received: int
     # Under power=sleep: seconds awake per image and wake-ups per image (None: always on).
     awake_s: float | None = None
     wakes: int | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from ..figures import EnergyTerms
 from ..profiles import DeviceProfile
 
 __all__ = ["DeviceUsage", "EnergyModel", "EnergyTerms"]
@@ -43,20 +44,6 @@ class DeviceUsage:
     def powered_s(self) -> float:
         """Seconds the device is powered per image: ``window_s``, or the makespan."""
         return self.makespan_s if self.window_s is None else self.window_s
-
-
-@dataclass(frozen=True, slots=True)
-class EnergyTerms:
-    """One device's energy in joules, split into what it computed, sent and idled."""
-
-    compute_j: float
-    comm_j: float
-    static_j: float
-
-    @property
-    def total_j(self) -> float:
-        """``compute_j + comm_j + static_j``."""
-        return self.compute_j + self.comm_j + self.static_j
 
 
 @runtime_checkable

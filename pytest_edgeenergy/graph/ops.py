@@ -140,6 +140,22 @@ def _window(out: Range, k: int, s: int, p: int, d: int) -> Range:
     return (a * s - p, (b - 1) * s - p + d * (k - 1) + 1)
 
 
+def _window_box(out: Box, kernel: tuple[int, int], stride: tuple[int, int],
+                padding: tuple[int, int], dilation: tuple[int, int]) -> Box:
+    """Ideal input region of a 2-D sliding window (conv, pool) for the output region ``out``:
+    the same channels, the rows and columns the windows over ``out`` read."""
+    c, h, wd = out.ranges
+    return Box((c, _window(h, kernel[0], stride[0], padding[0], dilation[0]),
+                _window(wd, kernel[1], stride[1], padding[1], dilation[1])))
+
+
+def _first(xs: Sequence[Tensor | None]) -> Tensor:
+    """The first input of a kernel call (always given: every op's first input is needed)."""
+    x = xs[0]
+    assert x is not None
+    return x
+
+
 def _pad_amounts(ideal: Box, clipped: Box) -> list[int]:
     """F.pad amounts (last dim first) that grow ``clipped`` back to ``ideal``."""
     amounts: list[int] = []
@@ -296,14 +312,10 @@ class Conv(_Weighted):
         return (g0 * self.in_per_group, g1 * self.in_per_group)
 
     def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
-        c, h, wd = out.ranges
         if w is not None and not w.weights:
             return [None]
-        return [Box((
-            self._in_channels(c, w),
-            _window(h, self.kernel[0], self.stride[0], self.padding[0], self.dilation[0]),
-            _window(wd, self.kernel[1], self.stride[1], self.padding[1], self.dilation[1]),
-        ))]
+        box = _window_box(out, self.kernel, self.stride, self.padding, self.dilation)
+        return [box.with_range(0, self._in_channels(out.ranges[0], w))]
 
     def follow(self, piece: Box, i: int) -> Box | None:
         return None
@@ -318,8 +330,7 @@ class Conv(_Weighted):
         o0, o1 = w.out
         if not w.weights:
             raise ValueError("a convolution task without weights is a reduction, not a conv run")
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         res = RunResult(out=x)
         if w.inp is not None:  # input-channel partial sum (groups == 1): no bias here
             wt = self.weight[o0:o1, w.inp[0]:w.inp[1]]
@@ -394,8 +405,7 @@ class Linear(_Weighted):
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
         w = w or WeightSlice(out.ranges[0])
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         o0, o1 = w.out
         i0, i1 = (0, self.in_channels) if w.inp is None else w.inp
         wt = self.weight[o0:o1, i0:i1]
@@ -425,8 +435,7 @@ class Affine(Op):
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         c0, c1 = out.ranges[0]
         s, t = self.scale[c0:c1], self.shift[c0:c1]
         shape = (1, c1 - c0) + (1,) * (x.dim() - 2)
@@ -441,8 +450,7 @@ class Elementwise(Op):
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         return RunResult(out=x.clone())
 
 
@@ -554,7 +562,26 @@ class Cat(Op):
         return RunResult(out=torch.cat(parts, dim=self.axis + 1))
 
 
-class FlattenSpatial(Op):
+class _PlaneWise(Op):
+    """An op whose output channel c is made from input channel c alone (pools over whole planes,
+    padding, resizing, views): a piece of the input holding whole planes (all rows and columns)
+    maps to the same channels of the output, with all of the output's rows and columns. By
+    default the output's channels need the whole planes of the same input channels."""
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        if piece.empty or piece.ranges[1:] != Box.full(self.in_shapes[0]).ranges[1:]:
+            return None
+        return Box((piece.ranges[0], *Box.full(self.out_shape).ranges[1:]))
+
+    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
+        return [self._planes(out.ranges[0])]
+
+    def _planes(self, channels: Range) -> Box:
+        """The whole planes of the first input for ``channels``."""
+        return Box.full(self.in_shapes[0]).with_range(0, channels)
+
+
+class FlattenSpatial(_PlaneWise):
     """``(C, H, W) -> (C, H*W)``: a detection head's feature map viewed as a list of cells."""
 
     kind = "view"
@@ -568,15 +595,9 @@ class FlattenSpatial(Op):
             return [Box((c, (0, 0), (0, width)))]
         return [Box((c, (l0 // width, (l1 - 1) // width + 1), (0, width)))]
 
-    def follow(self, piece: Box, i: int) -> Box | None:
-        if piece.empty or piece.ranges[1:] != Box.full(self.in_shapes[0]).ranges[1:]:
-            return None
-        return Box((piece.ranges[0], (0, self.out_shape[1])))
-
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         l0, l1 = out.ranges[1]
         base = (l0 // self.in_shapes[0][2]) * self.in_shapes[0][2]
         return RunResult(out=x.flatten(2)[:, :, l0 - base:l1 - base].clone())
@@ -613,12 +634,7 @@ class Pool(Op):
         return NEG_INF if self.mode == "max" else 0.0
 
     def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
-        c, h, wd = out.ranges
-        return [Box((
-            c,
-            _window(h, self.kernel[0], self.stride[0], self.padding[0], self.dilation[0]),
-            _window(wd, self.kernel[1], self.stride[1], self.padding[1], self.dilation[1]),
-        ))]
+        return [_window_box(out, self.kernel, self.stride, self.padding, self.dilation)]
 
     def _divisor(self, rng: Range, dim: int) -> Tensor:
         """PyTorch's avg-pool divisor along one dimension for output positions ``rng``."""
@@ -636,8 +652,7 @@ class Pool(Op):
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         if self.mode == "max":
             y = F.max_pool2d(x, self.kernel, self.stride, pad, self.dilation)
             return RunResult(out=y)
@@ -649,26 +664,16 @@ class Pool(Op):
         return RunResult(out=total / (dh[:, None] * dw[None, :]))
 
 
-class AdaptiveAvgPool(Op):
+class AdaptiveAvgPool(_PlaneWise):
     """Adaptive average pooling (global when the output is 1x1); never split by rows."""
 
     kind = "adaptive_avgpool"
     recomputable = True
     spatial = False
 
-    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
-        _, h, wd = self.in_shapes[0]
-        return [Box((out.ranges[0], (0, h), (0, wd)))]
-
-    def follow(self, piece: Box, i: int) -> Box | None:
-        if piece.empty or piece.ranges[1:] != Box.full(self.in_shapes[0]).ranges[1:]:
-            return None
-        return Box((piece.ranges[0], *Box.full(self.out_shape).ranges[1:]))
-
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         return RunResult(out=F.adaptive_avg_pool2d(x, (self.out_shape[1], self.out_shape[2])))
 
 
@@ -698,8 +703,7 @@ class Flatten(Op):
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         f0, f1 = out.ranges[0]
         base = (f0 // self.plane) * self.plane
         return RunResult(out=x.flatten(1)[:, f0 - base:f1 - base].clone())
@@ -734,8 +738,7 @@ class Reorg(Op):
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         s2 = self.stride * self.stride
         o0, o1 = out.ranges[0]
         base = (o0 // s2) * s2
@@ -743,7 +746,7 @@ class Reorg(Op):
         return RunResult(out=y[:, o0 - base:o1 - base].contiguous())
 
 
-class Pad(Op):
+class Pad(_PlaneWise):
     """Constant padding of the last two dimensions (may be negative-free only)."""
 
     kind = "pad"
@@ -765,20 +768,13 @@ class Pad(Op):
         c, (h0, h1), (w0, w1) = out.ranges
         return [Box((c, (h0 - self.top, h1 - self.top), (w0 - self.left, w1 - self.left)))]
 
-    def follow(self, piece: Box, i: int) -> Box | None:
-        full = Box.full(self.in_shapes[0])
-        if piece.empty or piece.ranges[1:] != full.ranges[1:]:
-            return None
-        return Box((piece.ranges[0], *Box.full(self.out_shape).ranges[1:]))
-
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         return RunResult(out=x.clone())
 
 
-class GlobalPool(Op):
+class GlobalPool(_PlaneWise):
     """Mean or max over all rows and columns: ``(C, H, W) -> (C, 1, 1)`` (``keepdim``) or
     ``(C,)``. Squeeze-and-excitation blocks and classifier heads.
 
@@ -802,19 +798,12 @@ class GlobalPool(Op):
         return f"global {self.mode}"
 
     def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
-        _, h, wd = self.in_shapes[0]
-        rows = w.inp if w is not None and w.inp is not None else (0, h)
-        return [Box((out.ranges[0], rows, (0, wd)))]
-
-    def follow(self, piece: Box, i: int) -> Box | None:
-        if piece.empty or piece.ranges[1:] != Box.full(self.in_shapes[0]).ranges[1:]:
-            return None
-        return Box((piece.ranges[0], *Box.full(self.out_shape).ranges[1:]))
+        planes = self._planes(out.ranges[0])
+        return [planes if w is None or w.inp is None else planes.with_range(1, w.inp)]
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         if self.mode == "max":
             return RunResult(out=x.amax((2, 3), keepdim=self.keepdim))
         if w is not None and w.inp is not None:
@@ -853,8 +842,7 @@ class Shuffle(Op):
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         c0, c1 = out.ranges[0]
         src = self.source[c0:c1]
         idx = torch.tensor([s - min(src) for s in src], dtype=torch.long)
@@ -889,12 +877,11 @@ class Slice(Op):
 
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         return RunResult(out=x.clone())
 
 
-class ChannelView(Op):
+class ChannelView(_PlaneWise):
     """A reshape that keeps channels and adds or drops trailing dimensions of size 1:
     ``(C,) <-> (C, 1, 1)`` (a gate from a Linear layer viewed as a per-channel map)."""
 
@@ -902,22 +889,13 @@ class ChannelView(Op):
     recomputable = True
     spatial = False
 
-    def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
-        return [Box((out.ranges[0], *Box.full(self.in_shapes[0]).ranges[1:]))]
-
-    def follow(self, piece: Box, i: int) -> Box | None:
-        if piece.empty:
-            return None
-        return Box((piece.ranges[0], *Box.full(self.out_shape).ranges[1:]))
-
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         return RunResult(out=x.reshape(x.shape[0], *out.shape).clone())
 
 
-class Upsample(Op):
+class Upsample(_PlaneWise):
     """Resizing of rows and columns (nearest, bilinear, bicubic, area; by scale or to a size).
 
     Every such mode is separable: output row r is a fixed combination of input rows. The
@@ -962,15 +940,9 @@ class Upsample(Op):
         c, h, wd = out.ranges
         return [Box((c, self._need(self._row_span, h), self._need(self._col_span, wd)))]
 
-    def follow(self, piece: Box, i: int) -> Box | None:
-        if piece.empty or piece.ranges[1:] != Box.full(self.in_shapes[0]).ranges[1:]:
-            return None
-        return Box((piece.ranges[0], *Box.full(self.out_shape).ranges[1:]))
-
     def run(self, xs: Sequence[Tensor | None], out: Box, w: WeightSlice | None,
             pad: Pad2 = (0, 0)) -> RunResult:
-        x = xs[0]
-        assert x is not None
+        x = _first(xs)
         _, (r0, r1), (q0, q1) = out.ranges
         _, (i0, i1), (j0, j1) = self.input_boxes(out, w)[0].ranges  # type: ignore[union-attr]
         rows = self.rows[r0:r1, i0:i1]

@@ -21,6 +21,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from ..figures import EnergyTerms
+from ..records.format import GroupId, format_shape, group_title
+
 __all__ = [
     "TERMS",
     "DeviceBar",
@@ -39,20 +42,12 @@ TERMS: tuple[tuple[str, str], ...] = (
 """The energy terms stacked in each bar (field, legend label), bottom first."""
 
 
-@dataclasses.dataclass(frozen=True)
-class DeviceBar:
-    """One device's joules in one case, by term."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DeviceBar(EnergyTerms):
+    """One device's joules in one case, by term (``total_j``: the three added)."""
 
     index: int
     profile: str
-    compute_j: float
-    comm_j: float
-    static_j: float
-
-    @property
-    def total_j(self) -> float:
-        """The three terms added."""
-        return self.compute_j + self.comm_j + self.static_j
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,13 +80,9 @@ class RobustnessBar:
 
 
 @dataclasses.dataclass(frozen=True)
-class PlotGroup:
+class PlotGroup(GroupId):
     """The strategies compared on one model, cluster, input shape and energy model."""
 
-    model: str
-    cluster: str
-    input_shape: tuple[int, ...]
-    energy_model: str
     strategies: tuple[StrategyBars, ...]
     robustness: tuple[RobustnessBar, ...] = ()
     robustness_headline: str = ""
@@ -102,20 +93,14 @@ class PlotGroup:
         return max((len(s.devices) for s in self.strategies), default=0)
 
     @property
-    def title(self) -> str:
-        """E.g. ``tinycnn on 4xrpi4 (input 1x3x32x32, energy model board)``."""
-        shape = "x".join(map(str, self.input_shape))
-        return f"{self.model} on {self.cluster} (input {shape}, energy model {self.energy_model})"
-
-    @property
     def slug(self) -> str:
         """A file-name-safe name: ``tinycnn__4xrpi4__1x3x32x32__board``."""
-        shape = "x".join(map(str, self.input_shape))
-        return _slug(f"{self.model}__{self.cluster}__{shape}__{self.energy_model}")
+        return _slug(self.model, self.cluster, format_shape(self.input_shape), self.energy_model)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text)
+def _slug(*parts: str) -> str:
+    """``parts`` joined by ``__``, every run of characters unsafe in a file name as ``-``."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", "__".join(parts))
 
 
 def _robustness(group: Mapping[str, Any]) -> tuple[tuple[RobustnessBar, ...], str]:
@@ -141,8 +126,9 @@ def _bars(case: Mapping[str, Any]) -> tuple[DeviceBar, ...]:
     energy = case.get("energy")
     if not isinstance(energy, Mapping):
         return ()
-    return tuple(DeviceBar(int(d["index"]), str(d["profile"]), float(d["compute_j"]),
-                           float(d["comm_j"]), float(d["static_j"]))
+    return tuple(DeviceBar(index=int(d["index"]), profile=str(d["profile"]),
+                           compute_j=float(d["compute_j"]), comm_j=float(d["comm_j"]),
+                           static_j=float(d["static_j"]))
                  for d in energy["devices"])
 
 
@@ -183,15 +169,13 @@ class Sweep:
     @property
     def title(self) -> str:
         """E.g. ``tinycnn on N x rpi4 (input 1x3x32x32, energy model board)``."""
-        shape = "x".join(map(str, self.input_shape))
-        return (f"{self.model} on N x {self.device} (input {shape}, energy model "
-                f"{self.energy_model})")
+        return group_title(self.model, f"N x {self.device}", self.input_shape, self.energy_model)
 
     @property
     def slug(self) -> str:
         """A file-name-safe name."""
-        shape = "x".join(map(str, self.input_shape))
-        return _slug(f"sweep__{self.model}__{self.device}__{shape}__{self.energy_model}")
+        return _slug("sweep", self.model, self.device, format_shape(self.input_shape),
+                     self.energy_model)
 
 
 _HOMOGENEOUS = re.compile(r"(\d+)x([A-Za-z][A-Za-z0-9_.-]*)")

@@ -16,33 +16,15 @@ from typing import Any
 
 import pytest
 
-from . import hookspecs
-from .fixtures import (
-    EdgeModel,
-    EdgeResult,
-    EdgeRunner,
-    edge_cluster,
-    edge_meter,
-    edge_model,
-    edge_run,
-    edge_strategy,
-    generate_tests,
-    param_id,
-)
+from . import fixtures, hookspecs
+from .fixtures import EdgeModel, EdgeResult, EdgeRunner, generate_tests, param_id
 from .gloo import GLOO_KEY, GlooSession
 from .options import add_options
 from .session import SESSION_KEY, EdgeSession, edge_session
 
-__all__ = [
-    "EdgeModel",
-    "EdgeResult",
-    "EdgeRunner",
-    "edge_cluster",
-    "edge_meter",
-    "edge_model",
-    "edge_run",
-    "edge_strategy",
-]
+# The types a test annotates with; the fixtures are found on the fixtures module, which
+# pytest_configure registers as a plugin of its own.
+__all__ = ["EdgeModel", "EdgeResult", "EdgeRunner"]
 
 MARKER = "edge: a partitioned-inference case of pytest-edgeenergy (model x strategy x cluster)"
 
@@ -58,8 +40,10 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Read and check the options, collect the registries, read the baseline."""
+    """Add the fixtures; read and check the options, collect the registries, read the
+    baseline."""
     config.addinivalue_line("markers", MARKER)
+    config.pluginmanager.register(fixtures, "edgeenergy-fixtures")
     config.stash[SESSION_KEY] = EdgeSession.start(config)
     # The backend: the gloo worker pool (started when a case needs it), closed at the end.
     config.stash[GLOO_KEY] = gloo = GlooSession(config)

@@ -2,7 +2,9 @@
 
 Each hook is called with the pytest config and returns what it adds, or ``None``. Results of
 every implementation are merged; a name added twice with different objects is a usage error
-naming both origins. Implement them in a ``conftest.py`` or a plugin module, for example::
+naming both origins. The built-in strategies and models (and installed packages' entry points)
+are the ``trylast`` implementation of these hooks (``registry.DefaultSources``). Implement them
+in a ``conftest.py`` or a plugin module, for example::
 
     def pytest_edgeenergy_add_strategies(config):
         return [MegatronStrategy]

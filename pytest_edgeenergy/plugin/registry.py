@@ -6,6 +6,10 @@
    ``pytest_edgeenergy.models`` and ``pytest_edgeenergy.devices``,
 3. plugins and ``conftest.py`` files, through the hooks in :mod:`.hookspecs`.
 
+Strategies and models of the first two sources are themselves the ``trylast`` implementation
+of the registration hooks (:class:`DefaultSources`), as pytest-xdist's default scheduler is of
+``pytest_xdist_make_scheduler``: every strategy and model takes the one path through pluggy.
+
 Every entry remembers where it came from, so a name added twice with different objects is a
 usage error that names both origins.
 """
@@ -33,6 +37,7 @@ __all__ = [
     "DEVICES_GROUP",
     "MODELS_GROUP",
     "STRATEGIES_GROUP",
+    "DefaultSources",
     "EdgeRegistry",
     "ModelEntry",
     "StrategyEntry",
@@ -144,7 +149,10 @@ def load_entry_points() -> EntryPoints:
 
 
 def _strategy_entry(name: str | None, obj: object, origin: str) -> StrategyEntry:
-    """A strategy entry from a class, a factory or an object, as the hook docs describe."""
+    """A strategy entry from a class, a factory or an object, as the hook docs describe (an
+    entry that is already one, with its own origin, as it is)."""
+    if isinstance(obj, StrategyEntry):
+        return obj
     own = getattr(obj, "name", None)
     if name is None:
         if not isinstance(own, str) or not own:
@@ -175,9 +183,11 @@ def _strategy_entry(name: str | None, obj: object, origin: str) -> StrategyEntry
 
 def _model_entry(name: str | None, obj: object, origin: str) -> ModelEntry:
     """A model entry from a ModelSpec, a ``(builder, input_shape)`` pair or a builder with an
-    ``input_shape`` attribute."""
+    ``input_shape`` attribute (an entry that is already one, with its own origin, as it is)."""
     builder: object
     shape: object
+    if isinstance(obj, ModelEntry):
+        return obj
     if isinstance(obj, ModelSpec):
         name = name or obj.name
         builder, shape = obj.builder, obj.input_shape
@@ -222,6 +232,35 @@ def _device_dirs(obj: object, origin: str) -> list[Path]:
     raise pytest.UsageError(f"{origin} gave {obj!r}: expected a folder of device profiles")
 
 
+class DefaultSources:
+    """The built-in strategies and models, then those of installed packages' entry points, each
+    entry with its own origin: the ``trylast`` implementation of the registration hooks.
+
+    pluggy lists ``trylast`` implementations first (it calls them last), so these entries come
+    first in a registry, before those of plugins and conftest files, in the order they are
+    listed here.
+    """
+
+    def __init__(self, entry_points: EntryPoints) -> None:
+        self.entry_points = entry_points
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_edgeenergy_add_strategies(self, config: pytest.Config) -> list[StrategyEntry]:
+        """The library's strategies, then the packages' ones."""
+        built_in = [StrategyEntry(name, _strategy_factory(name), BUILT_IN, name)
+                    for name in list_strategies()]
+        return built_in + [_strategy_entry(name, obj, origin)
+                           for name, obj, origin in self.entry_points.strategies]
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_edgeenergy_add_models(self, config: pytest.Config) -> list[ModelEntry]:
+        """The model zoo, then the packages' models."""
+        built_in = [ModelEntry(name, _zoo_builder(name), tuple(zoo.model_input_shape(name)),
+                               BUILT_IN, name) for name in zoo.list_models()]
+        return built_in + [_model_entry(name, obj, origin)
+                           for name, obj, origin in self.entry_points.models]
+
+
 HOOK_NAMES = ("pytest_edgeenergy_add_strategies", "pytest_edgeenergy_add_models",
               "pytest_edgeenergy_add_devices")
 
@@ -260,28 +299,18 @@ def _add(table: dict[str, Any], entry: StrategyEntry | ModelEntry, kind: str) ->
 
 def collect_registry(config: pytest.Config, user_dirs: Iterable[Path],
                      entry_points: EntryPoints, hooks: Any = None) -> EdgeRegistry:
-    """Merge the built-in registries, the entry points and every hook implementation.
+    """Merge every implementation of the registration hooks (:class:`DefaultSources` among
+    them, once registered) and the device folders of the entry points.
 
     ``hooks`` is the hook relay to ask (``session.gethookproxy(path)`` for the conftest
     files that apply to one path); by default every plugin and conftest loaded so far.
     """
     hooks = config.hook if hooks is None else hooks
     strategies: dict[str, StrategyEntry] = {}
-    for name in list_strategies():
-        _add(strategies, StrategyEntry(name, _strategy_factory(name), BUILT_IN, name),
-             "strategy")
-    for name, obj, origin in entry_points.strategies:
-        _add(strategies, _strategy_entry(name, obj, origin), "strategy")
     for origin, result in _hook_results(config, hooks, "pytest_edgeenergy_add_strategies"):
         for name_or_none, obj in _items(result, origin):
             _add(strategies, _strategy_entry(name_or_none, obj, origin), "strategy")
-
     models: dict[str, ModelEntry] = {}
-    for name in zoo.list_models():
-        _add(models, ModelEntry(name, _zoo_builder(name), tuple(zoo.model_input_shape(name)),
-                                BUILT_IN, name), "model")
-    for name, obj, origin in entry_points.models:
-        _add(models, _model_entry(name, obj, origin), "model")
     for origin, result in _hook_results(config, hooks, "pytest_edgeenergy_add_models"):
         for name_or_none, obj in _items(result, origin):
             _add(models, _model_entry(name_or_none, obj, origin), "model")

@@ -41,7 +41,14 @@ from .options import (
     check_scenario,
     read_settings,
 )
-from .registry import EdgeRegistry, EntryPoints, collect_registry, hook_plugins, load_entry_points
+from .registry import (
+    DefaultSources,
+    EdgeRegistry,
+    EntryPoints,
+    collect_registry,
+    hook_plugins,
+    load_entry_points,
+)
 
 __all__ = ["ALL", "EDGE_ARGNAMES", "SESSION_KEY", "EdgeSession", "SessionEnd", "edge_session",
            "is_edge_test", "is_worker"]
@@ -156,6 +163,7 @@ class EdgeSession:
         """Read and check the options, collect the registries and read the baseline."""
         settings = read_settings(config)
         entry_points = load_entry_points()
+        config.pluginmanager.register(DefaultSources(entry_points), "edgeenergy-defaults")
         registry = collect_registry(config, settings.device_dirs, entry_points)
         check_names(settings, "edge_energy_model", "energy model", [settings.energy_model],
                     list_energy_models())

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
 import re
 from pathlib import Path
 
 import pytest
 
-__all__ = ["REPO_ROOT", "plugin_args", "run", "warm_up", "write_profile_variant"]
+__all__ = ["REPO_ROOT", "plugin_args", "run", "source_on_pythonpath", "warm_up",
+           "write_profile_variant"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The folder that holds the ``pytest_edgeenergy`` package (for ``PYTHONPATH``)."""
@@ -76,6 +78,13 @@ def write_profile_variant(folder: Path, device: str = "rpi4", **factors: float) 
     target = folder / source.name
     target.write_text(text, encoding="utf-8")
     return target
+
+
+def source_on_pythonpath(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put :data:`REPO_ROOT` first on ``PYTHONPATH``, so that a pytest subprocess
+    (``runpytest_subprocess``, pytest-xdist's workers) imports this very package."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:

@@ -21,7 +21,7 @@ from tabulate import tabulate
 
 from ..errors import EdgeEnergyError
 from ..robustness import CaseSensitivity, Robustness, rank_robustness
-from .format import MB, format_number
+from .format import MB, GroupId, format_number, format_shape, group_title
 from .results import DEFAULT_SCENARIO_TEXT, CaseEnergy, CaseResult, DeviceResult
 from .written import Written, write_file
 
@@ -134,14 +134,6 @@ _SUMMARY_HEADERS = ("strategy", "rank", *(c.header for c in SUMMARY_COLUMNS))
 _DEVICE_HEADERS = ("device", "profile", *(c.header for c in DEVICE_COLUMNS))
 
 
-def group_title(model: str, cluster: str, input_shape: tuple[int, ...],
-                energy_model: str) -> str:
-    """A comparison group's heading: ``tinycnn on 4xrpi4 (input 1x3x32x32, energy model
-    board)``."""
-    shape = "x".join(map(str, input_shape))
-    return f"{model} on {cluster} (input {shape}, energy model {energy_model})"
-
-
 @dataclasses.dataclass(frozen=True)
 class Row:
     """One strategy in one group: its case and its rank (``None`` when it failed)."""
@@ -151,13 +143,9 @@ class Row:
 
 
 @dataclasses.dataclass(frozen=True)
-class GroupReport:
+class GroupReport(GroupId):
     """The strategies compared on one model, cluster, input shape and energy model."""
 
-    model: str
-    cluster: str
-    input_shape: tuple[int, ...]
-    energy_model: str
     rows: tuple[Row, ...]
     robustness: Robustness | None = None  # with --edge-sensitivity
 
@@ -170,7 +158,7 @@ class GroupReport:
     def title(self) -> str:
         """E.g. ``tinycnn on 4xrpi4 (input 1x3x32x32, energy model board)``, and the scenario
         when it is not the default."""
-        title = group_title(self.model, self.cluster, self.input_shape, self.energy_model)
+        title = super().title
         if self.scenario != DEFAULT_SCENARIO_TEXT:
             title = f"{title[:-1]}, scenario {self.scenario})"
         return title
@@ -425,7 +413,7 @@ class Report:
                 figures = ([""] * len(CSV_FIGURES) if e is None
                            else [_raw(getattr(e, name)) for name in CSV_FIGURES])
                 period = "" if e is None or e.period_s is None else _raw(e.period_s)
-                writer.writerow([c.model, c.cluster, "x".join(map(str, c.input_shape)),
+                writer.writerow([c.model, c.cluster, format_shape(c.input_shape),
                                  c.energy_model, c.strategy,
                                  "" if row.rank is None else row.rank, c is best, c.status,
                                  *figures, c.key, c.scenario, period,

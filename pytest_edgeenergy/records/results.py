@@ -18,7 +18,9 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..figures import DeviceFigures, figures_of
 from ..finite import first_non_finite
+from .format import format_shape
 
 if TYPE_CHECKING:  # only annotations: records import neither torch nor pytest
     from ..cluster import Cluster
@@ -58,29 +60,19 @@ under."""
 def case_key(model: str, strategy: str, cluster: str, input_shape: Sequence[int],
              energy_model: str) -> str:
     """The stable name of a case, e.g. ``"tinycnn|layer|4xrpi4|1x3x32x32|board"``."""
-    shape = "x".join(str(s) for s in input_shape)
-    return f"{model}|{strategy}|{cluster}|{shape}|{energy_model}"
+    return f"{model}|{strategy}|{cluster}|{format_shape(input_shape)}|{energy_model}"
 
 
-@dataclasses.dataclass(frozen=True)
-class DeviceResult:
-    """One device's figures in one case. Units are in the names."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DeviceResult(DeviceFigures):
+    """One device's figures in one case (those of
+    :class:`~pytest_edgeenergy.figures.DeviceFigures`, and which device it is). Units are in
+    the names."""
 
     index: int
     profile: str
     profile_sha256: str  # of the profile file: tells a changed device from a changed plan
-    busy_s: float
-    comm_s: float
-    compute_j: float
-    comm_j: float
-    static_j: float
-    total_j: float
-    macs: int
-    bytes_sent: int
-    bytes_received: int
-    peak_bytes: int
     memory_bytes: int
-    fits: bool
     idle: bool  # computes nothing in this plan
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,12 +125,9 @@ class CaseEnergy:
         """Collect the figures of an energy estimate, a plan and the cluster it ran on."""
         idle = set(plan.idle_devices())
         devices = tuple(
-            DeviceResult(
-                index=d, profile=profile.name, profile_sha256=profile.sha256,
-                busy_s=e.busy_s, comm_s=e.comm_s, compute_j=e.compute_j, comm_j=e.comm_j,
-                static_j=e.static_j, total_j=e.total_j, macs=e.macs, bytes_sent=e.bytes_sent,
-                bytes_received=e.bytes_received, peak_bytes=e.peak_bytes,
-                memory_bytes=profile.memory_bytes, fits=e.fits, idle=d in idle)
+            DeviceResult(**figures_of(e), index=d, profile=profile.name,
+                         profile_sha256=profile.sha256, memory_bytes=profile.memory_bytes,
+                         idle=d in idle)
             for d, (e, profile) in enumerate(zip(estimate.devices, cluster, strict=True)))
         return cls(
             energy_model_version=estimate.model_version, makespan_s=estimate.makespan_s,

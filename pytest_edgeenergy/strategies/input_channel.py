@@ -37,11 +37,8 @@ class InputChannelStrategy(BuilderStrategy):
             elif isinstance(op, Cat):
                 sizes = b.split_channels(layer, split_ranges(layer.out_shape[0], b.speeds))
                 b.note(layer, f"channels split {sizes}")
-            elif b.follow(layer):
-                b.note(layer, "follows its input's channel slices")
             else:
-                b.compute(0, layer)
-                b.note(layer, "cannot follow its input's slices: whole on device 0")
+                b.follow_or_device_0(layer)
 
     def _input_ranges(self, b: PlanBuilder, layer: Layer, in_channels: int) -> list[Range]:
         """Input-channel slices: where the input already lies when it is a clean split over as

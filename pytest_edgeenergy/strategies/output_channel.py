@@ -27,8 +27,5 @@ class OutputChannelStrategy(BuilderStrategy):
             if isinstance(op, Conv | Linear | Cat):
                 sizes = b.split_channels(layer, split_ranges(layer.out_shape[0], b.speeds))
                 b.note(layer, f"output channels split {sizes}")
-            elif b.follow(layer):
-                b.note(layer, "follows its input's channel slices")
             else:
-                b.compute(0, layer)
-                b.note(layer, "cannot follow its input's slices: whole on device 0")
+                b.follow_or_device_0(layer)

@@ -8,7 +8,7 @@ import math
 import xml.etree.ElementTree as ET
 
 import pytest
-from edge_project import CASE_TEST, INI, LAYER
+from edge_project import INI, LAYER, make_project
 
 from pytest_edgeenergy.plugin.testing import run, warm_up, write_profile_variant
 from pytest_edgeenergy.records.baseline import DEFAULT_BASELINE
@@ -21,8 +21,7 @@ warm_up()
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     """Two cases with a recorded baseline."""
-    pytester.makeini(INI)
-    pytester.makepyfile(test_case=CASE_TEST)
+    make_project(pytester)
     run(pytester, "--edge-update-baseline").assert_outcomes(passed=2)
     return pytester
 

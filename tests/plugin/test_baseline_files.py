@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from edge_project import CASE_TEST, INI, LAYER
+from edge_project import CASE_TEST, INI, LAYER, make_project
 
-from pytest_edgeenergy.plugin.testing import REPO_ROOT, plugin_args, run, warm_up
+from pytest_edgeenergy.plugin.testing import plugin_args, run, source_on_pythonpath, warm_up
 from pytest_edgeenergy.records.baseline import (
     BASELINE_FORMAT,
     DEFAULT_BASELINE,
@@ -132,8 +132,7 @@ def test_a_truncated_or_foreign_baseline_stops_the_run_and_stays_byte_for_byte(
         message: str, update: bool) -> None:
     """Usage error (exit 4) before any test runs, naming option, file and fault; the file is
     not touched, even with --edge-update-baseline."""
-    pytester.makeini(INI)
-    pytester.makepyfile(test_case=CASE_TEST)
+    make_project(pytester)
     path = pytester.path / DEFAULT_BASELINE
     path.parent.mkdir()
     broken = breaker(good_text)
@@ -186,8 +185,7 @@ def test_an_update_whose_rename_fails_leaves_the_old_baseline_intact(
     """The new text goes to a temporary file and is renamed over the old one: when the rename
     fails, the old file is byte for byte the same, no temporary file is left, and the run
     fails with the reason."""
-    pytester.makeini(INI)
-    pytester.makepyfile(test_case=CASE_TEST)
+    make_project(pytester)
     path = pytester.path / DEFAULT_BASELINE
     path.parent.mkdir()
     old = good_text.replace('"max_device_j": 0.', '"max_device_j": 0.0', 1)  # so it differs
@@ -215,8 +213,7 @@ def test_under_xdist_an_update_keeps_every_entry(pytester: pytest.Pytester,
     """With ``-n 2`` the workers run the cases and the controller alone writes: the entries
     of both workers are there, the ones that did not run are kept, and the file equals the
     one a run without xdist writes."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    source_on_pythonpath(monkeypatch)
     pytester.makeini(INI)
     pytester.makepyfile(test_case=CASE_TEST, test_again=CASE_TEST.replace("test_case",
                                                                          "test_again"))

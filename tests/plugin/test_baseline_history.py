@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from edge_project import CASE_TEST, INI, LAYER, SPATIAL
+from edge_project import CASE_TEST, INI, LAYER, SPATIAL, make_project
 
 from pytest_edgeenergy.__main__ import main
 from pytest_edgeenergy.plugin.testing import run, warm_up, write_profile_variant
@@ -23,8 +23,7 @@ warm_up()
 @pytest.fixture
 def saved(pytester: pytest.Pytester) -> pytest.Pytester:
     """Two saved runs: the shipped rpi4, then one with active_w 10 % higher."""
-    pytester.makeini(INI)
-    pytester.makepyfile(test_case=CASE_TEST)
+    make_project(pytester)
     first = run(pytester, "--edge-autosave")
     first.assert_outcomes(passed=2)
     first.stdout.fnmatch_lines(["edge energy run saved to .edgeenergy/0001_*_nogit.json"])

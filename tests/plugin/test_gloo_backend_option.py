@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from edge_project import BROKEN
 
 from pytest_edgeenergy.plugin.testing import plugin_args
 
@@ -77,15 +78,13 @@ def test_local(edge_run):
 
 
 FAULTS = """
-import dataclasses, os, signal, threading, time
+import os, signal, threading, time
 from pathlib import Path
 
 import pytest
 
 from pytest_edgeenergy import PartitionError
-from pytest_edgeenergy.plan import Task
 from pytest_edgeenergy.plugin.gloo import GLOO_KEY
-from pytest_edgeenergy.strategies.registry import get_strategy
 
 PIDS = Path(os.environ["EDGE_PIDS_FILE"])
 
@@ -97,17 +96,7 @@ def workers(request):
     return pids
 
 
-class Broken:
-    name = "broken"
-    params = {}
-
-    def plan(self, graph, cluster):
-        plan = get_strategy("output-channel").plan(graph, cluster)
-        i, task = next((i, s) for i, s in enumerate(plan.steps)
-                       if isinstance(s, Task) and s.device == 1 and s.weight is None)
-        plan.steps[i] = dataclasses.replace(task, layer="no_such_layer")
-        return plan
-
+""" + BROKEN + """
 
 def test_1_healthy(edge_run, request):
     edge_run()

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from edge_project import BROKEN
 
 from pytest_edgeenergy.plugin.testing import plugin_args
 
@@ -156,14 +157,12 @@ def test_a_rank_that_never_joins_is_a_clear_timeout(pytester: pytest.Pytester,
 
 
 FAULTS = """
-import dataclasses, os, signal, time
+import os, signal, time
 from pathlib import Path
 
 import pytest
 
 from pytest_edgeenergy import PartitionError
-from pytest_edgeenergy.plan import Task
-from pytest_edgeenergy.strategies.registry import get_strategy
 
 SUPERVISORS = [int(line) for line in Path(os.environ["EDGE_PID_FILE"]).read_text().split()]
 
@@ -184,17 +183,7 @@ def rank_process(rank):
     raise AssertionError(f"no process for rank {rank}")
 
 
-class Broken:
-    name = "broken"
-    params = {}
-
-    def plan(self, graph, cluster):
-        plan = get_strategy("output-channel").plan(graph, cluster)
-        i, task = next((i, s) for i, s in enumerate(plan.steps)
-                       if isinstance(s, Task) and s.device == 1 and s.weight is None)
-        plan.steps[i] = dataclasses.replace(task, layer="no_such_layer")
-        return plan
-
+""" + BROKEN + """
 
 def test_1_healthy(edge_run):
     edge_run()

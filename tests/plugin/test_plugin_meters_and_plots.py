@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeenergy.__main__ import main
-from pytest_edgeenergy.plugin.testing import REPO_ROOT, plugin_args, warm_up
+from pytest_edgeenergy.plugin.testing import REPO_ROOT, plugin_args, source_on_pythonpath, warm_up
 
 pytest_plugins = ["pytester"]
 warm_up()
@@ -229,8 +228,7 @@ def test_history_plot_draws_each_case_with_the_commits_on_the_axis(
 @pytest.mark.heavy  # a pytest subprocess with two xdist workers
 def test_under_xdist_the_workers_measured_rows_reach_the_controllers_report(
         metered: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    source_on_pythonpath(monkeypatch)
     result = metered.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", "-n", "2",
                                           "--edge-meter=counting-fake", "--edge-report=r.json")
     result.assert_outcomes(passed=2)

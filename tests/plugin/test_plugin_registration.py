@@ -122,6 +122,25 @@ def test_a_name_added_twice_is_a_usage_error_naming_both(pytester: pytest.Pytest
         "pytest_edgeenergy_add_strategies in */conftest.py; rename one of them"])
 
 
+def test_the_built_in_strategies_and_models_are_the_trylast_implementation_of_the_hooks(
+        pytester: pytest.Pytester) -> None:
+    """Built-ins take the plugins' path through pluggy: a ``trylast`` hook implementation."""
+    pytester.makepyfile(test_case="""
+        def test_case(request):
+            manager = request.config.pluginmanager
+            for hook, built_in in (("pytest_edgeenergy_add_strategies", "layer"),
+                                   ("pytest_edgeenergy_add_models", "tinycnn")):
+                impls = getattr(manager.hook, hook).get_hookimpls()
+                assert impls[0].plugin_name == "edgeenergy-defaults"
+                assert impls[0].opts["trylast"]
+                entries = impls[0].function(config=request.config)
+                assert built_in in [e.name for e in entries]
+                assert {e.origin for e in entries} == {"built-in"}
+    """)
+    result = run(pytester)
+    result.assert_outcomes(passed=1)
+
+
 def _fake_distribution(site: Path, entry_points: str) -> None:
     """An installed distribution (a dist-info folder) whose entry points are ``entry_points``."""
     info = site / "edge_extras-1.0.dist-info"

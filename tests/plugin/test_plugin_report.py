@@ -163,8 +163,10 @@ def test_an_interrupted_write_keeps_the_old_file(tmp_path: Path,
 
 def _case(strategy: str, max_j: float, *, fits: bool = True, status: str = PASSED,
           nodeid: str = "t::x") -> CaseResult:
-    device = DeviceResult(0, "rpi4", "0" * 64, 1.0, 0.5, max_j / 2, 0.0, max_j / 2, max_j, 10, 0,
-                          0, 100, 1000 if fits else 50, fits, False)
+    device = DeviceResult(index=0, profile="rpi4", profile_sha256="0" * 64, busy_s=1.0, comm_s=0.5,
+                          compute_j=max_j / 2, comm_j=0.0, static_j=max_j / 2, total_j=max_j,
+                          macs=10, bytes_sent=0, bytes_received=0, peak_bytes=100,
+                          memory_bytes=1000 if fits else 50, fits=fits, idle=False)
     energy = CaseEnergy("1", 1.0, max_j, max_j, max_j, 0, 10, 0, (device,))
     return CaseResult("m", strategy, {}, "1xrpi4", (1, 3, 8, 8), "board", status, nodeid,
                       energy=energy)

@@ -4,12 +4,11 @@ pytest-benchmark's saved JSON. Both run pytest in a subprocess, as xdist needs."
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pytest
 
-from pytest_edgeenergy.plugin.testing import REPO_ROOT, plugin_args
+from pytest_edgeenergy.plugin.testing import plugin_args, source_on_pythonpath
 
 pytest_plugins = ["pytester"]
 
@@ -26,8 +25,7 @@ def test_again(edge_run):
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A project of 40 cases (2 models x 5 strategies, search included, x 2 clusters x 2 tests)."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    source_on_pythonpath(monkeypatch)
     pytester.makeini(INI)
     pytester.makepyfile(test_case=CASE_TEST)
     return pytester

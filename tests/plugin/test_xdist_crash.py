@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
-from pytest_edgeenergy.plugin.testing import REPO_ROOT, plugin_args
+from pytest_edgeenergy.plugin.testing import plugin_args, source_on_pythonpath
 
 pytest_plugins = ["pytester"]
 
@@ -29,8 +28,7 @@ def test_b_crash(edge_strategy):
 
 def test_the_cases_a_crashed_worker_finished_reach_the_report_and_the_baseline(
         pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    source_on_pythonpath(monkeypatch)
     pytester.makeini(INI)
     pytester.makepyfile(test_crash=TESTS)
     result = pytester.runpytest_subprocess(

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
+from calibration_cases import FAKE, FILLED_IN
 
 from pytest_edgeenergy import calibrate, calibrate_kinds
 from pytest_edgeenergy.__main__ import main
 from pytest_edgeenergy.calibrate_kinds import KIND_LAYERS, Layer
 from pytest_edgeenergy.profiles import load_device
 
-FAKE = calibrate.Calibration(
-    macs_per_s=1.0e10, mem_bytes_per_s=5.0e9, memory_bytes=2**30, torch_version="9.9.9",
-    threads=1, when=dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC), command="cmd")
 RATES = {"conv": 1.5e10, "pointwise": 1.0e10, "depthwise": 3.0e9, "linear": 1.0e9}
-FILLED_IN = """
-network = "Gigabit Ethernet"
-idle_w = 2.0
-active_w = 6.0
-net_bytes_per_s = 1.0e8
-net_latency_s = 2.0e-4
-tx_j_per_byte = 5.0e-9
-rx_j_per_byte = 5.0e-9
-"""
 
 
 def test_per_kind_calibration_writes_a_table_that_loads_once_the_profile_is_filled_in(

@@ -157,7 +157,12 @@ CASES: dict[str, tuple[Fn, int, bool]] = {
 }
 
 
-@pytest.mark.parametrize("n", [2, 3])
+#: Three devices split unevenly (remainders, halos at odd borders) in the default run;
+#: the even split of two devices runs with the heavy tests (README, "Running the tests").
+DEVICE_COUNTS = [pytest.param(2, marks=pytest.mark.heavy), 3]
+
+
+@pytest.mark.parametrize("n", DEVICE_COUNTS)
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_an_edge_cnn_op_partitions_exactly_with_trace_equal_to_plan(
