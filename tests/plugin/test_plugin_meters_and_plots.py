@@ -246,7 +246,13 @@ def test_under_gloo_each_device_is_measured_by_its_own_rank_beside_its_estimate(
     monkeypatch.syspath_prepend(str(REPO_ROOT / "tests" / "unit"))
     monkeypatch.setenv("EDGEENERGY_METER_MODULES", "fake_share_meter")
     pytester.makeini(INI)
-    pytester.makepyfile(test_case=CASE_TEST)
+    pytester.makepyfile(test_case=(
+        "def test_case(edge_run):\n"
+        "    result = edge_run()\n"
+        "    assert result.measured is None  # the local backend's one row\n"
+        "    rows = result.measured_devices\n"
+        "    assert [r.device.split(' (')[0] for r in rows] == ['device 0', 'device 1']\n"
+        "    assert rows[0].measured_j > 0 and rows[1].measured_j is None\n"))
     spec = "share-fake:off=edgeenergy-gloo-device-1"
     result = run(pytester, "--edge-backend=gloo", f"--edge-meter={spec}", "--edge-report=r.json",
                  "--edge-report=r.md")
