@@ -18,7 +18,8 @@ Register maps and scaling, from Texas Instruments' datasheets:
 - INA260 (SBOS656C, "INA260 Precision Digital Current and Power Monitor With Low-Drift,
   Precision Integrated Shunt", section 8.6 Register Maps): 01h current (two's complement,
   LSB 1.25 mA), 02h bus voltage (LSB 1.25 mV), 03h power (LSB 10 mW), FEh manufacturer ID
-  (5449h, "TI"), FFh die ID (2270h). The integrated 2 mohm shunt needs no calibration.
+  (5449h, "TI"), FFh die ID (2270h: device 227h, revision 0). The integrated 2 mohm shunt
+  needs no calibration.
 
 Both parts answer at 40h when A0 and A1 are tied to ground (the breakouts' default).
 
@@ -39,10 +40,18 @@ Checked against public sources (facts only; no code taken), December 2026:
   ID 5449h, FFh die ID whose bits 15-4 are the device ID 227h and bits 3-0 the revision
   (so the register reads 2270h on revision 0: only bits 15-4 are compared here); power-on
   averaging of 1 sample and 1.1 ms conversion time per channel.
+- TI's datasheets themselves, as published pages: SBOS448G's contents (8.6.3.1 Shunt Voltage
+  Register 01h, 8.6.3.2 Bus Voltage Register 02h: "LSB = 4 mV", bit 1 CNVR, bit 0 OVF "set
+  when the Power or Current calculations are out of range"), SBOS448F's register summary
+  (power-on 399Fh) and ADC settings table (12-bit: 532 us), SBOS656C's contents (8.6.2
+  Current 01h, 8.6.3 Bus Voltage 02h, 8.6.4 Power 03h, 8.6.7 Manufacturer ID FEh, 8.6.8 Die
+  ID FFh) and its integrated 2 mohm shunt.
 
-Every register address, LSB and ID above matched what was written from the datasheets; the
-one correction was the wording of the INA219 overflow message (the flag is about the
-sensor's own current/power calculation, not a saturated shunt reading).
+Every register address, LSB and ID above matched what was written from the datasheets. Two
+things were wrong and are corrected: the section numbers cited for the INA219's shunt and bus
+voltage registers (8.6.3.1 and 8.6.3.2, they said 8.6.3.2 and 8.6.3.3) and the table cited
+for its conversion time; and the wording of the INA219 overflow message (the flag is about
+the sensor's own current/power calculation, not a saturated shunt reading).
 """
 
 from __future__ import annotations
@@ -75,12 +84,14 @@ DEFAULT_ADDRESS = 0x40
 """The address of an INA219/INA260 with A0 and A1 tied to ground."""
 DEFAULT_INTERVAL_S = 0.005
 """How often the sensor is read: an INA219 at its power-on 12-bit setting converts in
-532 us (SBOS448G, table 5: ADC settings), so 5 ms samples are fresh ones."""
+532 us (SBOS448G, 8.6.2.1 configuration register, ADC settings table; Table 6 in revision
+SBOS448F), so 5 ms samples are fresh ones."""
 
 INA219_SHUNT_LSB_V = 10e-6
-"""INA219 shunt voltage register LSB: 10 uV (SBOS448G, 8.6.3.2)."""
+"""INA219 shunt voltage register LSB: 10 uV (SBOS448G, 8.6.3.1 Shunt Voltage Register)."""
 INA219_BUS_LSB_V = 4e-3
-"""INA219 bus voltage register LSB: 4 mV, value in bits 15-3 (SBOS448G, 8.6.3.3)."""
+"""INA219 bus voltage register LSB: 4 mV, value in bits 15-3 (SBOS448G, 8.6.3.2 Bus Voltage
+Register)."""
 INA219_SHUNT, INA219_BUS = 0x01, 0x02
 INA219_OVF = 0x0001
 

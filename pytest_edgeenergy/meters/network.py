@@ -34,13 +34,15 @@ from .measure import MeasuredEnergy, StopRule, measure_energy
 from .protocol import BOARD, MeterError, MeterUnavailableError
 from .ranks import RankAgreement, open_meter
 
-__all__ = ["MESSAGE_BYTES", "NET_TAG", "NetPeer", "PeerError", "measure_network_energy",
-           "parse_rendezvous"]
+__all__ = ["MESSAGE_BYTES", "NET_TAG", "TELL_TIMEOUT_S", "NetPeer", "PeerError",
+           "measure_network_energy", "parse_rendezvous"]
 
 MESSAGE_BYTES = 4 * 2**20
 """The size of each message exchanged: large enough that per-message costs are small."""
 NET_TAG = 7
 """The tag of the measured messages (the agreement uses its own)."""
+TELL_TIMEOUT_S = 3.0
+"""How long rank 1, whose meter is unavailable, tries to reach rank 0 to tell it why."""
 _KEY = "edgeenergy-net/"
 
 
@@ -101,13 +103,43 @@ def _meet(peer: NetPeer) -> tuple[Any, Any]:
     except Exception as exc:  # torch's store: timed out, refused
         raise PeerError(_unreachable(peer, _first_line(exc))) from None
     store.set(f"{_KEY}host/{peer.rank}", socket.gethostname())
-    try:
-        store.wait([f"{_KEY}host/{other}"], timedelta(seconds=peer.join_timeout_s))
-    except Exception:
-        raise PeerError(f"the peer (rank {other}) did not join --net-rendezvous {peer.where} "
-                        f"within {peer.join_timeout_s:g} s (--net-join-timeout); start the same "
-                        f"command on the other host with --net-rank {other}") from None
+    _wait_for_peer(store, peer, other)
     return store, make_group(store, 1, peer.rank, rv)
+
+
+def _wait_for_peer(store: Any, peer: NetPeer, other: int) -> None:
+    """Wait for the other host's name; PeerError when it said it cannot measure, or when it
+    did not come within the join timeout."""
+    deadline = time.monotonic() + peer.join_timeout_s
+    while not store.check([f"{_KEY}host/{other}"]):
+        if store.check([f"{_KEY}unavailable/{other}"]):
+            why = store.get(f"{_KEY}unavailable/{other}").decode()
+            raise PeerError(f"the peer (rank {other}) cannot measure: {why}; it stopped, and "
+                            "nothing was measured or written here either")
+        if time.monotonic() >= deadline:
+            raise PeerError(f"the peer (rank {other}) did not join --net-rendezvous "
+                            f"{peer.where} within {peer.join_timeout_s:g} s "
+                            f"(--net-join-timeout); start the same command on the other host "
+                            f"with --net-rank {other}")
+        time.sleep(0.05)
+
+
+def _tell_rank_0(peer: NetPeer, why: str) -> None:
+    """Rank 1, whose meter cannot measure, tells rank 0 why, so that rank 0 stops at once
+    with the reason instead of waiting out its join timeout. One quick try: when rank 0 is
+    not listening yet it will say that rank 1 did not join."""
+    if peer.rank != 1:
+        return
+    from ..backends.rendezvous import Rendezvous
+
+    quick = min(TELL_TIMEOUT_S, peer.join_timeout_s)
+    try:
+        socket.create_connection((peer.addr, peer.port), timeout=quick).close()
+        rv = Rendezvous(peer.addr, peer.port, 2, peer.ifname, quick, peer.timeout_s)
+        rv.store(False).set(f"{_KEY}unavailable/1",
+                            f"its --meter is unavailable on host {socket.gethostname()}: {why}")
+    except Exception:  # rank 0 is not there (yet): nobody to tell
+        return
 
 
 def _unreachable(peer: NetPeer, why: str) -> str:
@@ -151,6 +183,7 @@ def measure_network_energy(spec: str, peer: NetPeer, seconds: float = 10.0,
 
     meter, reason = open_meter(spec)
     if meter is None:
+        _tell_rank_0(peer, reason)
         raise MeterUnavailableError(f"--meter {spec!r} is unavailable here: {reason}; nothing "
                                     "was measured or written")
     resolution_s = float(getattr(meter, "resolution_s", 0.0))

@@ -45,6 +45,7 @@ from ..strategies.protocol import Strategy
 from ..timeline import compare_times
 from ..trace import Trace
 from ..zoo import ModelSpec
+from ..zoo.registry import build_seeded
 from .ci import record_case_properties
 from .gloo import GLOO_KEY
 from .options import BACKEND_NAMES
@@ -159,10 +160,8 @@ def resolve_model(value: object, registry: EdgeRegistry) -> EdgeModel:
     if isinstance(value, EdgeModel):
         return value
     if isinstance(value, ModelSpec):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            module = value.builder()
-        return EdgeModel(value.name, module.eval(), tuple(value.input_shape), None)
+        module = build_seeded(value.builder, value.name, 0)
+        return EdgeModel(value.name, module, tuple(value.input_shape), None)
     if isinstance(value, str):
         entry = registry.models.get(value)
         if entry is None:

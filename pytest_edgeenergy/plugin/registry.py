@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from torch import nn
 
 from .. import zoo
 from ..strategies import get_strategy, list_strategies
 from ..strategies.protocol import Strategy
 from ..zoo import ModelSpec
+from ..zoo.registry import build_seeded
 
 __all__ = [
     "DEVICES_GROUP",
@@ -105,17 +105,7 @@ class EdgeRegistry:
 
 def _seeded(builder: Callable[[], nn.Module], name: str) -> Callable[[int], nn.Module]:
     """``builder`` run with torch's generator seeded, as the zoo does, in eval mode."""
-
-    def build(seed: int) -> nn.Module:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = builder()
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"builder of model {name!r} returned {type(model).__name__}, "
-                            "not an nn.Module")
-        return model.eval()
-
-    return build
+    return lambda seed: build_seeded(builder, name, seed)
 
 
 def _zoo_builder(name: str) -> Callable[[int], nn.Module]:

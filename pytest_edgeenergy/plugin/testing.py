@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["REPO_ROOT", "plugin_args", "run", "source_on_pythonpath", "warm_up",
-           "write_profile_variant"]
+__all__ = ["REPO_ROOT", "plugin_args", "run", "run_subprocess", "warm_up", "write_profile_variant"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The folder that holds the ``pytest_edgeenergy`` package (for ``PYTHONPATH``)."""
@@ -80,13 +79,17 @@ def write_profile_variant(folder: Path, device: str = "rpi4", **factors: float) 
     return target
 
 
-def source_on_pythonpath(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Put :data:`REPO_ROOT` first on ``PYTHONPATH``, so that a pytest subprocess
-    (``runpytest_subprocess``, pytest-xdist's workers) imports this very package."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
-
-
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """Run pytest in-process with the plugin loaded once and no cache provider."""
     return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)
+
+
+def run_subprocess(pytester: pytest.Pytester, *args: str,
+                   timeout: float | None = None) -> pytest.RunResult:
+    """:func:`run` in a subprocess (as pytest-xdist needs), with :data:`REPO_ROOT` first on
+    ``PYTHONPATH`` so that it and its workers import this very package."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join(
+            [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+        return pytester.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", *args,
+                                             timeout=timeout)

@@ -66,6 +66,7 @@ __all__ = [
     "ModelSpec",
     "ResidualBlock",
     "build_model",
+    "build_seeded",
     "init_weights",
     "list_models",
     "model_input_shape",
@@ -192,10 +193,17 @@ def build_model(name: str, seed: int = 0) -> nn.Module:
     The CPU generator is seeded inside ``torch.random.fork_rng``, so the caller's random state
     is untouched. Raises ``PartitionError`` listing the known names if ``name`` is unknown.
     """
-    spec = _spec(name)
+    return build_seeded(_spec(name).builder, name, seed)
+
+
+def build_seeded(builder: Callable[[], object], name: str, seed: int = 0) -> nn.Module:
+    """``builder()`` (of model ``name``) with torch's CPU generator seeded by ``seed``, in eval
+    mode; the generator is seeded inside ``torch.random.fork_rng``, so the caller's random
+    state is untouched. A builder that returns something else than an ``nn.Module`` is a
+    ``TypeError`` naming the model."""
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(as_seed(seed))
-        model = spec.builder()
+        model = builder()
     if not isinstance(model, nn.Module):
         raise TypeError(
             f"builder of model {name!r} returned {type(model).__name__}, not an nn.Module"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from edge_project import CASE_TEST, INI, LAYER, make_project
 
-from pytest_edgeenergy.plugin.testing import plugin_args, run, source_on_pythonpath, warm_up
+from pytest_edgeenergy.plugin.testing import plugin_args, run, run_subprocess, warm_up
 from pytest_edgeenergy.records.baseline import (
     BASELINE_FORMAT,
     DEFAULT_BASELINE,
@@ -208,21 +208,19 @@ def test_an_update_whose_rename_fails_leaves_the_old_baseline_intact(
 
 @pytest.mark.heavy  # a pytest subprocess with two xdist workers
 def test_under_xdist_an_update_keeps_every_entry(pytester: pytest.Pytester,
-                                                 monkeypatch: pytest.MonkeyPatch,
                                                  good_text: str) -> None:
     """With ``-n 2`` the workers run the cases and the controller alone writes: the entries
     of both workers are there, the ones that did not run are kept, and the file equals the
     one a run without xdist writes."""
-    source_on_pythonpath(monkeypatch)
     pytester.makeini(INI)
     pytester.makepyfile(test_case=CASE_TEST, test_again=CASE_TEST.replace("test_case",
                                                                          "test_again"))
     path = pytester.path / DEFAULT_BASELINE
     path.parent.mkdir()
     path.write_text(good_text)  # layer and spatial on 2xrpi4
-    args = [*plugin_args(), "-p", "no:cacheprovider", "--edge-update-baseline",
+    args = ["--edge-update-baseline",
             "--edge-devices=3", "--edge-strategies=layer,spatial,output-channel,input-channel"]
-    spread = pytester.runpytest_subprocess(*args, "-n", "2")
+    spread = run_subprocess(pytester, *args, "-n", "2")
     spread.assert_outcomes(passed=8)
     spread.stdout.fnmatch_lines([f"edge baseline {DEFAULT_BASELINE} updated: 4 added"])
     data = json.loads(path.read_text())
@@ -236,6 +234,6 @@ def test_under_xdist_an_update_keeps_every_entry(pytester: pytest.Pytester,
                                                    "test_case.py::test_case"]
     spread_text = path.read_text()
     path.write_text(good_text)
-    plain = pytester.runpytest_subprocess(*args, "-p", "no:xdist")
+    plain = run_subprocess(pytester, *args, "-p", "no:xdist")
     plain.assert_outcomes(passed=8)
     assert path.read_text() == spread_text

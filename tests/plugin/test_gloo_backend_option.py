@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from edge_project import BROKEN
 
-from pytest_edgeenergy.plugin.testing import plugin_args
+from pytest_edgeenergy.plugin.testing import plugin_args, run_subprocess
 
 pytest_plugins = ["pytester"]
 
@@ -26,8 +26,7 @@ def test_case(edge_run):
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider",
-                                         "--edge-models=tinycnn", *args, timeout=300)
+    return run_subprocess(pytester, "--edge-models=tinycnn", *args, timeout=300)
 
 
 def test_a_session_starts_its_gloo_workers_once_and_reports_measured_times(

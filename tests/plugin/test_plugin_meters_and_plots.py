@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeenergy.__main__ import main
-from pytest_edgeenergy.plugin.testing import REPO_ROOT, plugin_args, source_on_pythonpath, warm_up
+from pytest_edgeenergy.plugin.testing import REPO_ROOT, plugin_args, run_subprocess, warm_up
 
 pytest_plugins = ["pytester"]
 warm_up()
@@ -227,10 +227,9 @@ def test_history_plot_draws_each_case_with_the_commits_on_the_axis(
 
 @pytest.mark.heavy  # a pytest subprocess with two xdist workers
 def test_under_xdist_the_workers_measured_rows_reach_the_controllers_report(
-        metered: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    source_on_pythonpath(monkeypatch)
-    result = metered.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", "-n", "2",
-                                          "--edge-meter=counting-fake", "--edge-report=r.json")
+        metered: pytest.Pytester) -> None:
+    result = run_subprocess(metered, "-n", "2", "--edge-meter=counting-fake",
+                            "--edge-report=r.json")
     result.assert_outcomes(passed=2)
     assert result.stdout.str().count("measured beside estimated (meter counting-fake)") == 1
     rows = json.loads((metered.path / "r.json").read_text())["measured"]["rows"]
@@ -247,7 +246,13 @@ def test_under_gloo_each_device_is_measured_by_its_own_rank_beside_its_estimate(
     monkeypatch.syspath_prepend(str(REPO_ROOT / "tests" / "unit"))
     monkeypatch.setenv("EDGEENERGY_METER_MODULES", "fake_share_meter")
     pytester.makeini(INI)
-    pytester.makepyfile(test_case=CASE_TEST)
+    pytester.makepyfile(test_case=(
+        "def test_case(edge_run):\n"
+        "    result = edge_run()\n"
+        "    assert result.measured is None  # the local backend's one row\n"
+        "    rows = result.measured_devices\n"
+        "    assert [r.device.split(' (')[0] for r in rows] == ['device 0', 'device 1']\n"
+        "    assert rows[0].measured_j > 0 and rows[1].measured_j is None\n"))
     spec = "share-fake:off=edgeenergy-gloo-device-1"
     result = run(pytester, "--edge-backend=gloo", f"--edge-meter={spec}", "--edge-report=r.json",
                  "--edge-report=r.md")

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from pytest_edgeenergy.energy import DEFAULT_SCENARIO
-from pytest_edgeenergy.plugin.testing import plugin_args, warm_up
+from pytest_edgeenergy.plugin.testing import plugin_args, run_subprocess, warm_up
 from pytest_edgeenergy.records.results import DEFAULT_SCENARIO_TEXT
 
 pytest_plugins = ["pytester"]
@@ -136,11 +136,11 @@ def test_a_baseline_of_another_scenario_is_not_compared_and_says_why(
 def test_under_xdist_the_robustness_is_the_same_as_in_one_process(
         case_file: pytest.Pytester) -> None:
     """Workers analyse their own cases; the controller ranks them: the same figures."""
-    args = (*plugin_args(), "-p", "no:cacheprovider", *TINY, "--edge-sensitivity",
+    args = (*TINY, "--edge-sensitivity",
             "--edge-sensitivity-samples=8")
-    plain = case_file.runpytest_subprocess(*args, "--edge-report=plain.json", "-p", "no:xdist")
+    plain = run_subprocess(case_file, *args, "--edge-report=plain.json", "-p", "no:xdist")
     plain.assert_outcomes(passed=2)
-    spread = case_file.runpytest_subprocess(*args, "-n", "2", "--edge-report=spread.json")
+    spread = run_subprocess(case_file, *args, "-n", "2", "--edge-report=spread.json")
     spread.assert_outcomes(passed=2)
     one = json.loads((case_file.path / "plain.json").read_text())["groups"]
     two = json.loads((case_file.path / "spread.json").read_text())["groups"]

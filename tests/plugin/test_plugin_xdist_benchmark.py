@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from pytest_edgeenergy.plugin.testing import plugin_args, source_on_pythonpath
+from pytest_edgeenergy.plugin.testing import run_subprocess
 
 pytest_plugins = ["pytester"]
 
@@ -23,9 +23,8 @@ def test_again(edge_run):
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A project of 40 cases (2 models x 5 strategies, search included, x 2 clusters x 2 tests)."""
-    source_on_pythonpath(monkeypatch)
     pytester.makeini(INI)
     pytester.makepyfile(test_case=CASE_TEST)
     return pytester
@@ -46,11 +45,9 @@ def _section(text: str) -> str:
 def test_under_xdist_the_report_prints_once_with_the_same_numbers(
         project: pytest.Pytester) -> None:
     """Workers hand their cases to the controller; only it prints, and the tables match."""
-    plain = project.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider",
-                                         "--edge-report=plain.json", "-p", "no:xdist")
+    plain = run_subprocess(project, "--edge-report=plain.json", "-p", "no:xdist")
     plain.assert_outcomes(passed=40)
-    spread = project.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", "-n", "2",
-                                          "--edge-report=spread.json")
+    spread = run_subprocess(project, "-n", "2", "--edge-report=spread.json")
     spread.assert_outcomes(passed=40)
     out = spread.stdout.str()
     assert out.count("= edge energy =") == 1
@@ -69,10 +66,8 @@ def test_energy_figures_land_in_pytest_benchmarks_json(project: pytest.Pytester)
         def test_timed(edge_run, benchmark):
             edge_run(rounds=2)
     """)
-    result = project.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider",
-                                          "--edge-models=tinycnn", "--edge-devices=2",
-                                          "--benchmark-json=bench.json",
-                                          "--edge-report=edge.json")
+    result = run_subprocess(project, "--edge-models=tinycnn", "--edge-devices=2",
+                            "--benchmark-json=bench.json", "--edge-report=edge.json")
     result.assert_outcomes(passed=5)  # the four classic strategies and search
     bench = json.loads((project.path / "bench.json").read_text())
     report = {c["key"]: c for c in json.loads((project.path / "edge.json").read_text())["cases"]}

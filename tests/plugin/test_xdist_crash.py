@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pytest_edgeenergy.plugin.testing import plugin_args, source_on_pythonpath
+from pytest_edgeenergy.plugin.testing import run_subprocess
 
 pytest_plugins = ["pytester"]
 
@@ -27,13 +27,11 @@ def test_b_crash(edge_strategy):
 
 
 def test_the_cases_a_crashed_worker_finished_reach_the_report_and_the_baseline(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    source_on_pythonpath(monkeypatch)
+        pytester: pytest.Pytester) -> None:
     pytester.makeini(INI)
     pytester.makepyfile(test_crash=TESTS)
-    result = pytester.runpytest_subprocess(
-        *plugin_args(), "-p", "no:cacheprovider", "-p", "no:randomly", "-n", "1",
-        "--edge-report=r.json", "--edge-baseline=b.json", "--edge-update-baseline")
+    result = run_subprocess(pytester, "-p", "no:randomly", "-n", "1", "--edge-report=r.json",
+                            "--edge-baseline=b.json", "--edge-update-baseline")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*crashed*"])
     report = json.loads((pytester.path / "r.json").read_text())

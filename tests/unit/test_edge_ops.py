@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+from matrices import DEVICE_COUNTS
 from torch import Tensor, nn
 
 from pytest_edgeenergy import partition
@@ -155,11 +156,6 @@ CASES: dict[str, tuple[Fn, int, bool]] = {
         lambda m, x: F.linear(x.mean([2, 3]), m.side.weight.view(8, 8)), 8, False),
     "flatten of rows and columns, cat along cells": (lambda m, x: _heads(x), 8, False),
 }
-
-
-#: Three devices split unevenly (remainders, halos at odd borders) in the default run;
-#: the even split of two devices runs with the heavy tests (README, "Running the tests").
-DEVICE_COUNTS = [pytest.param(2, marks=pytest.mark.heavy), 3]
 
 
 @pytest.mark.parametrize("n", DEVICE_COUNTS)

@@ -12,6 +12,7 @@ from functools import cache
 import pytest
 import torch
 from library_models import FAMILIES, BatchNormAct2d, build
+from matrices import DEVICE_COUNTS
 from torch import Tensor, nn
 
 from pytest_edgeenergy import PartitionError, partition
@@ -32,11 +33,6 @@ def _check(model: nn.Module, x: Tensor, ref: Tensor, strategy: str, n: int) -> N
     out = pm(x)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5 * max(1.0, float(ref.abs().max())))
     assert pm.trace.device_stats() == pm.plan.device_stats()
-
-
-#: Three devices split unevenly (remainders, halos at odd borders) in the default run;
-#: the even split of two devices runs with the heavy tests (README, "Running the tests").
-DEVICE_COUNTS = [pytest.param(2, marks=pytest.mark.heavy), 3]
 
 
 @pytest.mark.parametrize("n", DEVICE_COUNTS)

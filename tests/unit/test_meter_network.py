@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -16,7 +17,12 @@ import pytest
 
 from pytest_edgeenergy.__main__ import main
 from pytest_edgeenergy.errors import ProfileError
-from pytest_edgeenergy.meters.network import NetPeer, PeerError, parse_rendezvous
+from pytest_edgeenergy.meters.network import (
+    NetPeer,
+    PeerError,
+    measure_network_energy,
+    parse_rendezvous,
+)
 from pytest_edgeenergy.meters.registry import METER_MODULES_ENV
 from pytest_edgeenergy.profiles import load_device
 
@@ -147,3 +153,37 @@ def test_two_hosts_measure_their_per_byte_network_energies_into_their_profiles(
         assert "FILL IN" in text and "# tx_j_per_byte =" not in text
         with pytest.raises(ProfileError, match=r"network"):
             load_device(path)  # network, net_bytes_per_s, net_latency_s: still by hand
+
+
+def test_rank_0_stops_at_once_with_the_reason_when_rank_1_cannot_measure(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_meters: None) -> None:
+    port = free_port()
+    rank0 = NetPeer("127.0.0.1", port, 0, None, 60.0)
+    failed: list[BaseException] = []
+
+    def run_rank0() -> None:
+        try:
+            measure_network_energy("share-fake", rank0, seconds=0.5)
+        except BaseException as exc:  # the test looks at it below
+            failed.append(exc)
+
+    thread = threading.Thread(target=run_rank0)
+    started = time.monotonic()
+    thread.start()
+    while True:  # rank 0 listens
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    spec = f"rapl:root={tmp_path / 'none'}"
+    err = calibrate_fails(capsys, "--out", str(tmp_path / "host.toml"), "--meter", spec,
+                          "--net-rendezvous", f"127.0.0.1:{port}", "--net-rank", "1")
+    assert f"error: --meter {spec!r} is unavailable here: RAPL: no" in err
+    thread.join(30)
+    assert not thread.is_alive() and time.monotonic() - started < 30  # not its 60 s timeout
+    assert len(failed) == 1 and isinstance(failed[0], PeerError)
+    assert str(failed[0]).startswith(
+        f"the peer (rank 1) cannot measure: its --meter is unavailable on host "
+        f"{socket.gethostname()}: RAPL: no {tmp_path / 'none'}")
+    assert not (tmp_path / "host.toml").exists()

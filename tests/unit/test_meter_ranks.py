@@ -229,6 +229,7 @@ def tinycnn(strategy: str, n: int) -> tuple[PartitionedModel, torch.Tensor]:
     return pm, torch.randn(shape, generator=torch.Generator().manual_seed(5))
 
 
+@pytest.mark.heavy  # 5-6 s on the shared 2-core machine (load 3-4), most of it the spawn
 def test_spawned_gloo_workers_each_measure_their_own_share_and_an_unavailable_one_says_why(
         fake_meter_env: None) -> None:
     pm, x = tinycnn("spatial", 2)

@@ -406,3 +406,17 @@ def test_a_builder_that_returns_no_module_is_an_error() -> None:
     register_model("broken", not_a_module, (1, 3, 8, 8))
     with pytest.raises(TypeError, match="builder of model 'broken' returned int"):
         build_model("broken")
+
+
+def test_a_seeded_build_repeats_for_a_seed_and_names_a_builder_that_returns_no_module() -> None:
+    """One seeded builder serves the zoo, conftest models and ModelSpecs given to a test."""
+    def builder() -> nn.Module:
+        return nn.Linear(4, 3)
+
+    first, again, other = (zoo_registry.build_seeded(builder, "lin", seed) for seed in (7, 7, 8))
+    assert not first.training
+    weights = [next(m.parameters()) for m in (first, again, other)]
+    assert torch.equal(weights[0], weights[1])
+    assert not torch.equal(weights[0], weights[2])
+    with pytest.raises(TypeError, match=r"builder of model 'bad' returned int, not an nn\.Module"):
+        zoo_registry.build_seeded(lambda: 3, "bad")
