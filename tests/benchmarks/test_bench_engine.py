@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import torch
+from bench_timing import best_of
 
 from pytest_edgeenergy import build_model, list_models, model_input_shape, partition
 from pytest_edgeenergy.backends.local import run_local
@@ -44,15 +45,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def _best_of(fn: Any, rounds: int = 3) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 _Row = tuple[str, str, int]  # model, strategy, threads
@@ -102,7 +94,7 @@ def test_partitioned_inference_time_against_the_unpartitioned_forward(
     # The backend alone: ``pm.graph`` checks the model's weights for changes on every access
     # (the weight watch of ``pm(x)``); that check is timed on its own as ``watch_s``.
     graph = pm.graph
-    watch_s = _best_of(lambda: pm.graph)
+    watch_s = best_of(lambda: pm.graph, 3)
     prepared: dict[int, object] = {}
 
     def run() -> torch.Tensor:
@@ -122,7 +114,7 @@ def test_partitioned_inference_time_against_the_unpartitioned_forward(
     reference_s = min(reference[1:] or reference)  # the first was the warm-up's
     with torch.no_grad():
         assert out.shape == model(x).shape
-    partitioned_s = benchmark.stats.stats.min if benchmark.stats else _best_of(run)
+    partitioned_s = benchmark.stats.stats.min if benchmark.stats else best_of(run, 3)
     halo = pm.plan.redundant_macs / pm.plan.graph_macs
     benchmark.extra_info.update({
         "threads": threads,

@@ -16,25 +16,17 @@ Run: ``OMP_NUM_THREADS=1 pytest tests/benchmarks/test_bench_gloo.py -m heavy
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import torch
+from bench_timing import best_of
 
 from pytest_edgeenergy import build_model, model_input_shape, partition
 from pytest_edgeenergy.backends import GlooWorkers
 
 ROUNDS = 2
-
-
-def _best_of(fn: Callable[[], object], rounds: int = ROUNDS) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +55,11 @@ def test_gloo_against_local_wall_time(benchmark: Any, pools: dict[int, tuple[Glo
     x = torch.randn(model_input_shape(model_name), generator=torch.Generator().manual_seed(0))
     pm = partition(model, strategy, n_devices, x.shape)
     local_out = pm(x)  # warm-up
-    local_s = _best_of(lambda: pm(x))
+    local_s = best_of(lambda: pm(x), ROUNDS)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        local_1_thread_s = _best_of(lambda: pm(x))
+        local_1_thread_s = best_of(lambda: pm(x), ROUNDS)
     finally:
         torch.set_num_threads(threads)
     workers, startup_s = _pool(pools, n_devices)
@@ -80,7 +72,7 @@ def test_gloo_against_local_wall_time(benchmark: Any, pools: dict[int, tuple[Glo
     gloo_s = benchmark.stats.stats.min if benchmark.stats else first_run_s
     workers.overlap = False
     try:
-        blocking_s = _best_of(lambda: workers.run(pm.plan, pm.graph, x))
+        blocking_s = best_of(lambda: workers.run(pm.plan, pm.graph, x), ROUNDS)
     finally:
         workers.overlap = True
     atol = 1e-5 * max(1.0, float(local_out.abs().max()))

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from torch import Tensor
 
-from pytest_edgeenergy import build_model, model_input_shape, partition
+from pytest_edgeenergy import PartitionedModel, build_model, model_input_shape, partition
 from pytest_edgeenergy.backends import local
 from pytest_edgeenergy.backends.local import Executor, PlanExecutionError, run_local
 from pytest_edgeenergy.backends.threads import _Dependencies, memory_steps, thread_shares
@@ -45,6 +46,12 @@ def test_the_devices_in_parallel_measure_the_trace_of_the_steps_one_after_anothe
     assert torch.get_num_threads() == budget  # the workers' settings do not leak
 
 
+def _tiny(strategy: str) -> tuple[PartitionedModel, Tensor]:
+    """tinycnn partitioned over two devices by ``strategy``, and an input for it."""
+    x = torch.randn(model_input_shape("tinycnn"))
+    return partition(build_model("tinycnn"), strategy, 2, x.shape), x
+
+
 def _task_intervals(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float, float]]:
     """Make every task take 20 ms more (a sleep, which releases the GIL as kernels do) and
     record (device, start, end) of each."""
@@ -72,9 +79,7 @@ def _overlapping(intervals: list[tuple[int, float, float]]) -> int:
 def test_tasks_of_different_devices_run_at_the_same_time_when_threads_allow(
         monkeypatch: pytest.MonkeyPatch, threads: None) -> None:
     torch.set_num_threads(2)
-    model = build_model("tinycnn")
-    x = torch.randn(model_input_shape("tinycnn"))
-    pm = partition(model, "spatial", 2, x.shape)
+    pm, x = _tiny("spatial")
     intervals = _task_intervals(monkeypatch)
     run_local(pm.plan, pm.graph, x, parallel=True)
     assert _overlapping(intervals) > 0
@@ -83,9 +88,7 @@ def test_tasks_of_different_devices_run_at_the_same_time_when_threads_allow(
 def test_one_thread_runs_one_task_at_a_time(monkeypatch: pytest.MonkeyPatch,
                                             threads: None) -> None:
     torch.set_num_threads(1)
-    model = build_model("tinycnn")
-    x = torch.randn(model_input_shape("tinycnn"))
-    pm = partition(model, "spatial", 2, x.shape)
+    pm, x = _tiny("spatial")
     intervals = _task_intervals(monkeypatch)
     run_local(pm.plan, pm.graph, x, parallel=True)
     assert len(intervals) == sum(isinstance(s, Task) for s in pm.plan.steps)
@@ -147,9 +150,7 @@ def test_a_step_waits_for_the_pieces_it_reads_and_a_free_for_every_reader(strate
 def test_a_step_that_fails_in_a_worker_raises_its_own_error_and_stops_the_others(
         threads: None) -> None:
     torch.set_num_threads(2)
-    model = build_model("tinycnn")
-    x = torch.randn(model_input_shape("tinycnn"))
-    pm = partition(model, "output-channel", 2, x.shape)
+    pm, x = _tiny("output-channel")
     good = pm.plan
     expected, _ = run_local(good, pm.graph, x, parallel=True)  # the workers exist from here
     i, task = next((i, s) for i, s in enumerate(good.steps)
@@ -186,9 +187,7 @@ def _workers() -> set[int]:
 def test_the_worker_threads_live_across_runs(monkeypatch: pytest.MonkeyPatch,
                                              threads: None) -> None:
     torch.set_num_threads(2)
-    model = build_model("tinycnn")
-    x = torch.randn(model_input_shape("tinycnn"))
-    pm = partition(model, "spatial", 2, x.shape)
+    pm, x = _tiny("spatial")
     seen = _task_threads(monkeypatch)
     run_local(pm.plan, pm.graph, x, parallel=True)
     workers = _workers()
@@ -201,9 +200,7 @@ def test_the_worker_threads_live_across_runs(monkeypatch: pytest.MonkeyPatch,
 def test_with_one_thread_the_steps_run_in_turn_on_the_callers_thread(
         monkeypatch: pytest.MonkeyPatch, threads: None) -> None:
     torch.set_num_threads(1)
-    model = build_model("tinycnn")
-    x = torch.randn(model_input_shape("tinycnn"))
-    pm = partition(model, "output-channel", 2, x.shape)
+    pm, x = _tiny("output-channel")
     seen = _task_threads(monkeypatch)
     run_local(pm.plan, pm.graph, x, parallel=True)
     assert seen == {threading.get_ident()}
@@ -212,9 +209,7 @@ def test_with_one_thread_the_steps_run_in_turn_on_the_callers_thread(
 def test_a_plan_whose_every_layer_one_device_computes_runs_in_turn_on_the_callers_thread(
         monkeypatch: pytest.MonkeyPatch, threads: None) -> None:
     torch.set_num_threads(2)
-    model = build_model("tinycnn")
-    x = torch.randn(model_input_shape("tinycnn"))
-    pm = partition(model, "layer", 2, x.shape)
+    pm, x = _tiny("layer")
     seen = _task_threads(monkeypatch)
     run_local(pm.plan, pm.graph, x)
     assert seen == {threading.get_ident()}
@@ -223,9 +218,7 @@ def test_a_plan_whose_every_layer_one_device_computes_runs_in_turn_on_the_caller
 def test_the_devices_run_at_the_same_time_by_default(monkeypatch: pytest.MonkeyPatch,
                                                       threads: None) -> None:
     torch.set_num_threads(2)
-    model = build_model("tinycnn")
-    x = torch.randn(model_input_shape("tinycnn"))
-    pm = partition(model, "output-channel", 2, x.shape)
+    pm, x = _tiny("output-channel")
     seen = _task_threads(monkeypatch)
     pm(x)
     assert seen and threading.get_ident() not in seen
@@ -234,9 +227,7 @@ def test_the_devices_run_at_the_same_time_by_default(monkeypatch: pytest.MonkeyP
 def test_a_partitioned_model_runs_its_steps_in_turn_when_asked(
         monkeypatch: pytest.MonkeyPatch, threads: None) -> None:
     torch.set_num_threads(2)
-    model = build_model("tinycnn")
-    x = torch.randn(model_input_shape("tinycnn"))
-    pm = partition(model, "output-channel", 2, x.shape)
+    pm, x = _tiny("output-channel")
     pm.parallel = False
     seen = _task_threads(monkeypatch)
     pm(x)
@@ -245,9 +236,7 @@ def test_a_partitioned_model_runs_its_steps_in_turn_when_asked(
 
 
 def test_a_transfer_hands_over_the_senders_values_without_a_copy() -> None:
-    model = build_model("tinycnn")
-    x = torch.randn(model_input_shape("tinycnn"))
-    pm = partition(model, "output-channel", 2, x.shape)
+    pm, x = _tiny("output-channel")
     ex = Executor(pm.plan, pm.graph, range(2))
     ex.hold_input(x)
     with torch.no_grad():
