@@ -1,5 +1,5 @@
-"""Under pytest-xdist the report prints once with the same numbers; energy lands in
-pytest-benchmark's saved JSON. Both run pytest in a subprocess, as xdist needs."""
+"""Under pytest-xdist the report prints once with the same numbers (pytest in a subprocess, as
+xdist needs; heavy); energy lands in pytest-benchmark's saved JSON (in-process)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from pytest_edgeenergy.plugin.testing import run_subprocess
+from pytest_edgeenergy.plugin.testing import run, run_subprocess
 
 pytest_plugins = ["pytester"]
 
@@ -66,8 +66,8 @@ def test_energy_figures_land_in_pytest_benchmarks_json(project: pytest.Pytester)
         def test_timed(edge_run, benchmark):
             edge_run(rounds=2)
     """)
-    result = run_subprocess(project, "--edge-models=tinycnn", "--edge-devices=2",
-                            "--benchmark-json=bench.json", "--edge-report=edge.json")
+    result = run(project, "--edge-models=tinycnn", "--edge-devices=2",
+                 "--benchmark-json=bench.json", "--edge-report=edge.json")
     result.assert_outcomes(passed=5)  # the four classic strategies and search
     bench = json.loads((project.path / "bench.json").read_text())
     report = {c["key"]: c for c in json.loads((project.path / "edge.json").read_text())["cases"]}

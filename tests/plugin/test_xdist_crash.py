@@ -26,6 +26,7 @@ def test_b_crash(edge_strategy):
 """
 
 
+@pytest.mark.heavy  # a pytest subprocess whose xdist worker dies and is restarted
 def test_the_cases_a_crashed_worker_finished_reach_the_report_and_the_baseline(
         pytester: pytest.Pytester) -> None:
     pytester.makeini(INI)
