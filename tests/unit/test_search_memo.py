@@ -48,7 +48,7 @@ def test_a_model_with_other_weights_reuses_the_search_and_stays_exact() -> None:
     assert second.last is not None and second.last.reused
     assert a.plan.tasks == b.plan.tasks and a.plan.transfers == b.plan.transfers
     assert estimate_energy(a).max_device_j == estimate_energy(b).max_device_j
-    assert "reused: an identical search" in b.plan.notes["search"]
+    assert b.plan.notes == a.plan.notes  # the report reads the same whichever search ran first
     x = torch.randn(shape)
     torch.testing.assert_close(b(x), other(x), rtol=1e-4, atol=1e-5)
 

@@ -93,7 +93,9 @@ class SearchReport:
     max_windows: int = 0
     time_s: float = 0.0  # wall clock of the whole search
     cpu_s: float = 0.0  # CPU time of this process during it
-    reused: bool = False  # rebuilt from an identical search earlier in this process
+    # rebuilt from an identical search earlier in this process; not in the summary, so that
+    # a report does not depend on which test searched first
+    reused: bool = False
 
     @property
     def candidates(self) -> int:
@@ -126,10 +128,6 @@ class SearchReport:
         lines.append(f"{self.candidates} candidates priced ({self.fragments} fragments, "
                      f"{self.partials} partial paths, {self.simulated} whole plans) in "
                      f"{self.time_s:.2f} s wall, {self.cpu_s:.2f} s CPU")
-        if self.reused:
-            lines.append("reused: an identical search (same layers and shapes, profiles, "
-                         "parameters, energy model and scenario) ran earlier in this process; "
-                         "its choice was rebuilt, nothing was priced again")
         return "\n".join(lines)
 
 
