@@ -131,6 +131,7 @@ class _Prepared:
     out_box: Box
     inputs: tuple[_Input | None, ...]
     native: Pad2
+    regions: tuple[Box | None, ...]  # the region of each input read (before padding)
 
 
 def _prepare(task: Task, plan: Plan, graph: LayerGraph) -> _Prepared:
@@ -140,13 +141,16 @@ def _prepare(task: Task, plan: Plan, graph: LayerGraph) -> _Prepared:
                                  f"'{task.layer}', which the model does not have")
     op: Op = Reduce(layer.op, len(task.inputs)) if task.kind == "reduce" else layer.op
     inputs: list[_Input | None] = []
+    regions: list[Box | None] = []
     native: Pad2 = (0, 0)
     for i, (tensor, ideal, reads) in enumerate(zip(task.inputs, task.in_boxes, task.reads,
                                                     strict=True)):
         if ideal is None:
             inputs.append(None)
+            regions.append(None)
             continue
         clipped = ideal.clip(plan.shapes[tensor])
+        regions.append(clipped)
         what = f"step {task.step} ({task.layer} on device {task.device}) input '{tensor}'"
         for pid in reads:
             if plan.pieces[pid].device != task.device:
@@ -156,7 +160,7 @@ def _prepare(task: Task, plan: Plan, graph: LayerGraph) -> _Prepared:
         if i == 0:
             native = kept
         inputs.append(_Input(_gather(plan.pieces, reads, clipped, what), amounts, op.fill(i)))
-    return _Prepared(op, layer, plan.pieces[task.out].box, tuple(inputs), native)
+    return _Prepared(op, layer, plan.pieces[task.out].box, tuple(inputs), native, tuple(regions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +188,62 @@ class _Send:
     slices: tuple[slice, ...]
 
 
-# The key of the plan-wide layout in a ``prepared`` dict (whose other keys are steps >= 0).
+@dataclass(frozen=True, slots=True)
+class _SharedReads:
+    """Task inputs that several tasks assemble from the same memory (see
+    :meth:`Executor.run_task`): the group of each such (step, input), and how many reads each
+    group has. Worked out once per plan."""
+
+    groups: dict[tuple[int, int], int]
+    reads: tuple[int, ...]
+
+    @staticmethod
+    def of(plan: Plan, prepare: Callable[[Task], _Prepared]) -> _SharedReads:
+        """The shared reads of ``plan`` run by one executor that plays every device, where a
+        piece received is a view of the sender's (:meth:`Executor.move`)."""
+        sent_from = {t.piece: t.src_piece for t in plan.transfers}
+
+        def root(pid: int) -> int:
+            """The piece whose memory ``pid`` is a view of (itself unless it was received)."""
+            while pid in sent_from:
+                pid = sent_from[pid]
+            return pid
+
+        keyed: dict[tuple[object, ...], list[tuple[int, int]]] = {}
+        for task in plan.tasks:
+            prep = prepare(task)
+            for i, inp in enumerate(prep.inputs):
+                if inp is None or inp.gather.view is not None or not inp.gather.parts:
+                    continue  # a view or nothing to read: nothing assembled
+                box = prep.regions[i]
+                parts = tuple((root(pid), tuple((d.start, d.stop) for d in dst))
+                              for pid, dst, _ in inp.gather.parts)
+                keyed.setdefault((task.inputs[i], box, inp.gather.cat_dim, parts),
+                                 []).append((task.step, i))
+        groups: dict[tuple[int, int], int] = {}
+        reads: list[int] = []
+        for readers in keyed.values():
+            if len(readers) > 1:
+                for reader in readers:
+                    groups[reader] = len(reads)
+                reads.append(len(readers))
+        return _SharedReads(groups, tuple(reads))
+
+
+class _Assembly:
+    """An input assembled once for a shared-reads group: set when ``done`` is (``tensor`` None
+    then: its assembly failed, and each reader assembles its own)."""
+
+    __slots__ = ("done", "tensor")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.tensor: Tensor | None = None
+
+
+# The keys of plan-wide preparation in a ``prepared`` dict (whose other keys are steps >= 0).
 _LAYOUT_KEY = -1
+_SHARED_READS_KEY = -3  # -2: the step dependencies of threads.py
 
 
 class Executor:
@@ -198,7 +256,7 @@ class Executor:
     """
 
     def __init__(self, plan: Plan, graph: LayerGraph, devices: Iterable[int],
-                 prepared: dict[int, object] | None = None) -> None:
+                 prepared: dict[int, object] | None = None, *, share_reads: bool = False) -> None:
         self.plan = plan
         # per-step preparation (where each input lies, its padding, the slices a transfer
         # reads) and the plan's layout; a caller that runs the same plan again passes the same
@@ -215,6 +273,17 @@ class Executor:
         self._seen_weights: list[dict[tuple[object, ...], int]] = [
             {} for _ in range(plan.n_devices)]
         self._sending = threading.Lock()
+        # inputs that several devices assemble alike (share_reads, see run_task): the
+        # assembled tensor of each group being read, and the reads of it still to come
+        self._shares: _SharedReads | None = None
+        if share_reads:
+            if self.devices != frozenset(range(plan.n_devices)):
+                raise ValueError("shared reads need an executor that plays every device")
+            self._shares = self.memo(_SHARED_READS_KEY, _SharedReads,
+                                     lambda: _SharedReads.of(plan, self._prepare))
+        self._shared: dict[int, _Assembly] = {}
+        self._shared_left = list(self._shares.reads) if self._shares else []
+        self._sharing = threading.Lock()
 
     def memo(self, key: int, kind: type[_T], make: Callable[[], _T]) -> _T:
         """The ``kind`` kept in the prepared dict under ``key`` (negative: steps use the others),
@@ -248,13 +317,52 @@ class Executor:
         """True when one of this executor's devices holds a piece of the input."""
         return any(self._layout.owners[pid] in self.devices for pid in self._layout.inputs)
 
-    def run_task(self, task: Task) -> None:
-        """Compute ``task`` from the pieces it reads, count its MACs and weights, hold its
-        output."""
+    def _prepare(self, task: Task) -> _Prepared:
+        """Where ``task``'s inputs lie and how to read them (worked out once per plan)."""
         prep = self._prepared.get(task.step)
         if not isinstance(prep, _Prepared):
             prep = self._prepared[task.step] = _prepare(task, self.plan, self.graph)
-        res = _run_task(prep, task, self.store, self.batch)
+        return prep
+
+    def _read(self, task: Task, i: int, inp: _Input) -> Tensor:
+        """Input ``i`` of ``task``, read from its device's pieces; assembled once for all the
+        tasks of a shared-reads group (the first to come assembles it while the others wait
+        for it, the last drops it)."""
+        group = None if self._shares is None else self._shares.groups.get((task.step, i))
+        if group is None:
+            return inp.gather.run(self.store, self.batch)
+        with self._sharing:
+            shared = self._shared.get(group)
+            first = shared is None
+            if shared is None:
+                shared = self._shared[group] = _Assembly()
+        if first:
+            try:
+                shared.tensor = inp.gather.run(self.store, self.batch)
+            finally:
+                shared.done.set()
+        else:
+            shared.done.wait()
+        t = shared.tensor
+        with self._sharing:
+            self._shared_left[group] -= 1
+            if self._shared_left[group] == 0:
+                del self._shared[group]
+        return inp.gather.run(self.store, self.batch) if t is None else t
+
+    def run_task(self, task: Task) -> None:
+        """Compute ``task`` from the pieces it reads, count its MACs and weights, hold its
+        output.
+
+        With ``share_reads``, an input that several devices assemble (copy or concatenate)
+        from the same regions of the same memory (pieces received are views of the sender's,
+        see :meth:`move`), such as each device's copy of the full input of an all-gather, is
+        assembled once and read by each of them: the tensors would be equal, and a cluster
+        pays no such assembly at all (it receives into place). The assembled tensor is never
+        written (no op writes its inputs), and it is not a piece: the trace counts pieces.
+        """
+        prep = self._prepare(task)
+        res = _run_task(prep, task, lambda i, inp: self._read(task, i, inp))
         self._trace.macs[task.device] += res.macs
         if task.weight is not None:
             used = sum(w.numel() * w.element_size() for w in res.weights)
@@ -352,7 +460,7 @@ def run_local(plan: Plan, graph: LayerGraph, x: Tensor,
     dict kept by the caller between runs of the same plan and graph.
     """
     check_input(plan, x)
-    ex = Executor(plan, graph, range(plan.n_devices), prepared)
+    ex = Executor(plan, graph, range(plan.n_devices), prepared, share_reads=True)
     ex.hold_input(x)
     if parallel and plan.n_devices > 1 and torch.get_num_threads() > 1:
         from .threads import run_concurrently  # threads imports this module
@@ -365,13 +473,13 @@ def run_local(plan: Plan, graph: LayerGraph, x: Tensor,
     return output, ex.trace()
 
 
-def _run_task(prep: _Prepared, task: Task, store: dict[int, Tensor], batch: int) -> RunResult:
+def _run_task(prep: _Prepared, task: Task, read: Callable[[int, _Input], Tensor]) -> RunResult:
     xs: list[Tensor | None] = []
-    for inp in prep.inputs:
+    for i, inp in enumerate(prep.inputs):
         if inp is None:
             xs.append(None)
             continue
-        x = inp.gather.run(store, batch)
+        x = read(i, inp)
         xs.append(x if inp.pad is None else F.pad(x, inp.pad, value=inp.fill))
     res = prep.op.run(xs, prep.out_box, task.weight, prep.native)
     if task.kind != "partial" and prep.layer.post:

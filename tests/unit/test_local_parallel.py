@@ -252,3 +252,51 @@ def test_a_transfer_hands_over_the_senders_values_without_a_copy() -> None:
             break
         else:
             pytest.fail("the plan has no transfer")
+
+
+def _assembled(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Tensor, int]]:
+    """Record every tensor a task's input assembly makes (a copy or a concatenation), with its
+    version counter when made."""
+    made: list[tuple[Tensor, int]] = []
+    run = local._Gather.run
+
+    def recorded(self: local._Gather, store: dict[int, Tensor], batch: int) -> Tensor:
+        t = run(self, store, batch)
+        if self.view is None:
+            made.append((t, t._version))
+        return t
+
+    monkeypatch.setattr(local._Gather, "run", recorded)
+    return made
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_an_input_several_devices_assemble_alike_is_assembled_once_and_never_written(
+        monkeypatch: pytest.MonkeyPatch, threads: None, parallel: bool) -> None:
+    torch.set_num_threads(2)
+    model = build_model("resnet18")
+    x = torch.randn(1, 3, 64, 64)
+    pm = partition(model, "output-channel", 3, x.shape)
+    expected, expected_trace = run_local(pm.plan, pm.graph, x, parallel=False)
+    made = _assembled(monkeypatch)
+    ex = Executor(pm.plan, pm.graph, range(3))  # no sharing: every device assembles its own
+    ex.hold_input(x)
+    ex.run_steps()
+    ex.output()
+    alone = len(made)
+    made.clear()
+    prepared: dict[int, object] = {}
+    out, trace = run_local(pm.plan, pm.graph, x, prepared, parallel=parallel)  # shares
+    shares = next(v for v in prepared.values() if isinstance(v, local._SharedReads))
+    # each all-gather's full input, which every device assembled, is assembled once
+    assert 3 in shares.reads
+    assert len(made) == alone - sum(n - 1 for n in shares.reads)
+    assert all(t._version == version for t, version in made)  # no step wrote one
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    assert trace.device_stats() == expected_trace.device_stats() == pm.plan.device_stats()
+
+
+def test_reads_are_shared_only_by_an_executor_that_plays_every_device() -> None:
+    pm, _ = _tiny("output-channel")
+    with pytest.raises(ValueError, match="every device"):
+        Executor(pm.plan, pm.graph, (0,), share_reads=True)
