@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..graph.convkernel import whole_layer_threads
 from ..plan import Plan, Task, Transfer
 from .local import Executor
 
@@ -130,7 +131,7 @@ class _Run:
         self.need = deps.threads(budget)
         self.ready = [i for i, n in enumerate(self.waiting) if n == 0]
         heapq.heapify(self.ready)
-        self.free = budget
+        self.budget = self.free = budget
         self.left = len(self.steps)
         self.failures: list[tuple[int, BaseException]] = []
         self._cond = threading.Condition()
@@ -165,7 +166,9 @@ class _Run:
     def work(self) -> None:
         """Run ready steps until none is left or a step failed (in a worker thread)."""
         threads = 0
-        with torch.no_grad():  # grad mode is per thread
+        # grad mode is per thread; a conv slice takes the algorithm of the whole layer on the
+        # budget, as the unpartitioned model runs it, not on this task's share (convkernel.py)
+        with torch.no_grad(), whole_layer_threads(self.budget):
             while (step := self._take()) is not None:
                 try:
                     s = self.steps[step]

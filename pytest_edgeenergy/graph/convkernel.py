@@ -6,23 +6,43 @@ about 20k elements, and for 1x1 kernels on one thread. A slice of a layer (a ban
 quarter of the channels) is often below the threshold when the whole layer is above it, and the
 fallback takes up to twice as long per MAC, so a partitioned run would be slower than the model
 for a reason that has nothing to do with partitioning. :func:`conv2d` therefore asks torch which
-algorithm it would use for the *whole* layer (same batch, the thread count the slice runs on)
-and, when that is oneDNN, runs the slice with oneDNN too; otherwise it calls ``F.conv2d`` as
-usual. The slice never gets an algorithm the unpartitioned layer would not get.
+algorithm it would use for the *whole* layer (same batch, and the thread count the
+unpartitioned model runs it on: the slice's own, or the run's whole budget inside
+:func:`whole_layer_threads`, which the local backend's workers set when each device runs on a
+share of the threads) and, when that is oneDNN, runs the slice with oneDNN too; otherwise it
+calls ``F.conv2d`` as usual. The slice never gets an algorithm the unpartitioned layer would not
+get.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
-__all__ = ["conv2d"]
+__all__ = ["conv2d", "whole_layer_threads"]
 
 _Pair = tuple[int, int]
+
+_whole = threading.local()  # .threads: the thread count of the unpartitioned run, if set
+
+
+@contextmanager
+def whole_layer_threads(threads: int) -> Iterator[None]:
+    """On this thread, choose a slice's algorithm as torch would for the whole layer on
+    ``threads`` intra-op threads (the unpartitioned model's count), whatever number of threads
+    the slice itself runs on."""
+    before = getattr(_whole, "threads", None)
+    _whole.threads = threads
+    try:
+        yield
+    finally:
+        _whole.threads = before
 
 
 @lru_cache(maxsize=4096)
@@ -30,14 +50,21 @@ def _whole_layer_uses_onednn(in_shape: tuple[int, ...], weight_shape: tuple[int,
                              stride: _Pair, padding: _Pair, dilation: _Pair, groups: int,
                              threads: int) -> bool:
     """True when torch runs a float32 CPU conv of these shapes with oneDNN at ``threads``
-    intra-op threads (``threads`` only keys the cache: torch reads its own count)."""
+    intra-op threads (torch reads its own count, set to ``threads`` for the question)."""
     select = getattr(torch._C, "_select_conv_backend", None)
     if select is None or not torch._C._has_mkldnn:
         return False
     x = torch.empty(in_shape)  # never written: only its shape is read
     w = torch.empty(weight_shape)
-    backend = select(x, w, None, list(stride), list(padding), list(dilation), False, [0, 0],
-                     groups, None)
+    own = torch.get_num_threads()
+    if own != threads:
+        torch.set_num_threads(threads)
+    try:
+        backend = select(x, w, None, list(stride), list(padding), list(dilation), False, [0, 0],
+                         groups, None)
+    finally:
+        if own != threads:
+            torch.set_num_threads(own)
     return str(backend).endswith("Mkldnn")
 
 
@@ -51,7 +78,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: _Pair, paddin
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)) \
             and _whole_layer_uses_onednn((x.shape[0], *whole_in_shape), tuple(whole_weight_shape),
                                          stride, whole_padding, dilation, whole_groups,
-                                         torch.get_num_threads()):
+                                         getattr(_whole, "threads", None)
+                                         or torch.get_num_threads()):
         return torch.mkldnn_convolution(x, weight, bias, list(padding), list(stride),
                                         list(dilation), groups)
     return F.conv2d(x, weight, bias, stride, padding, dilation, groups)

@@ -58,3 +58,20 @@ def test_a_slice_of_a_layer_torch_runs_without_onednn_runs_as_torch_would(
     assert convkernel._whole_layer_uses_onednn((1, 256, 14, 14), (64, 256, 1, 1), (1, 1),
                                                (0, 0), (1, 1), 1, 1) is False
     torch.testing.assert_close(y, F.conv2d(x, w[:16]), rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not torch._C._has_mkldnn, reason="torch without oneDNN")
+def test_a_slice_on_one_thread_of_a_two_thread_run_takes_the_whole_layers_algorithm_on_two(
+        monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
+    x = torch.randn(1, 256, 14, 14)
+    w = torch.randn(64, 256, 1, 1)  # a 1x1 conv: oneDNN on two threads, im2col on one
+    calls = _onednn_calls(monkeypatch)
+    with convkernel.whole_layer_threads(2):
+        y = conv2d(x, w[:16], None, (1, 1), (0, 0), (1, 1), 1, whole_in_shape=(256, 14, 14),
+                   whole_weight_shape=(64, 256, 1, 1), whole_padding=(0, 0), whole_groups=1)
+    assert calls == [(1, 256, 14, 14)]
+    assert torch.get_num_threads() == 1  # asking torch for two threads' choice changed nothing
+    torch.testing.assert_close(y, F.conv2d(x, w[:16]), rtol=1e-4, atol=1e-4)
+    conv2d(x, w[:16], None, (1, 1), (0, 0), (1, 1), 1, whole_in_shape=(256, 14, 14),
+           whole_weight_shape=(64, 256, 1, 1), whole_padding=(0, 0), whole_groups=1)
+    assert len(calls) == 1  # outside it, the slice's own thread count again
