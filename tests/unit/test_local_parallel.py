@@ -5,6 +5,10 @@ the threads torch may use, and measures exactly what running the steps one after
 from __future__ import annotations
 
 import dataclasses
+import os
+import platform
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -300,3 +304,34 @@ def test_reads_are_shared_only_by_an_executor_that_plays_every_device() -> None:
     pm, _ = _tiny("output-channel")
     with pytest.raises(ValueError, match="every device"):
         Executor(pm.plan, pm.graph, (0,), share_reads=True)
+
+
+_FAULTS_SCRIPT = """
+import resource, torch
+from pytest_edgeenergy.backends.local import keep_freed_memory
+
+def faults():
+    # four 16 MiB blocks live at once, freed, then made again: fresh pages unless kept
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(3):
+        blocks = [torch.ones(4 << 20) for _ in range(4)]
+        del blocks
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+faults()
+alone = faults()
+kept = keep_freed_memory()
+faults()
+print(alone, faults(), kept)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc setting")
+def test_the_local_backend_keeps_the_memory_it_frees_mapped_for_the_next_call() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    res = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], capture_output=True, text=True,
+                         check=True, timeout=120, env=env)
+    alone, kept_faults, kept = res.stdout.split()
+    assert kept == "True"
+    assert int(alone) > 4 * 4096  # glibc gave the pages back: 64 MiB faulted in again
+    assert int(kept_faults) < int(alone) // 20
