@@ -8,6 +8,13 @@ never written, see :meth:`Executor.move`). Pieces are dropped after their last u
 in the :class:`Trace` is measured from these tensors (their element counts and the weights the
 kernels really read), never copied from the plan, so comparing the two checks the plan.
 
+One simulator-only duplicate is elided, in ``run_local`` alone: an input that several devices
+assemble alike (the same regions of the same memory, such as each device's copy of the full
+input of an all-gather) is assembled once per call and read by each of them (see
+:meth:`Executor.run_task`). Each device still computes its own slice from what it received;
+the trace counts pieces, which are unchanged. ``run_local`` also keeps freed memory mapped for
+the process (:func:`keep_freed_memory`).
+
 :class:`Executor` is that machinery for any set of devices: ``run_local`` drives one executor
 for every device, its devices at the same time (:mod:`.threads`) or in turn; the ``gloo``
 backend drives one per process, for its own device, and moves the bytes of its transfers over

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from pytest_edgeenergy import PartitionedModel, build_model, model_input_shape, partition
 from pytest_edgeenergy.backends import local
+from pytest_edgeenergy.backends import threads as threads_module
 from pytest_edgeenergy.backends.local import Executor, PlanExecutionError, run_local
 from pytest_edgeenergy.backends.threads import _Dependencies, memory_steps, thread_shares
 from pytest_edgeenergy.plan import Task
@@ -335,3 +336,28 @@ def test_the_local_backend_keeps_the_memory_it_frees_mapped_for_the_next_call() 
     assert kept == "True"
     assert int(alone) > 4 * 4096  # glibc gave the pages back: 64 MiB faulted in again
     assert int(kept_faults) < int(alone) // 20
+
+
+def test_a_transfer_is_carried_out_as_soon_as_it_is_ready_not_queued_for_a_worker(
+        monkeypatch: pytest.MonkeyPatch, threads: None) -> None:
+    torch.set_num_threads(2)
+    pm, x = _tiny("output-channel")
+    deps = _Dependencies.of(pm.plan)
+    taken: list[int] = []
+    take = threads_module._Run._take
+
+    def recorded(self: threads_module._Run) -> int | None:
+        step = take(self)
+        if step is not None:
+            taken.append(step)
+        return step
+
+    monkeypatch.setattr(threads_module._Run, "_take", recorded)
+    out, trace = run_local(pm.plan, pm.graph, x, parallel=True)
+    transfers = [s.step for s in pm.plan.steps if not isinstance(s, Task)]
+    assert transfers  # the plan has some, and only those ready from the start were queued
+    queued = [s for s in taken if s in transfers]
+    assert all(deps.predecessors[s] == 0 for s in queued)
+    assert len(queued) < len(transfers)
+    assert trace.device_stats() == pm.plan.device_stats()
+    torch.testing.assert_close(out, run_local(pm.plan, pm.graph, x, parallel=False)[0])
