@@ -13,10 +13,10 @@ workers share, never exceed: as many workers as the budget (at most one per devi
 takes that budget divided among the devices that compute the same layer (all of it for a layer
 no other device computes), waiting until that many are free; a transfer, a view of the sender's
 piece (see :meth:`.Executor.move`), takes none, and is carried out at once by the worker whose
-step made it ready rather than queued (it costs microseconds, a hand-over to a worker more). When several steps may start, the earliest of
-the plan goes first. When no two tasks may overlap (a budget of one thread; a plan whose every
-layer one device computes, as ``layer``'s), the steps run in turn on the caller's thread
-instead: there is nothing to gain from hand-offs.
+step made it ready rather than queued (it costs microseconds, a hand-over to a worker more).
+When several steps may start, the earliest of the plan goes first. When no two tasks may
+overlap (a budget of one thread; a plan whose every layer one device computes, as ``layer``'s),
+the steps run in turn on the caller's thread instead: there is nothing to gain from hand-offs.
 
 The worker threads live across runs (one pool per process), so the per-thread state torch and
 OpenMP build on a thread's first kernel is built once, not once per inference.

@@ -308,8 +308,8 @@ def test_reads_are_shared_only_by_an_executor_that_plays_every_device() -> None:
 
 
 _FAULTS_SCRIPT = """
-import resource, torch
-from pytest_edgeenergy.backends.local import keep_freed_memory
+import ctypes, resource, torch
+from pytest_edgeenergy.backends import local
 
 def faults():
     # four 16 MiB blocks live at once, freed, then made again: fresh pages unless kept
@@ -319,9 +319,13 @@ def faults():
         del blocks
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
+# glibc's default trims the heap depending on what else lies on it; make it trim for sure
+mallopt = ctypes.CDLL(None).mallopt
+mallopt(local._M_MMAP_THRESHOLD, local.MMAP_ABOVE_BYTES)
+mallopt(local._M_TRIM_THRESHOLD, 128 << 10)
 faults()
 alone = faults()
-kept = keep_freed_memory()
+kept = local.keep_freed_memory()
 faults()
 print(alone, faults(), kept)
 """
@@ -330,12 +334,16 @@ print(alone, faults(), kept)
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc setting")
 def test_the_local_backend_keeps_the_memory_it_frees_mapped_for_the_next_call() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    res = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], capture_output=True, text=True,
-                         check=True, timeout=120, env=env)
-    alone, kept_faults, kept = res.stdout.split()
-    assert kept == "True"
-    assert int(alone) > 4 * 4096  # glibc gave the pages back: 64 MiB faulted in again
-    assert int(kept_faults) < int(alone) // 20
+    for _ in range(5):  # now and then the heap's layout leaves nothing to give back: again
+        res = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], capture_output=True,
+                             text=True, check=True, timeout=120, env=env)
+        alone, kept_faults, kept = res.stdout.split()
+        assert kept == "True"
+        assert int(kept_faults) < 4096  # at most 16 MiB of the 192 MiB made again faulted in
+        if int(alone) > 4 * 4096:  # the pages given back: 64 MiB faulted in again, and more
+            break
+    else:
+        pytest.fail("glibc never gave the freed pages back, even with its trimming forced")
 
 
 def test_a_transfer_is_carried_out_as_soon_as_it_is_ready_not_queued_for_a_worker(
