@@ -2,7 +2,7 @@
 compute, measures what its plan says, fails loudly and quickly, and stays on 127.0.0.1.
 
 Worker processes take ~1.5 s to start (each imports torch), so the equivalence cases share one
-:class:`GlooWorkers` per device count with the session (``gloo_workers``, conftest.py); tests of
+:class:`GlooWorkers` per device count with the session (``gloo_workers``, gloo_pools.py); tests of
 failures start their own, since a failure kills the workers.
 """
 
@@ -27,6 +27,8 @@ from pytest_edgeenergy.backends import GlooWorkers, run_gloo
 from pytest_edgeenergy.backends.gloo import LOOPBACK
 from pytest_edgeenergy.plan import Task
 from pytest_edgeenergy.randomcnn import Block, CNNSpec, RandomCNN
+
+pytest_plugins = ["gloo_pools"]  # the session's gloo_workers
 
 STRATEGIES = ["layer", "spatial", "output-channel", "input-channel"]
 

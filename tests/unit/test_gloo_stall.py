@@ -25,6 +25,8 @@ from pytest_edgeenergy.backends.stall import (
 )
 from pytest_edgeenergy.plan import Plan, Step, Task, Transfer
 
+pytest_plugins = ["gloo_pools"]  # the session's gloo_workers
+
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
 
 SHAPE = (1, 3, 32, 32)

@@ -19,6 +19,8 @@ from pytest_edgeenergy import (
 from pytest_edgeenergy.backends import GlooWorkers
 from pytest_edgeenergy.equivalence import DEFAULT_TOLERANCE
 
+pytest_plugins = ["gloo_pools"]  # the session's gloo_workers
+
 N_DEVICES = 4
 MATRIX = [pytest.param(model, strategy, id=f"{model}-{strategy}",
                        marks=() if model == "tinycnn" else pytest.mark.heavy)

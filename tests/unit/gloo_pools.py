@@ -1,4 +1,5 @@
-"""Fixtures shared by the library's tests."""
+"""``gloo_workers``: started gloo workers shared by the gloo tests of a session (a plugin module:
+``pytest_plugins = ["gloo_pools"]`` in a test module)."""
 
 from __future__ import annotations
 
