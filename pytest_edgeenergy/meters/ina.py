@@ -62,7 +62,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .protocol import BOARD, Availability, MeterError, MeterUnavailableError, Reading
-from .sampling import PowerSampler
+from .sampling import SamplingMeter
 
 __all__ = [
     "DEFAULT_ADDRESS",
@@ -125,7 +125,7 @@ def _default_bus(number: int) -> Any:
     return smbus2.SMBus(number)
 
 
-class _InaMeter:
+class _InaMeter(SamplingMeter):
     """What both sensors share: opening the bus, reading a register, sampling power."""
 
     name = "ina"
@@ -135,13 +135,11 @@ class _InaMeter:
                  bus_factory: Callable[[int], I2CBus] | None = None,
                  interval_s: float = DEFAULT_INTERVAL_S,
                  clock: Callable[[], float] = time.perf_counter) -> None:
+        super().__init__(interval_s, clock)
         self.bus_number = bus
         self.address = address
         self._factory = bus_factory or _default_bus
-        self._interval_s = interval_s
-        self._clock = clock
         self._bus: I2CBus | None = None
-        self._sampler: PowerSampler | None = None
 
     @property
     def where(self) -> str:
@@ -200,18 +198,13 @@ class _InaMeter:
     def start(self) -> None:
         """Begin sampling the sensor's power."""
         self._open()
-        self._sampler = PowerSampler(self._read, self._interval_s, self._clock)
-        self._sampler.start()
+        self._start_sampling(self._read)
 
     def stop(self) -> Reading:
         """Joules at the sensor since :meth:`start`."""
-        if self._sampler is None:
-            raise MeterError(f"{self.name}: stop() without start()")
-        sampler, self._sampler = self._sampler, None
-        joules, duration, count = sampler.stop()
+        joules, duration, count = self._stop_sampling()
         return Reading(self.name, {BOARD: joules.get(BOARD, 0.0)}, duration,
-                       f"{self.part} at {self.where}: {self._how()}, sampled every "
-                       f"{self._interval_s * 1e3:g} ms ({count} samples), integrated")
+                       f"{self.part} at {self.where}: {self._how()}, {self._sampled(count)}")
 
     def _how(self) -> str:
         return "power"

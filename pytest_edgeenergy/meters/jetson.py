@@ -28,7 +28,7 @@ from .protocol import (
     MeterUnavailableError,
     Reading,
 )
-from .sampling import PowerSampler
+from .sampling import SamplingMeter
 
 __all__ = ["JetsonMeter", "rail_domain"]
 
@@ -63,7 +63,7 @@ def _watts(power: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-class JetsonMeter:
+class JetsonMeter(SamplingMeter):
     """Energy of a Jetson's board and rails from jtop (see the module docstring)."""
 
     name = "jetson"
@@ -72,11 +72,9 @@ class JetsonMeter:
     def __init__(self, jtop_factory: Callable[[], Any] | None = None,
                  interval_s: float = DEFAULT_INTERVAL_S,
                  clock: Callable[[], float] = time.perf_counter) -> None:
+        super().__init__(interval_s, clock)
         self._factory = jtop_factory or _default_factory
-        self._interval_s = interval_s
-        self._clock = clock
         self._jtop: Any = None
-        self._sampler: PowerSampler | None = None
 
     def _open(self) -> Any:
         if self._jtop is not None:
@@ -119,18 +117,12 @@ class JetsonMeter:
     def start(self) -> None:
         """Begin sampling the rails."""
         self._open()
-        self._sampler = PowerSampler(self._read, self._interval_s, self._clock)
-        self._sampler.start()
+        self._start_sampling(self._read)
 
     def stop(self) -> Reading:
         """Joules per domain since :meth:`start`."""
-        if self._sampler is None:
-            raise MeterError("jetson: stop() without start()")
-        sampler, self._sampler = self._sampler, None
-        joules, duration, count = sampler.stop()
-        return Reading(self.name, joules, duration,
-                       f"jtop power rails sampled every {self._interval_s * 1e3:g} ms "
-                       f"({count} samples), integrated")
+        joules, duration, count = self._stop_sampling()
+        return Reading(self.name, joules, duration, f"jtop power rails {self._sampled(count)}")
 
     def close(self) -> None:
         """Close the jtop connection."""

@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from .protocol import GPU, Availability, MeterError, MeterUnavailableError, Reading
-from .sampling import PowerSampler
+from .sampling import SamplingMeter
 
 __all__ = ["NvmlMeter"]
 
@@ -33,19 +33,17 @@ def _import_pynvml() -> ModuleType:
     return importlib.import_module("pynvml")
 
 
-class NvmlMeter:
+class NvmlMeter(SamplingMeter):
     """Energy of the NVIDIA GPUs of this machine (see the module docstring)."""
 
     name = "nvml"
 
     def __init__(self, nvml: Any = None, interval_s: float = DEFAULT_INTERVAL_S,
                  clock: Callable[[], float] = time.perf_counter) -> None:
+        super().__init__(interval_s, clock)
         self._nvml = nvml
-        self._interval_s = interval_s
-        self._clock = clock
         self._handles: list[Any] | None = None
         self._counter_start: tuple[float, list[int]] | None = None
-        self._sampler: PowerSampler | None = None
 
     def _module(self) -> Any:
         if self._nvml is None:
@@ -104,8 +102,7 @@ class NvmlMeter:
         if counters is not None:
             self._counter_start = (self._clock(), counters)
             return
-        self._sampler = PowerSampler(self._power_w, self._interval_s, self._clock)
-        self._sampler.start()
+        self._start_sampling(self._power_w)
 
     def stop(self) -> Reading:
         """Joules of every GPU since :meth:`start`."""
@@ -119,13 +116,9 @@ class NvmlMeter:
             mj = sum(b - a for a, b in zip(begin, end, strict=True))
             return Reading(self.name, {GPU: mj / 1e3}, self._clock() - t0,
                            f"NVML total energy counters of {len(end)} GPU(s)")
-        if self._sampler is not None:
-            sampler, self._sampler = self._sampler, None
-            joules, duration, count = sampler.stop()
-            return Reading(self.name, {GPU: joules.get(GPU, 0.0)}, duration,
-                           f"NVML power of {len(self._handles or [])} GPU(s) sampled every "
-                           f"{self._interval_s * 1e3:g} ms ({count} samples), integrated")
-        raise MeterError("NVML: stop() without start()")
+        joules, duration, count = self._stop_sampling()
+        return Reading(self.name, {GPU: joules.get(GPU, 0.0)}, duration,
+                       f"NVML power of {len(self._handles or [])} GPU(s) {self._sampled(count)}")
 
     def close(self) -> None:
         """Shut NVML down if it was initialised here."""

@@ -13,7 +13,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["PowerSampler", "integrate_power"]
+from .protocol import MeterError
+
+__all__ = ["PowerSampler", "SamplingMeter", "integrate_power"]
 
 PowerRead = Callable[[], Mapping[str, float]]
 """A function returning watts per domain, now."""
@@ -83,3 +85,30 @@ class PowerSampler:
         self._sample()
         samples = self._samples
         return integrate_power(samples), samples[-1][0] - samples[0][0], len(samples)
+
+
+class SamplingMeter:
+    """The part of a meter that samples power: a :class:`PowerSampler` between ``start()`` and
+    ``stop()``. A subclass opens its sensor, then calls :meth:`_start_sampling` with its read
+    function, and :meth:`_stop_sampling` for the joules, seconds and sample count."""
+
+    name = "meter"
+
+    def __init__(self, interval_s: float, clock: Callable[[], float]) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._sampler: PowerSampler | None = None
+
+    def _start_sampling(self, read: PowerRead) -> None:
+        self._sampler = PowerSampler(read, self._interval_s, self._clock)
+        self._sampler.start()
+
+    def _stop_sampling(self) -> tuple[dict[str, float], float, int]:
+        if self._sampler is None:
+            raise MeterError(f"{self.name}: stop() without start()")
+        sampler, self._sampler = self._sampler, None
+        return sampler.stop()
+
+    def _sampled(self, count: int) -> str:
+        """How the energy was found, for the reading's description."""
+        return f"sampled every {self._interval_s * 1e3:g} ms ({count} samples), integrated"

@@ -14,6 +14,7 @@ from pytest_edgeenergy.meters import (
     CPU_PACKAGE,
     DRAM,
     GPU,
+    MeterError,
     MeterSpecError,
     MeterUnavailableError,
     Reading,
@@ -347,6 +348,20 @@ def test_this_machine_has_no_rapl_nvml_or_jetson_and_each_says_why() -> None:
         if status.ok:
             pytest.skip(f"{name} is available here: {status.reason}")
         assert status.reason.startswith(("RAPL", "NVML", "jetson"))
+
+
+@pytest.mark.parametrize("meter", [
+    NvmlMeter(FakeNvml(gpus=1, counter=False)),
+    JetsonMeter(lambda: FakeJtop(NANO_POWER)),
+    Ina219Meter(bus_factory=lambda n: FakeBus(0x40, ina219_registers(0.01, 5.0))),
+], ids=lambda m: m.name)
+def test_a_sampling_meter_stopped_before_it_started_names_itself(meter: Any) -> None:
+    with pytest.raises(MeterError, match=rf"^{meter.name}: stop\(\) without start\(\)$"):
+        meter.stop()
+    meter.start()
+    meter.stop()
+    with pytest.raises(MeterError, match="stop"):
+        meter.stop()
 
 
 def test_power_samples_integrate_with_the_trapezoid_rule() -> None:
