@@ -45,7 +45,6 @@ _default = "ci" if os.environ.get("CI") else "fast"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
 
 
-
 def _import_matplotlib_once() -> None:
     """Import the matplotlib modules the pictures use before any test runs.
 
@@ -61,6 +60,7 @@ def _import_matplotlib_once() -> None:
 
 
 _import_matplotlib_once()
+
 
 @pytest.fixture(autouse=True)
 def _no_job_summary_in_nested_runs(request: pytest.FixtureRequest,
