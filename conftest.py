@@ -1,5 +1,5 @@
-"""Repository-wide test settings: heavy tests opt-in, hypothesis profiles, and nested runs kept
-out of CI's summary.
+"""Repository-wide test settings: heavy tests opt-in, the default run on two pytest-xdist
+workers, hypothesis profiles, and nested runs kept out of CI's summary.
 
 **Heavy tests** (big zoo models, full matrices, benchmarks, subprocess swarms) are marked
 ``@pytest.mark.heavy`` and left out of a plain ``pytest`` run, which stays fast. Run them with
@@ -8,6 +8,11 @@ out of CI's summary.
 heavy"`` is everything too), and a heavy test named by its node id (``path::test``) runs.
 Deselected heavy tests are reported as deselected, so the plugin's baseline bookkeeping knows
 they did not run.
+
+**Two workers**: a plain ``pytest`` (the whole default run) runs on :data:`DEFAULT_WORKERS`
+pytest-xdist workers; ``-n 0`` keeps it in one process. Runs of named paths or tests, heavy
+runs, ``-s`` and ``--pdb`` stay in one process by themselves (:func:`pytest_cmdline_main`);
+``-n 2`` asks for workers.
 
 **Hypothesis profiles**: ``fast`` (the default) keeps local runs quick; ``ci`` (chosen when
 the environment variable CI is set, or with HYPOTHESIS_PROFILE=ci) is derandomised, so a CI run
@@ -25,6 +30,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 HEAVY = "heavy"
+DEFAULT_WORKERS = 2
+"""pytest-xdist workers of the default run: the cores of the 2-core machine the suite's time
+budget is set on (issue 8: the default run under 3 minutes)."""
 BENCHMARKS = Path(__file__).resolve().parent / "tests" / "benchmarks"
 
 settings.register_profile(
@@ -35,7 +43,6 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 _default = "ci" if os.environ.get("CI") else "fast"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
-
 
 
 def _import_matplotlib_once() -> None:
@@ -54,6 +61,7 @@ def _import_matplotlib_once() -> None:
 
 _import_matplotlib_once()
 
+
 @pytest.fixture(autouse=True)
 def _no_job_summary_in_nested_runs(request: pytest.FixtureRequest,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,12 +74,49 @@ def _no_job_summary_in_nested_runs(request: pytest.FixtureRequest,
     """
     if "pytester" in request.fixturenames:
         monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+        # Under pytest-xdist this process is a worker; the nested run is a session of its own
+        # (pytest-benchmark, for one, turns itself off where it sees a worker's variables).
+        for name in _XDIST_WORKER_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+
+
+_XDIST_WORKER_VARIABLES = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT",
+                           "PYTEST_XDIST_TESTRUNUID")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """``--heavy``: also run the tests marked heavy."""
     parser.addoption("--heavy", action="store_true", default=False,
                      help="also run the tests marked heavy (left out by default; see conftest.py)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which starts the workers
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Run a plain ``pytest`` (the whole default run, from ``testpaths``) on
+    :data:`DEFAULT_WORKERS` pytest-xdist workers, one test module per worker at a time
+    (``--dist loadscope``: a module's fixtures and caches are made once).
+
+    A run stays in one process when the command chooses otherwise (``-n``, ``--dist``,
+    ``--tx``), names files, folders or tests (starting workers would cost more than a small
+    selection takes), selects heavy tests (``--heavy``, any ``-m``: the benchmarks time on one
+    process), collects only, debugs (``--pdb``, ``--trace``) or shows output (``-s``); and
+    always on an xdist worker, or without pytest-xdist.
+    """
+    option = config.option
+    # An xdist worker runs this hook too, with the options of a plain run: it must not start
+    # workers of its own (nor a pytest that one of its tests starts here).
+    if (not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput")
+            or "PYTEST_XDIST_WORKER" in os.environ):
+        return
+    chosen = (option.numprocesses is not None or option.dist != "no" or option.tx
+              or option.distload)
+    heavy = config.getoption("heavy") or config.getoption("markexpr", "")
+    named = config.args_source is pytest.Config.ArgsSource.ARGS
+    debugging = option.usepdb or getattr(option, "trace", False) or option.capture == "no"
+    if chosen or heavy or named or option.collectonly or debugging:
+        return
+    option.numprocesses = DEFAULT_WORKERS
+    option.dist = "loadscope"
 
 
 def pytest_configure(config: pytest.Config) -> None:

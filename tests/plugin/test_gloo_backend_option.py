@@ -14,6 +14,7 @@ import pytest
 from edge_project import BROKEN
 
 from pytest_edgeenergy.plugin.testing import plugin_args, run_subprocess
+from pytest_edgeenergy.plugin.testing import run as run_inprocess
 
 pytest_plugins = ["pytester"]
 
@@ -71,7 +72,9 @@ def test_edge_run_may_choose_its_backend(pytester: pytest.Pytester) -> None:
 def test_local(edge_run):
     assert edge_run(backend="local").trace.backend == "local"
 """)
-    result = run(pytester, "--edge-backend=gloo", "--edge-devices=2", "--edge-strategies=layer")
+    # In-process (no worker is started, so nothing needs a subprocess)
+    result = run_inprocess(pytester, "--edge-models=tinycnn", "--edge-backend=gloo",
+                           "--edge-devices=2", "--edge-strategies=layer")
     result.assert_outcomes(passed=1)
     assert "started in" not in result.stdout.str()  # no case needed the workers
 

@@ -158,6 +158,7 @@ CASES: dict[str, tuple[Fn, int, bool]] = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning")
 @pytest.mark.parametrize("n", DEVICE_COUNTS)
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("case", sorted(CASES))

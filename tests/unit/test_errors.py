@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+from shared_models import shared_model
 from torch import nn
 
 from pytest_edgeenergy import PartitionError, build_model, get_strategy, partition
@@ -82,7 +83,7 @@ def test_an_unknown_model_lists_the_known_ones() -> None:
 def test_an_input_shape_that_does_not_fit_names_the_layer_and_the_shape() -> None:
     with pytest.raises(PartitionError, match=r"input shape \(1, 3, 64, 64\) does not fit model "
                                              r"VGG.*layer 'classifier\.0' \(Linear\)"):
-        partition(build_model("vgg16"), "output-channel", 2, (1, 3, 64, 64))
+        partition(shared_model("vgg16"), "output-channel", 2, (1, 3, 64, 64))
 
 
 def test_an_input_with_the_wrong_channel_count_names_the_first_conv() -> None:

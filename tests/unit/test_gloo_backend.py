@@ -2,8 +2,8 @@
 compute, measures what its plan says, fails loudly and quickly, and stays on 127.0.0.1.
 
 Worker processes take ~1.5 s to start (each imports torch), so the equivalence cases share one
-:class:`GlooWorkers` per device count for the whole module; tests of failures start their own,
-since a failure kills the workers.
+:class:`GlooWorkers` per device count with the session (``gloo_workers``, gloo_pools.py); tests of
+failures start their own, since a failure kills the workers.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -27,6 +27,8 @@ from pytest_edgeenergy.backends import GlooWorkers, run_gloo
 from pytest_edgeenergy.backends.gloo import LOOPBACK
 from pytest_edgeenergy.plan import Task
 from pytest_edgeenergy.randomcnn import Block, CNNSpec, RandomCNN
+
+pytest_plugins = ["gloo_pools"]  # the session's gloo_workers
 
 STRATEGIES = ["layer", "spatial", "output-channel", "input-channel"]
 
@@ -69,32 +71,17 @@ def assert_equivalent(out: torch.Tensor, ref: torch.Tensor) -> None:
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=atol)
 
 
-@pytest.fixture(scope="module")
-def workers() -> Iterator[Callable[[int], GlooWorkers]]:
-    """Started workers for a device count, shared by the module's tests."""
-    started: dict[int, GlooWorkers] = {}
-
-    def get(n: int) -> GlooWorkers:
-        if n not in started or not started[n].alive:
-            started[n] = GlooWorkers(n, timeout_s=60)
-        return started[n]
-
-    yield get
-    for w in started.values():
-        w.close()
-
-
 EQUIVALENCE_CASES = [(model, strategy, n) for model in ("tinycnn", "random-cnn")
                      for n in (2, 3) for strategy in STRATEGIES] + [("random-cnn", "spatial", 4)]
 
 
 @pytest.mark.parametrize(("model_name", "strategy", "n"), EQUIVALENCE_CASES)
 def test_gloo_computes_what_the_model_and_the_local_backend_compute_and_measures_its_plan(
-        workers: Callable[[int], GlooWorkers], model_name: str, strategy: str, n: int) -> None:
+        gloo_workers: Callable[[int], GlooWorkers], model_name: str, strategy: str, n: int) -> None:
     model, x, ref = case(model_name)
     pm = partition(model, strategy, n, x.shape)
     local_out = pm(x)
-    out, trace = run_gloo(pm.plan, pm.graph, x, workers=workers(n))
+    out, trace = run_gloo(pm.plan, pm.graph, x, workers=gloo_workers(n))
     assert out.shape == ref.shape
     assert_equivalent(out, ref)
     assert_equivalent(out, local_out)
@@ -128,9 +115,9 @@ def test_an_unknown_backend_is_a_partition_error_listing_the_known_ones() -> Non
 
 
 def test_workers_refuse_a_plan_for_another_device_count_and_a_wrong_input(
-        workers: Callable[[int], GlooWorkers]) -> None:
+        gloo_workers: Callable[[int], GlooWorkers]) -> None:
     model, x, _ = case("tinycnn")
-    pool = workers(2)
+    pool = gloo_workers(2)
     pm = partition(model, "spatial", 3, x.shape)
     with pytest.raises(PartitionError, match=r"plan for 3 devices cannot run on 2 gloo workers"):
         pool.run(pm.plan, pm.graph, x)
@@ -245,9 +232,9 @@ def _tcp_sockets(pid: int) -> list[tuple[str, tuple[object, int], tuple[object, 
 @pytest.mark.heavy  # a swarm of worker processes
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/<pid>/net/tcp")
 def test_every_socket_of_the_workers_is_on_127_0_0_1(
-        workers: Callable[[int], GlooWorkers]) -> None:
+        gloo_workers: Callable[[int], GlooWorkers]) -> None:
     model, x, _ = case("random-cnn")
-    pool = workers(3)
+    pool = gloo_workers(3)
     pm = partition(model, "input-channel", 3, x.shape)
     pool.run(pm.plan, pm.graph, x)
     loopback = ipaddress.ip_address("127.0.0.1")

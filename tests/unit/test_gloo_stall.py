@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ from pytest_edgeenergy.backends.stall import (
     script_without_main_guard,
 )
 from pytest_edgeenergy.plan import Plan, Step, Task, Transfer
+
+pytest_plugins = ["gloo_pools"]  # the session's gloo_workers
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
 
@@ -64,15 +67,17 @@ def test_without_a_stopped_process_the_waits_are_followed_to_the_slow_device() -
     assert "device 0 after its last step" in text
 
 
-def test_a_worker_stopped_by_sigstop_is_named_with_its_step_on_timeout() -> None:
+def test_a_worker_stopped_by_sigstop_is_named_with_its_step_on_timeout(
+        gloo_workers: Callable[[int], GlooWorkers]) -> None:
     model = build_model("tinycnn")
     x = torch.randn(SHAPE)
     pm = partition(model, "layer", 3, SHAPE)
-    with GlooWorkers(3, timeout_s=60) as pool:
-        pool.run(pm.plan, pm.graph, x)
-        os.kill(pool.pids[2], signal.SIGSTOP)
-        with pytest.raises(PartitionError) as caught:
-            pool.run(pm.plan, pm.graph, x, timeout_s=2.0)
+    pool = gloo_workers(3)  # the session's: the failure stops them, a later user gets new ones
+    pool.run(pm.plan, pm.graph, x)
+    os.kill(pool.pids[2], signal.SIGSTOP)
+    with pytest.raises(PartitionError) as caught:
+        pool.run(pm.plan, pm.graph, x, timeout_s=2.0)
+    assert not pool.alive
     message = str(caught.value)
     assert "device 2 is stuck before its first step: its process (pid " in message
     assert "is stopped (SIGSTOP, or a debugger)" in message

@@ -4,7 +4,7 @@ backend's trace. The whole matrix is ``heavy``; tinycnn's row runs by default.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -19,21 +19,17 @@ from pytest_edgeenergy import (
 from pytest_edgeenergy.backends import GlooWorkers
 from pytest_edgeenergy.equivalence import DEFAULT_TOLERANCE
 
+pytest_plugins = ["gloo_pools"]  # the session's gloo_workers
+
 N_DEVICES = 4
 MATRIX = [pytest.param(model, strategy, id=f"{model}-{strategy}",
                        marks=() if model == "tinycnn" else pytest.mark.heavy)
           for model in list_models() for strategy in list_strategies()]
 
 
-@pytest.fixture(scope="module")
-def workers() -> Iterator[GlooWorkers]:
-    with GlooWorkers(N_DEVICES, timeout_s=900) as started:
-        yield started
-
-
 @pytest.mark.parametrize(("model_name", "strategy"), MATRIX)
 def test_gloo_on_4_devices_equals_the_model_and_the_local_backend(
-        workers: GlooWorkers, model_name: str, strategy: str) -> None:
+        gloo_workers: Callable[[int], GlooWorkers], model_name: str, strategy: str) -> None:
     model = build_model(model_name)
     shape = model_input_shape(model_name)
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
@@ -42,7 +38,7 @@ def test_gloo_on_4_devices_equals_the_model_and_the_local_backend(
     pm = partition(model, strategy, N_DEVICES, shape)
     local_out = pm(x)
     local_trace = pm.trace
-    out, trace = workers.run(pm.plan, pm.graph, x)
+    out, trace = gloo_workers(N_DEVICES).run(pm.plan, pm.graph, x, timeout_s=900)
     atol = DEFAULT_TOLERANCE * float(ref.abs().max())
     torch.testing.assert_close(out, ref, rtol=0, atol=atol)
     torch.testing.assert_close(out, local_out, rtol=0, atol=atol)

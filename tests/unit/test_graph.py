@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+from shared_models import shared_model
 from torch import nn
 
-from pytest_edgeenergy import build_model, model_input_shape, partition
+from pytest_edgeenergy import model_input_shape, partition
 from pytest_edgeenergy.graph import build_graph
 from pytest_edgeenergy.graph.ops import Affine, Conv
 
@@ -22,12 +23,12 @@ PUBLISHED_GMACS = {"vgg16": 15.5, "resnet18": 1.8, "resnet50": 4.1, "resnet101":
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_GMACS))
 def test_zoo_macs_match_the_published_figures(name: str) -> None:
-    g = build_graph(build_model(name), model_input_shape(name))
+    g = build_graph(shared_model(name), model_input_shape(name))
     assert g.total_macs() / 1e9 == pytest.approx(PUBLISHED_GMACS[name], rel=0.03)
 
 
 def test_vgg16_macs_and_weights_are_exact() -> None:
-    g = build_graph(build_model("vgg16"), model_input_shape("vgg16"))
+    g = build_graph(shared_model("vgg16"), model_input_shape("vgg16"))
     assert g.total_macs() == 15_470_264_320
     assert g.total_weight_bytes() == 138_357_544 * 4
 
@@ -42,7 +43,7 @@ def test_planning_resnet101_runs_no_real_convolution(monkeypatch: pytest.MonkeyP
         return real(x, *args, **kwargs)
 
     monkeypatch.setattr(F, "conv2d", only_meta)
-    pm = partition(build_model("resnet101"), "spatial", 4, model_input_shape("resnet101"))
+    pm = partition(shared_model("resnet101"), "spatial", 4, model_input_shape("resnet101"))
     assert ran == []
     assert pm.plan.graph_macs == 7_801_405_440
 
@@ -66,12 +67,12 @@ def test_batchnorm_after_a_conv_is_folded_into_it_exactly() -> None:
 
 
 def test_a_batchnorm_that_does_not_follow_a_conv_becomes_a_channel_affine() -> None:
-    g = build_graph(build_model("densenet121"), model_input_shape("densenet121"))
+    g = build_graph(shared_model("densenet121"), model_input_shape("densenet121"))
     assert any(isinstance(layer.op, Affine) for layer in g.layers)
 
 
 def test_activations_are_fused_into_the_layer_before_them() -> None:
-    g = build_graph(build_model("resnet18"), model_input_shape("resnet18"))
+    g = build_graph(shared_model("resnet18"), model_input_shape("resnet18"))
     first = g.layers[0]
     assert first.describe() == "conv 3->64 k7x7 s2 p3 +relu"
     assert not any(layer.op.kind == "act" for layer in g.layers)
@@ -113,7 +114,7 @@ def test_functional_forms_are_supported_and_partition_exactly(strategy: str) -> 
 
 
 def test_tensor_and_layer_sizes_are_reported_in_bytes() -> None:
-    g = build_graph(build_model("vgg16"), model_input_shape("vgg16"))
+    g = build_graph(shared_model("vgg16"), model_input_shape("vgg16"))
     assert g.tensor_bytes(g.input_name) == 3 * 224 * 224 * 4
     assert g.tensor_bytes(g.layers[0].name) == 64 * 224 * 224 * 4
     assert "conv 3->64 k3x3 s1 p1 +relu" in g.summary()

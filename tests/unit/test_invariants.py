@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 import torch
+from shared_models import shared_model
 from torch import nn
 
-from pytest_edgeenergy import build_model, model_input_shape, partition
+from pytest_edgeenergy import model_input_shape, partition
 from pytest_edgeenergy.graph import build_graph
 from pytest_edgeenergy.plan import Transfer
 
@@ -94,13 +95,13 @@ def test_spatial_reports_its_halo_recompute_exactly() -> None:
 
 @pytest.fixture(scope="module")
 def resnet50_graph() -> object:
-    return build_graph(build_model("resnet50"), model_input_shape("resnet50"))
+    return build_graph(shared_model("resnet50"), model_input_shape("resnet50"))
 
 
 @pytest.mark.parametrize("strategy", ["layer", "output-channel", "input-channel"])
 @pytest.mark.parametrize("n", [2, 3, 8])
 def test_total_macs_equal_the_unpartitioned_macs_exactly(strategy: str, n: int) -> None:
-    model = build_model("resnet50")
+    model = shared_model("resnet50")
     pm = partition(model, strategy, n, model_input_shape("resnet50"))
     assert pm.plan.total_macs == pm.plan.graph_macs == 4_089_184_256
     assert pm.plan.redundant_macs == 0
@@ -108,7 +109,7 @@ def test_total_macs_equal_the_unpartitioned_macs_exactly(strategy: str, n: int) 
 
 @pytest.mark.parametrize("fuse", [1, 2, 4])
 def test_spatial_macs_exceed_the_model_only_by_the_reported_recompute(fuse: int) -> None:
-    model = build_model("vgg16")
+    model = shared_model("vgg16")
     pm = partition(model, "spatial", 4, model_input_shape("vgg16"), fuse=fuse)
     plan = pm.plan
     assert plan.skipped_macs == 0
@@ -123,14 +124,14 @@ def test_spatial_macs_exceed_the_model_only_by_the_reported_recompute(fuse: int)
 @pytest.mark.parametrize("name", ["vgg16", "resnet50"])
 def test_channel_strategies_give_each_device_about_a_quarter_of_the_weights(
         name: str, strategy: str) -> None:
-    pm = partition(build_model(name), strategy, 4, model_input_shape(name))
+    pm = partition(shared_model(name), strategy, 4, model_input_shape(name))
     total = pm.plan.graph_weight_bytes
     for stats in pm.plan.device_stats():
         assert 0.22 * total <= stats.weight_bytes <= 0.28 * total
 
 
 def test_spatial_replicates_the_weights_of_the_layers_it_splits() -> None:
-    pm = partition(build_model("resnet18"), "spatial", 4, model_input_shape("resnet18"))
+    pm = partition(shared_model("resnet18"), "spatial", 4, model_input_shape("resnet18"))
     fc_bytes = (1000 * 512 + 1000) * F32
     conv_bytes = pm.plan.graph_weight_bytes - fc_bytes
     stats = pm.plan.device_stats()
@@ -160,7 +161,7 @@ def test_layer_wise_shares_what_a_heavy_first_layer_leaves_among_the_other_devic
 
 
 def test_layer_wise_gives_each_weight_to_exactly_one_device() -> None:
-    pm = partition(build_model("vgg16"), "layer", 4, model_input_shape("vgg16"))
+    pm = partition(shared_model("vgg16"), "layer", 4, model_input_shape("vgg16"))
     assert sum(s.weight_bytes for s in pm.plan.device_stats()) == pm.plan.graph_weight_bytes
 
 
@@ -179,7 +180,7 @@ def test_a_faster_device_gets_a_larger_share() -> None:
     from pytest_edgeenergy import Cluster
 
     cluster = Cluster.parse("jetson-nano-10w,rpi4")
-    pm = partition(build_model("vgg16"), "output-channel", cluster, model_input_shape("vgg16"))
+    pm = partition(shared_model("vgg16"), "output-channel", cluster, model_input_shape("vgg16"))
     fast, slow = pm.plan.device_stats()
     ratio = cluster.speeds[0] / cluster.speeds[1]
     assert fast.macs / slow.macs == pytest.approx(ratio, rel=0.05)

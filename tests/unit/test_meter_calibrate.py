@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
+import functools
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,12 +40,27 @@ IDLE_W = 2.5
 JOULES_PER_LOAD = 0.004
 
 
+class VirtualClock:
+    """A clock that moves only when the code under test sleeps or the fake load runs, so the
+    windows of the measurement (0.25 s each) take no real time."""
+
+    def __init__(self) -> None:
+        self.now_s = 0.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def sleep(self, seconds: float) -> None:
+        self.now_s += seconds
+
+
 class LoadMeter:
-    """Idle power plus a fixed energy per call of the load, on the real clock."""
+    """Idle power plus a fixed energy per call of the load, on a virtual clock."""
 
     name = "loadmeter"
 
-    def __init__(self, domain: str = BOARD, active: bool = True) -> None:
+    def __init__(self, clock: VirtualClock, domain: str = BOARD, active: bool = True) -> None:
+        self.clock = clock
         self.domain = domain
         self.active = active
         self.calls = 0
@@ -56,14 +71,14 @@ class LoadMeter:
 
     def load(self) -> None:
         self.calls += 1
-        time.sleep(0.001)
+        self.clock.sleep(0.001)
 
     def start(self) -> None:
-        self._start = (time.perf_counter(), self.calls)
+        self._start = (self.clock(), self.calls)
 
     def stop(self) -> Reading:
         t0, calls = self._start
-        seconds = time.perf_counter() - t0
+        seconds = self.clock() - t0
         # A load that lowers the power: what a meter too coarse for the load may report.
         extra = (self.calls - calls) * JOULES_PER_LOAD * (1 if self.active else -1)
         return Reading(self.name, {self.domain: IDLE_W * seconds + extra}, seconds,
@@ -72,10 +87,13 @@ class LoadMeter:
 
 @pytest.fixture
 def fake_meter(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoadMeter]:
-    meter = LoadMeter()
+    clock = VirtualClock()
+    meter = LoadMeter(clock)
     register_meter("loadmeter", lambda: meter)
     monkeypatch.setattr(calibrate, "measure", lambda seconds, command: FAKE)
     monkeypatch.setattr(meter_calibrate, "conv_load", lambda: meter.load)
+    monkeypatch.setattr(meter_calibrate, "measure_power", functools.partial(
+        meter_calibrate.measure_power, clock=clock, sleep=clock.sleep))
     yield meter
     unregister_meter("loadmeter")
 
