@@ -11,8 +11,7 @@ the GIL, so their kernels really run at the same time.
 The threads torch may use (``torch.get_num_threads()`` when the run starts) are a budget the
 workers share, never exceed: as many workers as the budget (at most one per device), and a task
 takes that budget divided among the devices that compute the same layer (all of it for a layer
-no other device computes, or for a task big enough to keep every thread busy:
-:data:`BIG_TASK_MACS`), waiting until that many are free; a transfer, a view of the sender's
+no other device computes), waiting until that many are free; a transfer, a view of the sender's
 piece (see :meth:`.Executor.move`), takes none, and is carried out at once by the worker whose
 step made it ready rather than queued (it costs microseconds, a hand-over to a worker more).
 When several steps may start, the earliest of the plan goes first. When no two tasks may
@@ -42,33 +41,13 @@ from .local import Executor
 _DEPENDENCIES_KEY = -2
 
 
-#: A task computing a region of a layer with at least this many MACs takes the whole budget
-#: (so such tasks run one after another, each on every thread). Measured on VGG-16 at 2 threads
-#: (docs/strategies.md), whose split layers give each device 99 to 600 million MACs: an OpenMP
-#: team runs such a kernel about as fast as two tasks side by side on a thread each, without
-#: leaving a core idle where the devices wait for each other (the ends of spatial's fused
-#: stacks, each all-gather); devices side by side were 0.1 to 0.3 slower there. ResNet-50's
-#: slices (30 million MACs at most) stay side by side, where they were much the faster, and so
-#: do partial sums, whose full-size outputs make two side by side the faster on VGG-16 too.
-BIG_TASK_MACS = 64_000_000
-
-
-def _share(task: Task, sharers: int, budget: int) -> int:
-    """The threads of ``task``, whose layer ``sharers`` devices compute: all of the budget for
-    a big computing task (:data:`BIG_TASK_MACS`), else the budget divided among the sharers."""
-    if task.kind == "compute" and task.macs >= BIG_TASK_MACS:
-        return budget
-    return max(1, budget // sharers)
-
-
 def thread_shares(plan: Plan, budget: int) -> dict[int, int]:
-    """Threads for each task: the budget divided among the devices computing the same layer
-    (all of it for a big computing task, see :data:`BIG_TASK_MACS`)."""
+    """Threads for each task: the budget divided among the devices computing the same layer."""
     devices: dict[str, set[int]] = {}
     for s in plan.steps:
         if isinstance(s, Task):
             devices.setdefault(s.layer, set()).add(s.device)
-    return {s.step: _share(s, len(devices[s.layer]), budget)
+    return {s.step: max(1, budget // len(devices[s.layer]))
             for s in plan.steps if isinstance(s, Task)}
 
 
@@ -106,7 +85,6 @@ class _Dependencies:
     successors: tuple[tuple[int, ...], ...]
     predecessors: tuple[int, ...]
     sharers: tuple[int, ...]
-    tasks: tuple[Task | None, ...]
 
     @staticmethod
     def of(plan: Plan) -> _Dependencies:
@@ -134,14 +112,12 @@ class _Dependencies:
         for t in plan.tasks:
             devices.setdefault(t.layer, set()).add(t.device)
         sharers = tuple(len(devices[s.layer]) if isinstance(s, Task) else 0 for s in plan.steps)
-        tasks = tuple(s if isinstance(s, Task) else None for s in plan.steps)
-        return _Dependencies(tuple(tuple(sorted(a)) for a in after), tuple(count), sharers, tasks)
+        return _Dependencies(tuple(tuple(sorted(a)) for a in after), tuple(count), sharers)
 
     def threads(self, budget: int) -> list[int]:
         """The threads each step takes: a task the budget divided among the devices computing
         its layer (as :func:`thread_shares`), a transfer none."""
-        return [0 if t is None else _share(t, k, budget) for k, t in zip(self.sharers, self.tasks,
-                                                                         strict=True)]
+        return [max(1, budget // k) if k else 0 for k in self.sharers]
 
 
 class _Run:

@@ -369,18 +369,3 @@ def test_a_transfer_is_carried_out_as_soon_as_it_is_ready_not_queued_for_a_worke
     assert len(queued) < len(transfers)
     assert trace.device_stats() == pm.plan.device_stats()
     torch.testing.assert_close(out, run_local(pm.plan, pm.graph, x, parallel=False)[0])
-
-
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_a_computing_task_big_enough_to_keep_every_thread_busy_takes_them_all(
-        strategy: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    plan = partition(build_model("tinycnn"), strategy, 3, model_input_shape("tinycnn")).plan
-    tasks = [s for s in plan.steps if isinstance(s, Task)]
-    small = thread_shares(plan, 4)
-    big_macs = sorted(t.macs for t in tasks)[len(tasks) // 2]  # half the tasks reach it
-    monkeypatch.setattr(threads_module, "BIG_TASK_MACS", max(1, big_macs))
-    shares = thread_shares(plan, 4)
-    for t in tasks:
-        big = t.kind == "compute" and t.macs >= max(1, big_macs)
-        assert shares[t.step] == (4 if big else small[t.step])  # partial sums stay shared
-    assert _Dependencies.of(plan).threads(4) == [shares.get(s.step, 0) for s in plan.steps]
