@@ -570,6 +570,15 @@ class Cat(Op):
         return RunResult(out=torch.cat(parts, dim=self.axis + 1))
 
 
+def _follow_planes(op: Op, piece: Box) -> Box | None:
+    """For an op whose output channel c is made from input channel c alone: the output region
+    a piece of the first input holding whole planes maps to (the same channels, all of the
+    output's rows and columns); None for a piece that cuts the planes."""
+    if piece.empty or piece.ranges[1:] != Box.full(op.in_shapes[0]).ranges[1:]:
+        return None
+    return Box((piece.ranges[0], *Box.full(op.out_shape).ranges[1:]))
+
+
 class _PlaneWise(Op):
     """An op whose output channel c is made from input channel c alone (pools over whole planes,
     padding, resizing, views): a piece of the input holding whole planes (all rows and columns)
@@ -577,9 +586,7 @@ class _PlaneWise(Op):
     default the output's channels need the whole planes of the same input channels."""
 
     def follow(self, piece: Box, i: int) -> Box | None:
-        if piece.empty or piece.ranges[1:] != Box.full(self.in_shapes[0]).ranges[1:]:
-            return None
-        return Box((piece.ranges[0], *Box.full(self.out_shape).ranges[1:]))
+        return _follow_planes(self, piece)
 
     def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
         return [self._planes(out.ranges[0])]
@@ -643,6 +650,10 @@ class Pool(Op):
 
     def input_boxes(self, out: Box, w: WeightSlice | None) -> list[Box | None]:
         return [_window_box(out, self.kernel, self.stride, self.padding, self.dilation)]
+
+    def follow(self, piece: Box, i: int) -> Box | None:
+        """Channel c of the output pools channel c of the input: whole planes follow."""
+        return _follow_planes(self, piece)
 
     def _divisor(self, rng: Range, dim: int) -> Tensor:
         """PyTorch's avg-pool divisor along one dimension for output positions ``rng``."""

@@ -168,8 +168,8 @@ def test_update_accepts_a_regression_and_says_what_changed(project: pytest.Pytes
     assert stat.S_IMODE(baseline_path(project).stat().st_mode) == 0o640  # kept
     result.stdout.fnmatch_lines([
         f"edge baseline {DEFAULT_BASELINE} updated: 5 updated",
-        "  updated    tinycnn|input-channel|2xrpi4|1x3x32x32|board: max_device_j 0.01103 J -> "
-        "0.01108 J (+0.453%), total_j 0.022 J -> 0.02209 J (+0.416%); device profile rpi4 "
+        "  updated    tinycnn|input-channel|2xrpi4|1x3x32x32|board: max_device_j 0.00913 J -> "
+        "0.009176 J (+0.495%), total_j 0.01824 J -> 0.01833 J (+0.475%); device profile rpi4 "
         "changed (devices 0, 1: sha256 * -> *); the plan is unchanged *"])
     data = json.loads(baseline_path(project).read_text())
     assert data["cases"][KEYS[1]]["energy"]["max_device_j"] == pytest.approx(0.0017006, rel=1e-4)
