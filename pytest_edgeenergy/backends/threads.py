@@ -1,19 +1,23 @@
 """The local backend's devices at the same time (``run_local(..., parallel=True)``): the plan's
 steps run as soon as they may, on worker threads that share the cores.
 
-A step may start when every device it involves (a task's device; a transfer's two devices; the
-owner of a piece freed after it) has finished its previous step of the plan. So each device
-still sees its own steps in the plan's order, as one rank of the ``gloo`` backend does, and
-every count of the trace (the peak memory included, which depends on that order) is what the
-steps one after another measure; steps of different devices overlap. torch kernels release
-the GIL, so their kernels really run at the same time.
+A step may start when the device whose memory it changes (a task's device; a transfer's
+receiver) has finished its previous memory event of the plan and the pieces it reads exist.
+Dropping a sender's piece after the last transfer that reads it is an event of its own, on the
+sender's chain (after every step that reads the piece), so a send waits for the piece, not for
+the sender's later tasks. So each device's memory still goes through the plan's sequence, as
+one rank of the ``gloo`` backend's does, and every count of the trace (the peak memory
+included, which depends on that order) is what the steps one after another measure; steps of
+different devices overlap. torch kernels release the GIL, so their kernels really run at the
+same time.
 
 The threads torch may use (``torch.get_num_threads()`` when the run starts) are a budget the
 workers share, never exceed: as many workers as the budget (at most one per device), and a task
 takes that budget divided among the devices that compute the same layer (all of it for a layer
 no other device computes), waiting until that many are free; a transfer, a view of the sender's
-piece (see :meth:`.Executor.move`), takes none, and is carried out at once by the worker whose
-step made it ready rather than queued (it costs microseconds, a hand-over to a worker more).
+piece (see :meth:`.Executor.move`), and a free take none, and are carried out at once by the
+worker whose step made them ready rather than queued (they cost microseconds, a hand-over to a
+worker more).
 When several steps may start, the earliest of the plan goes first. When no two tasks may
 overlap (a budget of one thread; a plan whose every layer one device computes, as ``layer``'s),
 the steps run in turn on the caller's thread instead: there is nothing to gain from hand-offs.
@@ -51,17 +55,27 @@ def thread_shares(plan: Plan, budget: int) -> dict[int, int]:
             for s in plan.steps if isinstance(s, Task)}
 
 
-def memory_steps(plan: Plan) -> dict[int, list[int]]:
-    """The steps that change each device's memory, in plan order: its tasks, the transfers it
-    receives, and the steps after which one of its pieces is freed. (A transfer it only sends
-    changes nothing on it.)"""
-    steps: dict[int, list[int]] = {d: [] for d in range(plan.n_devices)}
+def memory_events(plan: Plan) -> tuple[dict[int, list[int]], tuple[tuple[int, int], ...]]:
+    """The events that change each device's memory, in plan order, and the free events.
+
+    Events ``0 .. len(plan.steps) - 1`` are the steps; event ``len(plan.steps) + k`` is
+    ``frees[k] == (step, device)``: dropping ``device``'s pieces whose last use was ``step``
+    when ``step`` did not make anything on ``device`` (a transfer frees the sender's piece
+    it read last, and allocates only on the receiver). A device's chain holds its tasks, the
+    transfers it receives, the steps after which one of its own pieces is freed and its free
+    events. (A transfer it only sends changes nothing on it: the free that may follow is an
+    event of its own, so the send need not wait for the sender's earlier steps.)
+    """
+    chains: dict[int, list[int]] = {d: [] for d in range(plan.n_devices)}
+    frees: list[tuple[int, int]] = []
+    base = len(plan.steps)
     for s in plan.steps:
-        involved = {s.device} if isinstance(s, Task) else {s.dst}
-        involved.update(plan.pieces[p].device for p in plan.frees[s.step])
-        for d in sorted(involved):
-            steps[d].append(s.step)
-    return {d: v for d, v in steps.items() if v}
+        own = s.device if isinstance(s, Task) else s.dst
+        chains[own].append(s.step)
+        for d in sorted({plan.pieces[p].device for p in plan.frees[s.step]} - {own}):
+            chains[d].append(base + len(frees))
+            frees.append((s.step, d))
+    return {d: v for d, v in chains.items() if v}, tuple(frees)
 
 
 def _reads(s: Task | Transfer) -> tuple[int, ...]:
@@ -73,24 +87,28 @@ def _reads(s: Task | Transfer) -> tuple[int, ...]:
 
 @dataclass(frozen=True, slots=True)
 class _Dependencies:
-    """Each step's successors, how many predecessors it has, and how many devices compute its
-    layer (0: a transfer): worked out once per plan.
+    """Each event's successors, how many predecessors it has, and how many devices compute its
+    layer (0: a transfer or a free), with the free events (see :func:`memory_events`): worked
+    out once per plan.
 
-    A step follows (1) the previous step that changed the memory of a device whose memory it
-    changes (:func:`memory_steps`), so each device's memory goes through the plan's sequence
-    and its measured peak is the plan's; (2) the step that made each piece it reads; (3) when it
-    frees a piece, every other step that reads that piece.
+    An event follows (1) the previous event that changed the memory of its device, so each
+    device's memory goes through the plan's sequence and its measured peak is the plan's; (2)
+    the step that made each piece it reads; (3) when it frees pieces, every step that reads
+    them (but itself).
     """
 
     successors: tuple[tuple[int, ...], ...]
     predecessors: tuple[int, ...]
     sharers: tuple[int, ...]
+    frees: tuple[tuple[int, int], ...]
 
     @staticmethod
     def of(plan: Plan) -> _Dependencies:
-        """The dependencies of ``plan``'s steps."""
-        after: list[set[int]] = [set() for _ in plan.steps]
-        for chain in memory_steps(plan).values():
+        """The dependencies of ``plan``'s steps and free events."""
+        chains, frees = memory_events(plan)
+        base = len(plan.steps)
+        after: list[set[int]] = [set() for _ in range(base + len(frees))]
+        for chain in chains.values():
             for a, b in itertools.pairwise(chain):
                 after[a].add(b)
         made = {p.id: p.step for p in plan.pieces}
@@ -100,11 +118,17 @@ class _Dependencies:
                 readers.setdefault(pid, []).append(s.step)
                 if made[pid] >= 0:
                     after[made[pid]].add(s.step)
+        owners = [p.device for p in plan.pieces]
+        own = {s.step: s.device if isinstance(s, Task) else s.dst for s in plan.steps}
+        event_of = {free: base + k for k, free in enumerate(frees)}
+        for s in plan.steps:
             for pid in plan.frees[s.step]:
+                owner = owners[pid]
+                event = s.step if owner == own[s.step] else event_of[(s.step, owner)]
                 for r in readers.get(pid, ()):
-                    if r != s.step:
-                        after[r].add(s.step)
-        count = [0] * len(plan.steps)
+                    if r != event:
+                        after[r].add(event)
+        count = [0] * len(after)
         for successors in after:
             for b in successors:
                 count[b] += 1
@@ -112,33 +136,38 @@ class _Dependencies:
         for t in plan.tasks:
             devices.setdefault(t.layer, set()).add(t.device)
         sharers = tuple(len(devices[s.layer]) if isinstance(s, Task) else 0 for s in plan.steps)
-        return _Dependencies(tuple(tuple(sorted(a)) for a in after), tuple(count), sharers)
+        return _Dependencies(tuple(tuple(sorted(a)) for a in after), tuple(count),
+                             sharers + (0,) * len(frees), frees)
 
     def threads(self, budget: int) -> list[int]:
-        """The threads each step takes: a task the budget divided among the devices computing
-        its layer (as :func:`thread_shares`), a transfer none."""
+        """The threads each event takes: a task the budget divided among the devices computing
+        its layer (as :func:`thread_shares`), a transfer or a free none."""
         return [max(1, budget // k) if k else 0 for k in self.sharers]
 
 
 class _Run:
-    """One concurrent execution of a plan: the ready steps, the free threads, the failures."""
+    """One concurrent execution of a plan: the ready events, the free threads, the failures."""
 
     def __init__(self, ex: Executor, budget: int) -> None:
         self.ex = ex
         self.steps = ex.plan.steps
         deps = ex.memo(_DEPENDENCIES_KEY, _Dependencies, lambda: _Dependencies.of(ex.plan))
         self.successors = deps.successors
+        self.frees = deps.frees
         self.waiting = list(deps.predecessors)
         self.need = deps.threads(budget)
-        self.ready = [i for i, n in enumerate(self.waiting) if n == 0]
-        heapq.heapify(self.ready)
         self.budget = self.free = budget
-        self.left = len(self.steps)
-        self.failures: list[tuple[int, BaseException]] = []
+        self.left = len(self.waiting)
+        self.failures: list[tuple[int, BaseException]] = []  # (step, error)
         self._cond = threading.Condition()
+        self.ready: list[int] = []
+
+    def start(self) -> None:
+        """Queue the tasks ready from the start and carry out the other events that are."""
+        self._make_ready([i for i, n in enumerate(self.waiting) if n == 0])
 
     def _take(self) -> int | None:
-        """The earliest ready step, once its threads are free (None: nothing left to do)."""
+        """The earliest ready task, once its threads are free (None: nothing left to do)."""
         with self._cond:
             while True:
                 if self.failures or self.left == 0:
@@ -149,31 +178,51 @@ class _Run:
                     return step
                 self._cond.wait()
 
+    def _carry_out(self, event: int) -> None:
+        """A transfer (a view and two counters) or a free event: microseconds, cheaper than
+        handing it to a worker."""
+        if event >= len(self.steps):
+            step, device = self.frees[event - len(self.steps)]
+            self.ex.release(step, device)
+            return
+        transfer = self.steps[event]
+        assert isinstance(transfer, Transfer)
+        self.ex.move(transfer)
+        self.ex.release(event, transfer.dst)
+
+    def _make_ready(self, events: list[int]) -> None:
+        """Queue the ready tasks among ``events`` and carry out at once the other events, and
+        what those make ready in turn (called holding the lock, or before any worker runs)."""
+        while events:
+            event = events.pop()
+            if event < len(self.steps) and isinstance(self.steps[event], Task):
+                heapq.heappush(self.ready, event)
+                continue
+            try:
+                self._carry_out(event)
+            except BaseException as exc:  # handed to the caller's thread
+                self.failures.append((self._step_of(event), exc))
+                return
+            events.extend(self._finish(event))
+
+    def _step_of(self, event: int) -> int:
+        return event if event < len(self.steps) else self.frees[event - len(self.steps)][0]
+
+    def _finish(self, event: int) -> list[int]:
+        """Count ``event`` done; the events this makes ready."""
+        self.left -= 1
+        ready = []
+        for nxt in self.successors[event]:
+            self.waiting[nxt] -= 1
+            if self.waiting[nxt] == 0:
+                ready.append(nxt)
+        return ready
+
     def _done(self, step: int) -> None:
-        """Count ``step`` done and make ready what waited for it; carry out at once the
-        transfers this makes ready (a transfer is a view and two counters, microseconds:
-        cheaper than handing it to a worker), and what those make ready in turn."""
+        """Count task ``step`` done and make ready what waited for it."""
         with self._cond:
             self.free += self.need[step]
-            done = [step]
-            while done:
-                finished = done.pop()
-                self.left -= 1
-                for nxt in self.successors[finished]:
-                    self.waiting[nxt] -= 1
-                    if self.waiting[nxt] != 0:
-                        continue
-                    s = self.steps[nxt]
-                    if isinstance(s, Task):
-                        heapq.heappush(self.ready, nxt)
-                        continue
-                    try:
-                        self.ex.move(s)
-                        self.ex.release(nxt)
-                    except BaseException as exc:  # handed to the caller's thread
-                        self.failures.append((nxt, exc))
-                        break
-                    done.append(nxt)
+            self._make_ready(self._finish(step))
             self._cond.notify_all()
 
     def _fail(self, step: int, exc: BaseException) -> None:
@@ -182,22 +231,20 @@ class _Run:
             self._cond.notify_all()
 
     def work(self) -> None:
-        """Run ready steps until none is left or a step failed (in a worker thread)."""
+        """Run ready tasks until none is left or a step failed (in a worker thread)."""
         threads = 0
         # grad mode is per thread; a conv slice takes the algorithm of the whole layer on the
         # budget, as the unpartitioned model runs it, not on this task's share (convkernel.py)
         with torch.no_grad(), whole_layer_threads(self.budget):
             while (step := self._take()) is not None:
+                task = self.steps[step]
+                assert isinstance(task, Task)
                 try:
-                    s = self.steps[step]
-                    if isinstance(s, Task):
-                        if threads != self.need[step]:
-                            threads = self.need[step]
-                            torch.set_num_threads(threads)
-                        self.ex.run_task(s)
-                    else:
-                        self.ex.move(s)
-                    self.ex.release(step)
+                    if threads != self.need[step]:
+                        threads = self.need[step]
+                        torch.set_num_threads(threads)
+                    self.ex.run_task(task)
+                    self.ex.release(step, task.device)
                 except BaseException as exc:  # handed to the caller's thread
                     self._fail(step, exc)
                     return
@@ -231,6 +278,9 @@ def run_concurrently(ex: Executor) -> None:
     if all(n in (0, budget) for n in run.need):  # every task takes every thread: no overlap
         ex.run_steps()
         return
+    run.start()
+    if run.failures:
+        raise min(run.failures, key=lambda f: f[0])[1]
     count = min(budget, ex.plan.n_devices)
     try:
         pool = _workers(count)

@@ -25,9 +25,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
-__all__ = ["conv2d", "whole_layer_threads"]
+__all__ = ["MAX_SWAPPED_PIXELS", "conv2d", "whole_layer_threads"]
 
 _Pair = tuple[int, int]
+
+#: The most output pixels (batch included) for which a 1x1 convolution run as a GEMM takes the
+#: pixels as the GEMM's rows (see the module's docstring).
+MAX_SWAPPED_PIXELS = 16
 
 _whole = threading.local()  # .threads: the thread count of the unpartitioned run, if set
 
@@ -82,4 +86,20 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: _Pair, paddin
                                          or torch.get_num_threads()):
         return torch.mkldnn_convolution(x, weight, bias, list(padding), list(stride),
                                         list(dilation), groups)
+    if groups == 1 and weight.shape[2:] == (1, 1) and tuple(padding) == (0, 0) \
+            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
+        picked = x if tuple(stride) == (1, 1) else x[:, :, ::stride[0], ::stride[1]]
+        if 0 < picked.shape[0] * picked.shape[2] * picked.shape[3] <= MAX_SWAPPED_PIXELS:
+            return _pixels_as_rows(picked, weight, bias)
     return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+
+def _pixels_as_rows(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """A 1x1 convolution (stride applied to ``x`` already) as the GEMM pixels x input channels
+    times input channels x output channels."""
+    n, c, h, w = x.shape
+    out_channels = weight.shape[0]
+    rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    wt = weight.reshape(out_channels, c).t()
+    out = rows @ wt if bias is None else torch.addmm(bias, rows, wt)
+    return out.reshape(n, h, w, out_channels).permute(0, 3, 1, 2).contiguous()

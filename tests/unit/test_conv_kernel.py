@@ -75,3 +75,51 @@ def test_a_slice_on_one_thread_of_a_two_thread_run_takes_the_whole_layers_algori
     conv2d(x, w[:16], None, (1, 1), (0, 0), (1, 1), 1, whole_in_shape=(256, 14, 14),
            whole_weight_shape=(64, 256, 1, 1), whole_padding=(0, 0), whole_groups=1)
     assert len(calls) == 1  # outside it, the slice's own thread count again
+
+
+def _gemm_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """Record the left operand's shape of every GEMM the pixels-as-rows path makes."""
+    calls: list[tuple[int, ...]] = []
+    real = convkernel._pixels_as_rows
+
+    def recorded(x: torch.Tensor, *args: Any) -> torch.Tensor:
+        calls.append(tuple(x.shape))
+        return real(x, *args)
+
+    monkeypatch.setattr(convkernel, "_pixels_as_rows", recorded)
+    return calls
+
+
+@pytest.mark.parametrize(("batch", "rows", "stride", "bias"),
+                         [(1, 2, 1, False), (1, 1, 1, True), (2, 1, 1, True), (1, 4, 2, True)])
+def test_a_1x1_slice_with_few_pixels_runs_as_a_gemm_with_the_pixels_as_rows(
+        monkeypatch: pytest.MonkeyPatch, one_thread: None, batch: int, rows: int,
+        stride: int, bias: bool) -> None:
+    # a band of rows (not contiguous) of a layer torch runs without oneDNN on one thread (a
+    # 1x1 kernel; with stride 2, an input below torch's size threshold)
+    c, size = (512, 7) if stride == 1 else (256, 8)
+    x = torch.randn(batch, c, size, size)[:, :, :rows]
+    w = torch.randn(2048, c, 1, 1)
+    b = torch.randn(2048) if bias else None
+    calls = _gemm_calls(monkeypatch)
+    y = conv2d(x, w, b, (stride, stride), (0, 0), (1, 1), 1, whole_in_shape=(c, size, size),
+               whole_weight_shape=(2048, c, 1, 1), whole_padding=(0, 0), whole_groups=1)
+    out_rows, out_cols = len(range(0, rows, stride)), len(range(0, size, stride))
+    assert calls == [(batch, c, out_rows, out_cols)]
+    assert batch * out_rows * out_cols <= convkernel.MAX_SWAPPED_PIXELS
+    expected = F.conv2d(x, w, b, stride)
+    assert y.shape == expected.shape and y.is_contiguous()
+    torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_1x1_slice_with_more_pixels_or_padding_runs_as_torch_would(
+        monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
+    w = torch.randn(2048, 512, 1, 1)
+    calls = _gemm_calls(monkeypatch)
+    onednn = _onednn_calls(monkeypatch)
+    for x, padding in [(torch.randn(1, 512, 3, 7), (0, 0)),  # 21 pixels
+                       (torch.randn(1, 512, 1, 7), (1, 1))]:  # padded: not a plain GEMM
+        y = conv2d(x, w, None, (1, 1), padding, (1, 1), 1, whole_in_shape=(512, 7, 7),
+                   whole_weight_shape=(2048, 512, 1, 1), whole_padding=padding, whole_groups=1)
+        torch.testing.assert_close(y, F.conv2d(x, w, None, 1, padding), rtol=0, atol=0)
+    assert calls == [] and onednn == []

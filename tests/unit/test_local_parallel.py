@@ -21,7 +21,7 @@ from pytest_edgeenergy import PartitionedModel, build_model, model_input_shape, 
 from pytest_edgeenergy.backends import local
 from pytest_edgeenergy.backends import threads as threads_module
 from pytest_edgeenergy.backends.local import Executor, PlanExecutionError, run_local
-from pytest_edgeenergy.backends.threads import _Dependencies, memory_steps, thread_shares
+from pytest_edgeenergy.backends.threads import _Dependencies, memory_events, thread_shares
 from pytest_edgeenergy.plan import Task
 
 STRATEGIES = ["layer", "spatial", "output-channel", "input-channel"]
@@ -112,33 +112,52 @@ def test_a_layer_no_other_device_computes_gets_every_thread() -> None:
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_a_task_takes_its_thread_share_and_a_transfer_takes_none(strategy: str) -> None:
+def test_a_task_takes_its_thread_share_and_a_transfer_or_a_free_takes_none(
+        strategy: str) -> None:
     plan = partition(build_model("tinycnn"), strategy, 3, model_input_shape("tinycnn")).plan
     shares = thread_shares(plan, 4)
-    assert _Dependencies.of(plan).threads(4) == [shares.get(s.step, 0) for s in plan.steps]
+    deps = _Dependencies.of(plan)
+    assert deps.threads(4) == [shares.get(s.step, 0) for s in plan.steps] + [0] * len(deps.frees)
+
+
+def _position(plan_steps: int, frees: tuple[tuple[int, int], ...], event: int) -> float:
+    """Where an event lies in the plan's order: a free event just after its step."""
+    return event if event < plan_steps else frees[event - plan_steps][0] + 0.5
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_every_task_receive_and_free_is_among_its_devices_memory_steps(strategy: str) -> None:
+def test_every_task_receive_and_free_is_among_its_devices_memory_events(strategy: str) -> None:
     model = build_model("tinycnn")
     plan = partition(model, strategy, 3, model_input_shape("tinycnn")).plan
-    steps = memory_steps(plan)
+    chains, frees = memory_events(plan)
+    base = len(plan.steps)
     for s in plan.steps:
-        assert s.step in steps[s.device if isinstance(s, Task) else s.dst]
+        own = s.device if isinstance(s, Task) else s.dst
+        assert s.step in chains[own]
         for pid in plan.frees[s.step]:
-            assert s.step in steps[plan.pieces[pid].device]
-    assert all(v == sorted(v) for v in steps.values())
+            owner = plan.pieces[pid].device
+            event = s.step if owner == own else base + frees.index((s.step, owner))
+            assert event in chains[owner]
+    assert frees  # transfers free their senders' pieces: events of their own
+    assert all(not isinstance(plan.steps[step], Task) for step, _ in frees)
+    for chain in chains.values():
+        positions = [_position(base, frees, e) for e in chain]
+        assert positions == sorted(positions)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_a_step_waits_for_the_pieces_it_reads_and_a_free_for_every_reader(strategy: str) -> None:
     plan = partition(build_model("tinycnn"), strategy, 3, model_input_shape("tinycnn")).plan
     deps = _Dependencies.of(plan)
-    before: list[set[int]] = [set() for _ in plan.steps]  # every step a step must follow
-    for s in plan.steps:
-        for nxt in deps.successors[s.step]:
-            assert nxt > s.step  # the plan's order is one the dependencies allow
-            before[nxt] |= before[s.step] | {s.step}
+    base = len(plan.steps)
+    events = sorted(range(len(deps.successors)),
+                    key=lambda e: _position(base, deps.frees, e))
+    before: list[set[int]] = [set() for _ in deps.successors]  # every event one must follow
+    for e in events:
+        for nxt in deps.successors[e]:
+            # the plan's order is one the dependencies allow
+            assert _position(base, deps.frees, nxt) > _position(base, deps.frees, e)
+            before[nxt] |= before[e] | {e}
     made = {p.id: p.step for p in plan.pieces}
     readers: dict[int, set[int]] = {}
     for s in plan.steps:
@@ -147,9 +166,32 @@ def test_a_step_waits_for_the_pieces_it_reads_and_a_free_for_every_reader(strate
             readers.setdefault(pid, set()).add(s.step)
             assert made[pid] < 0 or made[pid] in before[s.step]
     for s in plan.steps:
+        own = s.device if isinstance(s, Task) else s.dst
         for pid in plan.frees[s.step]:
-            assert readers.get(pid, set()) - {s.step} <= before[s.step]
+            owner = plan.pieces[pid].device
+            event = s.step if owner == own else base + deps.frees.index((s.step, owner))
+            assert readers.get(pid, set()) - {event} <= before[event]
     assert sum(deps.predecessors) == sum(len(n) for n in deps.successors)
+
+
+def test_a_send_need_not_wait_for_the_senders_earlier_tasks() -> None:
+    plan = partition(build_model("tinycnn"), "output-channel", 3,
+                     model_input_shape("tinycnn")).plan
+    deps = _Dependencies.of(plan)
+    before: list[set[int]] = [set() for _ in deps.successors]
+    order = sorted(range(len(deps.successors)), key=lambda e: _position(len(plan.steps),
+                                                                        deps.frees, e))
+    for e in order:
+        for nxt in deps.successors[e]:
+            before[nxt] |= before[e] | {e}
+    made = {p.id: p.step for p in plan.pieces}
+    # a transfer whose sender computed another task after the piece it sends: it waits for
+    # the piece and its receiver, not for that later task of the sender
+    free_sends = [t for t in plan.transfers
+                  if any(isinstance(s, Task) and s.device == t.src
+                         and made[t.src_piece] < s.step < t.step
+                         and s.step not in before[t.step] for s in plan.steps)]
+    assert free_sends
 
 
 def test_a_step_that_fails_in_a_worker_raises_its_own_error_and_stops_the_others(
