@@ -90,16 +90,20 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: _Pair, paddin
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
         picked = x if tuple(stride) == (1, 1) else x[:, :, ::stride[0], ::stride[1]]
         if 0 < picked.shape[0] * picked.shape[2] * picked.shape[3] <= MAX_SWAPPED_PIXELS:
-            return _pixels_as_rows(picked, weight, bias)
+            last = x.is_contiguous(memory_format=torch.channels_last)
+            return _pixels_as_rows(picked, weight, bias, channels_last=last)
     return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
 
-def _pixels_as_rows(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+def _pixels_as_rows(x: Tensor, weight: Tensor, bias: Tensor | None, *,
+                    channels_last: bool) -> Tensor:
     """A 1x1 convolution (stride applied to ``x`` already) as the GEMM pixels x input channels
-    times input channels x output channels."""
+    times input channels x output channels; channels-last when asked (as ``F.conv2d`` gives
+    for a channels-last input), contiguous otherwise."""
     n, c, h, w = x.shape
     out_channels = weight.shape[0]
     rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
     wt = weight.reshape(out_channels, c).t()
     out = rows @ wt if bias is None else torch.addmm(bias, rows, wt)
-    return out.reshape(n, h, w, out_channels).permute(0, 3, 1, 2).contiguous()
+    y = out.reshape(n, h, w, out_channels).permute(0, 3, 1, 2)  # channels-last already
+    return y if channels_last else y.contiguous()

@@ -82,9 +82,9 @@ def _gemm_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
     calls: list[tuple[int, ...]] = []
     real = convkernel._pixels_as_rows
 
-    def recorded(x: torch.Tensor, *args: Any) -> torch.Tensor:
+    def recorded(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         calls.append(tuple(x.shape))
-        return real(x, *args)
+        return real(x, *args, **kwargs)
 
     monkeypatch.setattr(convkernel, "_pixels_as_rows", recorded)
     return calls
@@ -109,6 +109,13 @@ def test_a_1x1_slice_with_few_pixels_runs_as_a_gemm_with_the_pixels_as_rows(
     assert batch * out_rows * out_cols <= convkernel.MAX_SWAPPED_PIXELS
     expected = F.conv2d(x, w, b, stride)
     assert y.shape == expected.shape and y.is_contiguous()
+    torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-4)
+    # a channels-last input gives a channels-last output, as F.conv2d's does
+    last = x.contiguous(memory_format=torch.channels_last)
+    y = conv2d(last, w, b, (stride, stride), (0, 0), (1, 1), 1, whole_in_shape=(c, size, size),
+               whole_weight_shape=(2048, c, 1, 1), whole_padding=(0, 0), whole_groups=1)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert len(calls) == 2
     torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-4)
 
 
