@@ -174,24 +174,25 @@ def test_a_step_waits_for_the_pieces_it_reads_and_a_free_for_every_reader(strate
     assert sum(deps.predecessors) == sum(len(n) for n in deps.successors)
 
 
-def test_a_send_need_not_wait_for_the_senders_earlier_tasks() -> None:
-    plan = partition(build_model("tinycnn"), "output-channel", 3,
-                     model_input_shape("tinycnn")).plan
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_send_waits_for_its_piece_and_its_receiver_alone(strategy: str) -> None:
+    plan = partition(build_model("tinycnn"), strategy, 3, model_input_shape("tinycnn")).plan
     deps = _Dependencies.of(plan)
-    before: list[set[int]] = [set() for _ in deps.successors]
-    order = sorted(range(len(deps.successors)), key=lambda e: _position(len(plan.steps),
-                                                                        deps.frees, e))
-    for e in order:
-        for nxt in deps.successors[e]:
-            before[nxt] |= before[e] | {e}
+    chains, _ = memory_events(plan)
+    predecessors: list[set[int]] = [set() for _ in deps.successors]
+    for event, successors in enumerate(deps.successors):
+        for nxt in successors:
+            predecessors[nxt].add(event)
     made = {p.id: p.step for p in plan.pieces}
-    # a transfer whose sender computed another task after the piece it sends: it waits for
-    # the piece and its receiver, not for that later task of the sender
-    free_sends = [t for t in plan.transfers
-                  if any(isinstance(s, Task) and s.device == t.src
-                         and made[t.src_piece] < s.step < t.step
-                         and s.step not in before[t.step] for s in plan.steps)]
-    assert free_sends
+    last_reads = 0
+    for t in plan.transfers:
+        chain = chains[t.dst]
+        i = chain.index(t.step)
+        # not the sender's steps since the piece was made, even when the send frees the piece
+        expected = {made[t.src_piece]} - {-1} | set(chain[i - 1:i])
+        assert predecessors[t.step] == expected
+        last_reads += bool(plan.frees[t.step])
+    assert last_reads  # some sends are their piece's last use
 
 
 def test_a_step_that_fails_in_a_worker_raises_its_own_error_and_stops_the_others(
