@@ -15,7 +15,6 @@ unpartitioned forward beside each).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -26,7 +25,7 @@ from typing import Any
 
 import pytest
 import torch
-from bench_timing import best_of
+from bench_timing import best_of, print_at_end, torch_threads
 
 from pytest_edgeenergy import build_model, list_models, model_input_shape, partition
 from pytest_edgeenergy.backends.local import run_local
@@ -41,10 +40,8 @@ ROUNDS = 9
 def one_thread() -> Iterator[None]:
     """Time on one intra-op thread unless a test sets another count: on a small shared machine
     two threads collapse whenever another process takes a core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 _Row = tuple[str, str, int]  # model, strategy, threads
@@ -55,12 +52,8 @@ def time_ratios(request: pytest.FixtureRequest) -> Iterator[dict[_Row, dict[str,
     """The time ratios the inference-time cases measured, printed as one table at the end."""
     table: dict[_Row, dict[str, float]] = {}
     yield table
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if not table or reporter is None:
-        return
-    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-        _print_ratios(reporter, table)
+    if table:
+        print_at_end(request, lambda reporter: _print_ratios(reporter, table))
 
 
 def _print_ratios(reporter: Any, table: dict[_Row, dict[str, float]]) -> None:

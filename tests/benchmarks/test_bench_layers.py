@@ -13,14 +13,14 @@ Run ``pytest tests/benchmarks/test_bench_layers.py --heavy``; the tables print a
 from __future__ import annotations
 
 import collections
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import pytest
 import torch
+from bench_timing import print_at_end, torch_threads
 from torch import Tensor
 
 from pytest_edgeenergy import PartitionedModel, build_model, model_input_shape, partition
@@ -34,13 +34,10 @@ ROUNDS = 5
 STRATEGIES = ["spatial", "output-channel", "input-channel"]
 
 
-@dataclass(frozen=True, slots=True)
-class _Timing:
+class _Timing(NamedTuple):
     """One task's wall and CPU time (its thread's) in one run."""
 
-    step: int
-    layer: str
-    device: int
+    task: Task
     wall_s: float
     cpu_s: float
 
@@ -56,8 +53,7 @@ class _TaskTimer:
         def timed(executor: local.Executor, task: Task) -> None:
             wall, cpu = time.perf_counter(), time.thread_time()
             run_task(executor, task)
-            timing = _Timing(task.step, task.layer, task.device, time.perf_counter() - wall,
-                             time.thread_time() - cpu)
+            timing = _Timing(task, time.perf_counter() - wall, time.thread_time() - cpu)
             with self._lock:
                 self.timings.append(timing)
 
@@ -96,11 +92,12 @@ def _best_by_layer(rounds: list[tuple[float, list[_Timing]]]) -> dict[str, float
     best: dict[int, _Timing] = {}
     for _, timings in rounds:
         for t in timings:
-            if t.step not in best or t.wall_s < best[t.step].wall_s:
-                best[t.step] = t
+            step = t.task.step
+            if step not in best or t.wall_s < best[step].wall_s:
+                best[step] = t
     totals: dict[str, float] = collections.defaultdict(float)
     for t in best.values():
-        totals[t.layer] += t.wall_s
+        totals[t.task.layer] += t.wall_s
     return totals
 
 
@@ -111,11 +108,10 @@ def resnet50() -> tuple[torch.nn.Module, Tensor]:
 
 
 @pytest.fixture
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def timer(monkeypatch: pytest.MonkeyPatch) -> Iterator[_TaskTimer]:
+    """A task timer, on one intra-op thread unless a test sets another count."""
+    with torch_threads(1):
+        yield _TaskTimer(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -123,24 +119,23 @@ def report(request: pytest.FixtureRequest) -> Iterator[dict[str, list[str]]]:
     """Lines the cases measured, printed as sections at the end of the module."""
     sections: dict[str, list[str]] = {}
     yield sections
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if not sections or reporter is None:
-        return
-    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-        for title, lines in sections.items():
-            reporter.ensure_newline()
-            reporter.write_sep("-", title)
-            for line in lines:
-                reporter.write_line(line)
+    if sections:
+        print_at_end(request, lambda reporter: _write(reporter, sections))
+
+
+def _write(reporter: Any, sections: dict[str, list[str]]) -> None:
+    for title, lines in sections.items():
+        reporter.ensure_newline()
+        reporter.write_sep("-", title)
+        for line in lines:
+            reporter.write_line(line)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_the_layers_whose_slices_cost_most_beyond_their_layer_at_one_thread(
-        strategy: str, resnet50: tuple[torch.nn.Module, Tensor], one_thread: None,
-        monkeypatch: pytest.MonkeyPatch, report: dict[str, list[str]]) -> None:
+        strategy: str, resnet50: tuple[torch.nn.Module, Tensor], timer: _TaskTimer,
+        report: dict[str, list[str]]) -> None:
     model, x = resnet50
-    timer = _TaskTimer(monkeypatch)
     whole = partition(model, "layer", 1, x.shape)
     pm = partition(model, strategy, DEVICES, x.shape)
     whole_runs, _ = timer.runs(whole, x, parallel=False)
@@ -169,19 +164,17 @@ def test_the_layers_whose_slices_cost_most_beyond_their_layer_at_one_thread(
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_how_busy_the_workers_are_with_the_devices_at_the_same_time(
-        strategy: str, resnet50: tuple[torch.nn.Module, Tensor], one_thread: None,
-        monkeypatch: pytest.MonkeyPatch, report: dict[str, list[str]]) -> None:
-    model, x = resnet50
-    timer = _TaskTimer(monkeypatch)
-    pm = partition(model, strategy, DEVICES, x.shape)
-    alone_runs, expected = timer.runs(pm, x, parallel=False)  # one thread: in turn
-    torch.set_num_threads(2)
-    together_runs, out = timer.runs(pm, x, parallel=True)
+        strategy: str, resnet50: tuple[torch.nn.Module, Tensor], timer: _TaskTimer,
+        report: dict[str, list[str]]) -> None:
+    pm = partition(resnet50[0], strategy, DEVICES, resnet50[1].shape)
+    alone_runs, expected = timer.runs(pm, resnet50[1], parallel=False)  # one thread: in turn
+    with torch_threads(2):
+        together_runs, out = timer.runs(pm, resnet50[1], parallel=True)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     _, alone = _fastest(alone_runs)
     wall_s, together = _fastest(together_runs)
     assert len(together) == len(alone) == len(pm.plan.tasks)
-    assert sorted(t.step for t in together) == [t.step for t in pm.plan.tasks]
+    assert sorted(t.task.step for t in together) == [t.step for t in pm.plan.tasks]
     alone_s = sum(t.wall_s for t in alone)
     tasks_s = sum(t.wall_s for t in together)
     cpu_s = sum(t.cpu_s for t in together)
